@@ -1,0 +1,36 @@
+# Two entry points for a fresh machine; each sets up the pinned virtual environment it needs.
+#   make run    the main job: the whole default DAG (embedded data, CPU) -> reports/tables.md
+#   make test   ruff, snakemake --lint and the test suite (what CI runs through .ci/run)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CORES  ?= 2
+TARGET ?= reports/tables.md
+
+.PHONY: setup run test lint bench clean-outputs
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) $(TARGET)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/snakemake --lint
+
+test: lint
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/evaluator_speed.py
+
+clean-outputs:
+	rm -rf results resources/embedded reports/tables.md reports/figures .snakemake

@@ -1,0 +1,7 @@
+"""Evaluation of VOS results: DAVIS J, F, J&F, recall, decay (exactly as the official toolkit) and
+YouTube-VOS J, F and G. Command line: `python -m metrics GT_DIR PRED_DIR --out OUT_DIR`."""
+
+from .davis import EvaluationError, EvaluationResult, Protocol, evaluate
+from .tables import write_tables
+
+__all__ = ["EvaluationError", "EvaluationResult", "Protocol", "evaluate", "write_tables"]

@@ -1,0 +1,85 @@
+"""python -m metrics GT_DIR PRED_DIR --out OUT_DIR   (see metrics/README.md)"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from vos_datasets.davis import read_image_set
+from vos_datasets.masks import CONVENTIONS
+
+from .davis import EvaluationError, Protocol, evaluate
+from .tables import write_tables
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m metrics",
+        description="Score a VOS result folder with the semi-supervised DAVIS protocol (same figures as the "
+        "official davis2017-evaluation toolkit). Both folders hold <sequence>/<frame>.png.",
+    )
+    parser.add_argument("gt_dir", type=Path, help="ground truth, e.g. DAVIS/Annotations/480p (DAVIS 2017 "
+                        "indexed or DAVIS 2016 0/255 masks)")
+    parser.add_argument("pred_dir", type=Path, help="results: indexed PNGs with the annotation's ids")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the CSV files (never the inputs)")
+    parser.add_argument("--set", dest="subset", default="val", help="name used in the CSV file names (default val)")
+    subset = parser.add_mutually_exclusive_group()
+    subset.add_argument("--sequences", nargs="+", help="score only these sequences")
+    subset.add_argument("--split-file", type=Path, help="score the sequences of an ImageSets file")
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: every core)")
+    parser.add_argument("--gt-format", choices=CONVENTIONS, default="auto",
+                        help="auto: palette PNGs are DAVIS 2017 ids (255 = void), grayscale 0/255 PNGs are DAVIS 2016")
+    parser.add_argument("--pred-format", choices=CONVENTIONS, default="auto")
+    parser.add_argument("--objects", choices=["first-frame", "all"], default="first-frame",
+                        help="first-frame: official (ids 1..max of the first GT frame); all: also objects that "
+                        "enter later, each scored from the frame after it appears")
+    parser.add_argument("--ignore-void", action="store_true",
+                        help="leave void (255) pixels out of J and F (the official semi-supervised mode does not)")
+    parser.add_argument("--exact-decay", action="store_true",
+                        help="exact decay bins (the official toolkit casts them to uint8: wrong beyond 256 frames)")
+    parser.add_argument("--corrected", action="store_true",
+                        help="all three corrections above: --objects all --ignore-void --exact-decay")
+    parser.add_argument("--keep-first-last", action="store_true",
+                        help="also score the first and last frame (the official protocol excludes both)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.corrected:
+        protocol = Protocol.corrected()
+    else:
+        protocol = Protocol(objects=args.objects, ignore_void=args.ignore_void,
+                            decay_uint8_quirk=not args.exact_decay)
+    if args.keep_first_last:
+        protocol = Protocol(**{**protocol.__dict__, "skip_first_last": False})
+    out = args.out.resolve()
+    for folder in (args.gt_dir, args.pred_dir):
+        if folder.exists() and (out == folder.resolve() or folder.resolve() in out.parents):
+            print(f"error: --out {args.out} lies inside the input folder {folder}; choose another", file=sys.stderr)
+            return 2
+    sequences = args.sequences
+    try:
+        if args.split_file:
+            sequences = read_image_set(args.split_file)
+        started = time.perf_counter()
+        result = evaluate(args.gt_dir, args.pred_dir, sequences, protocol, args.workers, args.gt_format,
+                          args.pred_format, progress=not args.quiet)
+        seconds = time.perf_counter() - started
+        paths = write_tables(result, args.out, args.subset, {"seconds": seconds, "gt_dir": str(args.gt_dir),
+                                                            "pred_dir": str(args.pred_dir)})
+    except (EvaluationError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    glob = result.global_statistics()
+    print(" ".join(f"{k} {v:.3f}" for k, v in glob.items()))
+    print(f"{sum(len(s.object_ids) for s in result.sequences)} objects in {len(result.sequences)} sequences, "
+          f"{seconds:.2f} s; tables in {paths['global'].parent}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,306 @@
+"""The semi-supervised DAVIS evaluation protocol over result folders.
+
+Both folders hold <sequence>/<frame>.png. Following the official toolkit (davis2017-evaluation):
+the first and last frame of every sequence are excluded; the objects of a sequence are 1..max id of
+its first ground-truth frame; an object the prediction never contains is scored as empty; frames
+where ground truth and prediction are both empty score J = F = 1; every statistic is averaged over
+all objects pooled across sequences, and J&F-Mean = (J-Mean + F-Mean) / 2. The toolkit's quirks are
+reproduced by default and listed in `Protocol` (see also metrics/README.md); `Protocol.corrected()`
+fixes the ones that are bugs.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Sequence as SequenceT
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from vos_datasets.masks import VOID_ID, Convention, MaskFormatError, read_label_png
+
+from . import gt_cache
+from .measures import BOUNDARY_THRESHOLD, boundary_radius, frame_scores, statistics
+
+GLOBAL_COLUMNS = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
+
+
+class EvaluationError(ValueError):
+    """Input the evaluator cannot score; the message names the file or folder and the fix."""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How sequences are scored. The defaults reproduce the official toolkit exactly.
+
+    objects: "first-frame" (official: ids 1..max of the first GT frame; objects entering later are
+        not scored) or "all" (every id in any GT frame, each scored from the frame after it first
+        appears, as YouTube-VOS does).
+    ignore_void: False (official semi-supervised: void pixels count as background) or True (void
+        pixels are left out of J and F, as the toolkit's own unsupervised path does).
+    decay_uint8_quirk: True (official: bin edges cast to uint8, wrong for sequences over 256
+        frames) or False (exact bin edges).
+    """
+
+    objects: str = "first-frame"
+    ignore_void: bool = False
+    decay_uint8_quirk: bool = True
+    skip_first_last: bool = True
+    bound_th: float = BOUNDARY_THRESHOLD
+
+    def __post_init__(self) -> None:
+        if self.objects not in ("first-frame", "all"):
+            raise ValueError(f"objects must be 'first-frame' or 'all', got {self.objects!r}")
+
+    @classmethod
+    def corrected(cls) -> Protocol:
+        return cls(objects="all", ignore_void=True, decay_uint8_quirk=False)
+
+
+@dataclass
+class SequenceScores:
+    """Per-frame J and F of every scored object of one sequence."""
+
+    sequence: str
+    object_ids: list[int]
+    frames: dict[int, list[str]] = field(default_factory=dict)  # object id -> scored frame names
+    j: dict[int, np.ndarray] = field(default_factory=dict)
+    f: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class _Job:
+    sequence: str
+    gt_paths: list[Path]
+    pred_paths: list[Path]
+    gt_convention: Convention
+    pred_convention: Convention
+    protocol: Protocol
+    cache_dir: Path | None = None
+
+
+def list_sequences(folder: Path, role: str) -> list[str]:
+    if not folder.is_dir():
+        raise EvaluationError(f"{folder}: {role} folder not found")
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not names:
+        raise EvaluationError(f"{folder}: {role} folder holds no sequence folders (<sequence>/<frame>.png)")
+    return names
+
+
+def plan_jobs(gt_root: Path, pred_root: Path, sequences: SequenceT[str] | None, protocol: Protocol,
+              gt_convention: Convention = "auto", pred_convention: Convention = "auto",
+              cache_dir: Path | None = None) -> list[_Job]:
+    """Check both folders before any scoring and pair every needed GT frame with its prediction."""
+    gt_root, pred_root = Path(gt_root), Path(pred_root)
+    gt_names = list_sequences(gt_root, "ground-truth")
+    pred_names = list_sequences(pred_root, "prediction")
+    if sequences is None:
+        missing = sorted(set(gt_names) - set(pred_names))
+        extra = sorted(set(pred_names) - set(gt_names))
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"no prediction for {len(missing)} ground-truth sequences {missing[:5]}")
+            if extra:
+                parts.append(f"{len(extra)} predicted sequences have no ground truth {extra[:5]}")
+            raise EvaluationError(
+                f"{pred_root} does not match {gt_root}: " + "; ".join(parts)
+                + ". Pass --sequences (or --split-file) to score a subset."
+            )
+        sequences = gt_names
+    else:
+        for name in sequences:
+            if name not in gt_names:
+                raise EvaluationError(f"{gt_root / name}: requested sequence has no ground truth")
+            if name not in pred_names:
+                raise EvaluationError(f"{pred_root / name}: requested sequence has no prediction folder")
+    jobs = []
+    for name in sequences:
+        gt_frames = sorted(p.stem for p in (gt_root / name).glob("*.png"))
+        if not gt_frames:
+            raise EvaluationError(f"{gt_root / name}: no ground-truth PNGs")
+        scored = gt_frames[1:-1] if protocol.skip_first_last else gt_frames
+        available = {p.stem for p in (pred_root / name).glob("*.png")}
+        absent = [f for f in scored if f not in available]
+        if absent:
+            raise EvaluationError(
+                f"{pred_root / name / (absent[0] + '.png')}: missing prediction "
+                f"({len(absent)} of {len(scored)} scored frames absent in {name}); results need one PNG per "
+                "annotated frame, named as the annotation"
+            )
+        jobs.append(_Job(
+            sequence=name,
+            gt_paths=[gt_root / name / f"{f}.png" for f in gt_frames],
+            pred_paths=[pred_root / name / f"{f}.png" for f in scored],
+            gt_convention=gt_convention,
+            pred_convention=pred_convention,
+            protocol=protocol,
+            cache_dir=cache_dir,
+        ))
+    return jobs
+
+
+def present_ids(ids: np.ndarray) -> list[int]:
+    """Object ids present in a label map (void excluded), without sorting the pixels."""
+    counts = np.bincount(ids.ravel(), minlength=256)
+    return [int(i) for i in np.flatnonzero(counts) if 0 < i < VOID_ID]
+
+
+def load_ground_truth(job: _Job, radius: int) -> list[gt_cache.GroundTruthFrame]:
+    """The first GT frame and the scored ones, decoded (or read from the cache)."""
+    protocol = job.protocol
+    needed = [job.gt_paths[0], *(job.gt_paths[1:-1] if protocol.skip_first_last else job.gt_paths[1:])]
+    cache_file = None
+    if job.cache_dir is not None:
+        key = gt_cache.cache_key(needed, job.gt_convention, radius, protocol.ignore_void)
+        cache_file = Path(job.cache_dir) / f"{job.sequence}-{key}.npz"
+        if cache_file.is_file():
+            try:
+                return gt_cache.load(cache_file)
+            except (OSError, ValueError, KeyError):
+                cache_file.unlink(missing_ok=True)  # unreadable: decode again
+    # Without a cache the boundaries are cheaper to compute on the crops that frame_scores uses.
+    keep = cache_file is not None
+    first = read_label_png(needed[0], job.gt_convention)
+    frames = [gt_cache.build_frame(first, radius, protocol.ignore_void, keep)]
+    for path in needed[1:]:
+        ids = _read_sized(path, job.gt_convention, first.shape, needed[0])
+        frames.append(gt_cache.build_frame(ids, radius, protocol.ignore_void, keep))
+    if cache_file is not None:
+        gt_cache.save(cache_file, frames)
+    return frames
+
+
+def score_sequence(job: _Job) -> SequenceScores:
+    """Per-frame J and F of one sequence (runs in a worker process)."""
+    protocol = job.protocol
+    with Image.open(job.gt_paths[0]) as image:
+        height, width = image.height, image.width
+    radius = boundary_radius((height, width), protocol.bound_th)
+    first_gt, *gt_frames = load_ground_truth(job, radius)
+    if not protocol.skip_first_last:
+        gt_frames = [first_gt, *gt_frames]
+
+    # start[oid]: index of the object's first scored frame among the scored frames.
+    if protocol.objects == "first-frame":
+        object_ids = list(range(1, int(first_gt.ids.max()) + 1))  # official: 1..max, gaps included
+        start = dict.fromkeys(object_ids, 0)
+    else:
+        # An object is given on the frame where it first appears and scored from the next one on.
+        appearance: dict[int, int] = {}
+        for index, frame in enumerate([first_gt, *gt_frames] if protocol.skip_first_last else gt_frames):
+            for oid in present_ids(frame.ids):
+                appearance.setdefault(oid, index)
+        start = {oid: a if protocol.skip_first_last else a + 1 for oid, a in appearance.items()}
+        object_ids = sorted(oid for oid in start if start[oid] < len(gt_frames))  # else nothing to score
+
+    scores = SequenceScores(job.sequence, object_ids)
+    known = set(object_ids)
+    highest_known = max(known, default=0)
+    contiguous = known == set(range(1, highest_known + 1))
+    j_all = np.empty((len(gt_frames), len(object_ids)))
+    f_all = np.empty((len(gt_frames), len(object_ids)))
+    for row, (gt, pred_path) in enumerate(zip(gt_frames, job.pred_paths, strict=True)):
+        pred_ids = _read_sized(pred_path, job.pred_convention, (height, width), job.gt_paths[0])
+        top = int(pred_ids.max())
+        if top > highest_known or (top and not contiguous and not set(present_ids(pred_ids)) <= known):
+            unknown = sorted(set(present_ids(pred_ids)) - known) or [top]
+            raise EvaluationError(
+                f"{pred_path}: object ids {unknown} are not in the ground truth of {job.sequence} "
+                f"(scored objects: {sorted(known) or 'none'}); predictions must use the annotation's ids"
+                + ("; objects that enter mid-video are scored with --objects all" if protocol.objects == "first-frame" else "")
+            )
+        j_all[row], f_all[row] = frame_scores(gt.ids, pred_ids, object_ids, radius, gt.void,
+                                              gt.boundaries if job.cache_dir is not None else None)
+    frame_names = [p.stem for p in job.pred_paths]
+    for column, oid in enumerate(object_ids):
+        scores.frames[oid] = frame_names[start[oid]:]
+        scores.j[oid] = j_all[start[oid]:, column]
+        scores.f[oid] = f_all[start[oid]:, column]
+    return scores
+
+
+def _read_sized(path: Path, convention: Convention, size: tuple[int, int], reference: Path) -> np.ndarray:
+    ids = read_label_png(path, convention)
+    if ids.shape != size:
+        raise EvaluationError(
+            f"{path}: mask is {ids.shape[1]}x{ids.shape[0]} but {reference} is {size[1]}x{size[0]}; "
+            "predictions must have the size of the annotations"
+        )
+    return ids
+
+
+@dataclass
+class EvaluationResult:
+    protocol: Protocol
+    sequences: list[SequenceScores]
+
+    def object_statistics(self) -> list[dict]:
+        """One row per object `<sequence>_<id>` with the six official figures."""
+        rows = []
+        for seq in self.sequences:
+            for oid in seq.object_ids:
+                jm, jr, jd = statistics(seq.j[oid], self.protocol.decay_uint8_quirk)
+                fm, fr, fd = statistics(seq.f[oid], self.protocol.decay_uint8_quirk)
+                rows.append({"Sequence": f"{seq.sequence}_{oid}", "J-Mean": jm, "J-Recall": jr, "J-Decay": jd,
+                             "F-Mean": fm, "F-Recall": fr, "F-Decay": fd})
+        return rows
+
+    def global_statistics(self) -> dict[str, float]:
+        """Each figure averaged over all objects pooled across sequences (official global table)."""
+        rows = self.object_statistics()
+        if not rows:
+            raise EvaluationError("no objects to score: the ground truth holds no object ids")
+        out = {}
+        for key in GLOBAL_COLUMNS[1:]:
+            out[key] = float(np.mean([row[key] for row in rows]))
+        return {"J&F-Mean": (out["J-Mean"] + out["F-Mean"]) / 2, **out}
+
+    def per_frame(self) -> list[dict]:
+        rows = []
+        for seq in self.sequences:
+            for oid in seq.object_ids:
+                for frame, j, f in zip(seq.frames[oid], seq.j[oid], seq.f[oid], strict=True):
+                    rows.append({"Sequence": seq.sequence, "Object": oid, "Frame": frame, "J": j, "F": f})
+        return rows
+
+
+def evaluate(gt_root: str | Path, pred_root: str | Path, sequences: SequenceT[str] | None = None,
+             protocol: Protocol | None = None, workers: int | None = None, gt_convention: Convention = "auto",
+             pred_convention: Convention = "auto", progress: bool = True,
+             cache_dir: str | Path | None = None) -> EvaluationResult:
+    """Score every sequence of `pred_root` against `gt_root`; `workers` processes (default: all cores).
+
+    cache_dir: where decoded ground truth is kept between runs (see metrics.gt_cache); None: no cache.
+    """
+    protocol = protocol or Protocol()
+    jobs = plan_jobs(Path(gt_root), Path(pred_root), sequences, protocol, gt_convention, pred_convention,
+                     Path(cache_dir) if cache_dir is not None else None)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    # Longest sequences first, so that the pool's last task is a short one.
+    order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i].pred_paths))
+    results: dict[int, SequenceScores] = {}
+    bar = tqdm(total=len(jobs), desc="evaluate", unit="seq", disable=not progress)
+    try:
+        if workers == 1:
+            for i in order:
+                results[i] = score_sequence(jobs[i])
+                bar.update()
+        else:
+            context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                futures = {i: pool.submit(score_sequence, jobs[i]) for i in order}
+                for i in order:
+                    results[i] = futures[i].result()
+                    bar.update()
+    except MaskFormatError as err:
+        raise EvaluationError(str(err)) from err
+    finally:
+        bar.close()
+    return EvaluationResult(protocol, [results[i] for i in range(len(jobs))])

@@ -1,0 +1,117 @@
+"""YouTube-VOS 2018 / 2019 reader and the submission-zip writer.
+
+    <root>/train/{JPEGImages,Annotations}/<video>/<frame>.{jpg,png}, train/meta.json
+    <root>/valid/JPEGImages/<video>/*.jpg           every 5th frame: the frames the server scores
+    <root>/valid/Annotations/<video>/*.png          each object's mask at its first appearance
+    <root>/valid_all_frames/JPEGImages/<video>/*.jpg all frames (what the methods should run on)
+
+meta.json: {"videos": {video: {"objects": {"<id>": {"category": str, "frames": [frame, ...]}}}}};
+objects may appear mid-video: their first listed frame is where their mask is given.
+YouTube-VOS needs registration (https://youtube-vos.org/dataset/vos/): download it yourself and set
+`datasets.youtube_vos.root` in the config to the folder holding train/ and valid/.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .davis import DatasetError, Sequence
+from .fileio import atomic_path
+
+REGISTRATION_HINT = (
+    "YouTube-VOS cannot be downloaded automatically (it needs registration): get it from "
+    "https://youtube-vos.org/dataset/vos/ (2018 or 2019 edition, train and valid, plus valid_all_frames) "
+    "and set datasets.youtube_vos.root in config.yaml to the folder that holds train/ and valid/"
+)
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    object_id: int
+    category: str
+    frames: tuple[str, ...]
+
+    @property
+    def first_frame(self) -> str:
+        return self.frames[0]
+
+
+class YouTubeVOSDataset:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        all_frames: bool = True,
+        videos: list[str] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.split = split
+        split_dir = self.root / split
+        meta_path = split_dir / "meta.json"
+        if not meta_path.is_file():
+            raise DatasetError(f"{meta_path}: not found. {REGISTRATION_HINT}")
+        try:
+            self.meta = json.loads(meta_path.read_text())["videos"]
+        except (json.JSONDecodeError, KeyError) as err:
+            raise DatasetError(f"{meta_path}: not a YouTube-VOS meta.json ({err})") from err
+        self.annotation_root = split_dir / "Annotations"
+        self.scored_root = split_dir / "JPEGImages"
+        all_frames_root = self.root / f"{split}_all_frames" / "JPEGImages"
+        # The paper numbers (and LWL's 81.1 vs 77.4) come from running on every frame of valid.
+        self.image_root = all_frames_root if (all_frames and all_frames_root.is_dir()) else self.scored_root
+        names = sorted(self.meta)
+        if videos is not None:
+            unknown = sorted(set(videos) - set(names))
+            if unknown:
+                raise DatasetError(f"videos {unknown[:5]} (and {max(0, len(unknown) - 5)} more) not in {meta_path}")
+            names = [n for n in names if n in set(videos)]
+        self.video_names = names
+
+    def __len__(self) -> int:
+        return len(self.video_names)
+
+    def __iter__(self):
+        return (self.sequence(name) for name in self.video_names)
+
+    def objects(self, video: str) -> dict[int, ObjectInfo]:
+        objects = self.meta[video]["objects"]
+        return {
+            int(k): ObjectInfo(int(k), v.get("category", ""), tuple(sorted(v["frames"])))
+            for k, v in objects.items()
+            if v.get("frames")
+        }
+
+    def scored_frames(self, video: str) -> tuple[str, ...]:
+        """Frames the benchmark scores (every 5th frame)."""
+        return tuple(sorted(p.stem for p in (self.scored_root / video).glob("*.jpg")))
+
+    def sequence(self, video: str) -> Sequence:
+        image_dir = self.image_root / video
+        if not image_dir.is_dir():
+            raise DatasetError(f"{image_dir}: video {video} listed in meta.json but missing on disk")
+        frames = tuple(sorted(p.stem for p in image_dir.glob("*.jpg")))
+        first = {oid: info.first_frame for oid, info in self.objects(video).items()}
+        return Sequence(video, frames, image_dir, self.annotation_root / video, "davis2017", first)
+
+
+def write_submission_zip(dataset: YouTubeVOSDataset, predictions: str | Path, out_zip: str | Path) -> int:
+    """Zip `Annotations/<video>/<frame>.png` for every scored frame of every video (server format).
+
+    predictions holds <video>/<frame>.png for at least the scored frames (all frames is fine).
+    Returns the number of PNGs written; raises DatasetError naming the first missing prediction.
+    """
+    predictions = Path(predictions)
+    members: list[tuple[Path, str]] = []
+    for video in dataset.video_names:
+        for frame in dataset.scored_frames(video):
+            png = predictions / video / f"{frame}.png"
+            if not png.is_file():
+                raise DatasetError(f"{png}: missing prediction for a scored frame of {video}")
+            members.append((png, f"Annotations/{video}/{frame}.png"))
+    with atomic_path(out_zip) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        for png, name in members:
+            archive.write(png, name)
+    return len(members)
