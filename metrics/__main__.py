@@ -11,6 +11,7 @@ from vos_datasets.davis import read_image_set
 from vos_datasets.masks import CONVENTIONS
 
 from .davis import EvaluationError, Protocol, evaluate
+from .gt_cache import default_cache_dir
 from .tables import write_tables
 
 
@@ -43,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="all three corrections above: --objects all --ignore-void --exact-decay")
     parser.add_argument("--keep-first-last", action="store_true",
                         help="also score the first and last frame (the official protocol excludes both)")
+    cache = parser.add_mutually_exclusive_group()
+    cache.add_argument("--cache-dir", type=Path, default=None,
+                       help=f"where decoded ground truth is kept between runs (default {default_cache_dir()}, "
+                       "or $VOS_CACHE_DIR); keyed by every annotation's size and mtime, so edits are never masked")
+    cache.add_argument("--no-cache", action="store_true", help="decode the ground truth afresh, keep nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -66,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.split_file:
             sequences = read_image_set(args.split_file)
         started = time.perf_counter()
+        cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
         result = evaluate(args.gt_dir, args.pred_dir, sequences, protocol, args.workers, args.gt_format,
-                          args.pred_format, progress=not args.quiet)
+                          args.pred_format, progress=not args.quiet, cache_dir=cache_dir)
         seconds = time.perf_counter() - started
         paths = write_tables(result, args.out, args.subset, {"seconds": seconds, "gt_dir": str(args.gt_dir),
                                                             "pred_dir": str(args.pred_dir)})

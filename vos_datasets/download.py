@@ -152,6 +152,7 @@ def _transfer(url: str, part: Path, size: int | None, timeout: float, progress: 
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as err:
+        err.close()  # the error response holds the connection open
         if err.code == 416:  # nothing left to fetch, or a bad partial file: start over
             part.unlink(missing_ok=True)
         raise

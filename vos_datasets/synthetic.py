@@ -177,11 +177,12 @@ def render_sequence(seed: int, index: int, n_frames: int, size: tuple[int, int],
             if (label == target.label).sum() >= MIN_FIRST_MASK_PIXELS:
                 first_frames[target.label] = t
                 break
-    # A target never seen well enough is dropped from the annotations (it cannot be initialised).
+    # An object is annotated from the frame where its mask is given (>= MIN_FIRST_MASK_PIXELS visible),
+    # as in YouTube-VOS; one never seen well enough is dropped from the annotations altogether.
     for target in targets:
-        if target.label not in first_frames:
-            for label in labels:
-                label[label == target.label] = 0
+        start = first_frames.get(target.label, n_frames)
+        for label in labels[:start]:
+            label[label == target.label] = 0
     return frames, labels, first_frames
 
 

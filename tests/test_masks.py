@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vos_datasets.masks import DAVIS_PALETTE, MaskFormatError, read_label_png, rgb_to_ids, write_label_png
+from vos_datasets.png_fast import decode_label_png
+
+
+def png_bytes(rows: np.ndarray, filters: list[int], colour: int = 0) -> bytes:
+    """A hand-built 8-bit PNG whose rows use the given filter types (None=0, Sub=1, Up=2)."""
+    height, width = rows.shape
+    raw = bytearray()
+    previous = np.zeros(width, np.uint8)
+    for row, kind in zip(rows, filters, strict=True):
+        if kind == 0:
+            encoded = row
+        elif kind == 1:
+            encoded = (row.astype(np.int16) - np.r_[0, row[:-1]].astype(np.int16)) % 256
+        else:
+            encoded = (row.astype(np.int16) - previous.astype(np.int16)) % 256
+        raw += bytes([kind]) + encoded.astype(np.uint8).tobytes()
+        previous = row
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
+    palette = chunk(b"PLTE", bytes(DAVIS_PALETTE)) if colour == 3 else b""
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + palette + chunk(b"IDAT", zlib.compress(bytes(raw)))
+            + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("filters", [[0, 0, 0, 0, 0], [1, 1, 1, 1, 1], [2, 2, 2, 2, 2], [0, 2, 2, 1, 2],
+                                     [2, 1, 2, 2, 0], [1, 2, 0, 2, 2]])
+def test_fast_path_unfilters_none_sub_up(tmp_path, filters):
+    rng = np.random.default_rng(len(filters) + sum(filters))
+    rows = rng.integers(0, 256, (5, 7)).astype(np.uint8)
+    data = png_bytes(rows, filters, colour=3)
+    ids, mode = decode_label_png(data)
+    assert mode == "P"
+    np.testing.assert_array_equal(ids, rows)
+    (tmp_path / "m.png").write_bytes(data)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m.png")), rows)  # Pillow agrees
+
+
+def test_fast_path_declines_what_it_does_not_handle():
+    rows = np.zeros((3, 4), np.uint8)
+    data = bytearray(png_bytes(rows, [0, 0, 0]))
+    assert decode_label_png(b"not a png") is None
+    data[16 + 8] = 16  # bit depth 16 in IHDR
+    assert decode_label_png(bytes(data)) is None
+
+
+@pytest.mark.shared
+def test_fast_path_matches_pillow_on_all_shared_pngs(shared):
+    checked = 0
+    for png in sorted(shared.rglob("*.png")):
+        data = png.read_bytes()
+        fast = decode_label_png(data)
+        if fast is None:
+            continue
+        with Image.open(png) as image:
+            np.testing.assert_array_equal(fast[0], np.asarray(image), err_msg=str(png))
+            assert fast[1] == image.mode
+        checked += 1
+    assert checked > 3000
+
+
+def test_palette_is_the_voc_colour_map():
+    assert DAVIS_PALETTE[:12] == [0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0]
+    assert len(DAVIS_PALETTE) == 768
+
+
+@pytest.mark.shared
+def test_palette_matches_real_davis_pngs(shared):
+    with Image.open(shared / "data/davis2017-val-osvos/bike-packing/00000.png") as image:
+        assert image.getpalette() == DAVIS_PALETTE
+
+
+def test_write_and_read_roundtrip(tmp_path):
+    ids = np.arange(60, dtype=np.uint8).reshape(6, 10) % 5
+    write_label_png(tmp_path / "a.png", ids)
+    with Image.open(tmp_path / "a.png") as image:
+        assert image.mode == "P"
+    np.testing.assert_array_equal(read_label_png(tmp_path / "a.png"), ids)
+
+
+def test_conventions(tmp_path):
+    mask = np.zeros((8, 8), np.uint8)
+    mask[2:5, 2:5] = 255
+    Image.fromarray(mask, mode="L").save(tmp_path / "d16.png")
+    assert read_label_png(tmp_path / "d16.png").max() == 1  # auto: 0/255 grayscale is DAVIS 2016
+    assert read_label_png(tmp_path / "d16.png", "davis2017").max() == 255  # as ids: 255 is void
+    write_label_png(tmp_path / "d17.png", np.where(mask, 255, 1).astype(np.uint8))
+    assert set(np.unique(read_label_png(tmp_path / "d17.png"))) == {1, 255}
+    Image.fromarray(np.where(mask, 3, 0).astype(np.uint8), mode="L").save(tmp_path / "ids.png")
+    assert read_label_png(tmp_path / "ids.png").max() == 3  # grayscale ids stay ids
+    with pytest.raises(MaskFormatError, match="only 0 and 255"):
+        read_label_png(tmp_path / "ids.png", "davis2016")
+
+
+def test_rgb_is_refused_with_the_fix(tmp_path):
+    Image.new("RGB", (4, 4), (128, 0, 0)).save(tmp_path / "rgb.png")
+    with pytest.raises(MaskFormatError, match="rgb.png.*RGB.*indexed"):
+        read_label_png(tmp_path / "rgb.png")
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    rgb[0, 0] = (128, 0, 0)
+    np.testing.assert_array_equal(rgb_to_ids(rgb), [[1, 0], [0, 0]])
+    rgb[1, 1] = (1, 2, 3)
+    with pytest.raises(MaskFormatError, match="not DAVIS palette"):
+        rgb_to_ids(rgb)
+
+
+@pytest.mark.shared
+def test_grayscale_with_opaque_alpha_is_read(shared):
+    # bear/00077.png of DAVIS 2016 is grayscale + alpha; the alpha is fully opaque
+    ids = read_label_png(shared / "data/davis2016/Annotations/480p/bear/00077.png")
+    assert ids.shape == (480, 854) and set(np.unique(ids)) == {0, 1}
+
+
+def test_transparent_alpha_is_refused(tmp_path):
+    Image.new("LA", (4, 4), (255, 0)).save(tmp_path / "la.png")
+    with pytest.raises(MaskFormatError, match="transparent"):
+        read_label_png(tmp_path / "la.png")
