@@ -1,0 +1,1 @@
+"""Collecting scores into a summary and rendering the paper tables (reports/tables.md)."""

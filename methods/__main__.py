@@ -1,0 +1,40 @@
+"""python -m methods infer --method NAME --dataset JSON --out DIR [--timing FILE] [--settings JSON]"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from vos_datasets.davis import DatasetError
+from vos_datasets.masks import MaskFormatError
+
+from .runner import METHODS, build_dataset, build_method, run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m methods", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    infer = sub.add_parser("infer", help="run a method over a dataset and write DAVIS result folders")
+    infer.add_argument("--method", required=True, choices=sorted(METHODS))
+    infer.add_argument("--dataset", required=True, help='dataset spec as JSON, e.g. {"kind": "davis", "root": ...}')
+    infer.add_argument("--settings", default="{}", help="the variant's settings as JSON")
+    infer.add_argument("--out", type=Path, required=True)
+    infer.add_argument("--timing", type=Path)
+    infer.add_argument("--label", default="", help="free text stored in the timing record (preset, row)")
+    infer.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        method = build_method(args.method, json.loads(args.settings))
+        dataset = build_dataset(json.loads(args.dataset))
+        record = run(method, dataset, args.out, args.timing, progress=not args.quiet, extra={"label": args.label})
+    except (DatasetError, MaskFormatError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"{args.method}: {record['frames']} frames, {record['mean_fps_over_sequences']:.1f} FPS (mean over sequences)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

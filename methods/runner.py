@@ -1,0 +1,91 @@
+"""Runs one method over a dataset: DAVIS result folders (written atomically) and a timing record.
+
+Timing follows the FRTM protocol where it applies to a generic method: per sequence, the wall time of
+the method's own work (reading its inputs included, writing PNGs excluded); FPS = frames / seconds,
+reported as the unweighted mean over sequences and as total frames / total seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from vos_datasets.davis import DavisDataset
+from vos_datasets.fileio import atomic_directory, atomic_write_text
+from vos_datasets.masks import write_label_png
+from vos_datasets.youtube_vos import YouTubeVOSDataset
+
+from .base import VOSMethod
+from .first_frame_copy import FirstFrameCopy
+
+METHODS: dict[str, type] = {"first_frame_copy": FirstFrameCopy}
+
+
+def build_method(name: str, settings: dict | None = None) -> VOSMethod:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; known methods: {sorted(METHODS)}")
+    return METHODS[name](**(settings or {}))
+
+
+def build_dataset(spec: dict):
+    """A dataset from its config entry: {"kind": "davis"|"youtube_vos", "root": ..., "split": ..., ...}."""
+    kind = spec.get("kind", "davis")
+    if kind == "davis":
+        return DavisDataset(spec["root"], split=spec.get("split", "val"), year=str(spec.get("year", "2017")),
+                            resolution=spec.get("resolution", "480p"), sequences=spec.get("sequences"))
+    if kind == "youtube_vos":
+        return YouTubeVOSDataset(spec["root"], split=spec.get("split", "valid"), videos=spec.get("sequences"))
+    raise ValueError(f"unknown dataset kind {kind!r}; use 'davis' or 'youtube_vos'")
+
+
+def device_description() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores ({platform.system()})"
+
+
+def run(method: VOSMethod, dataset, out_dir: str | Path, timing_path: str | Path | None = None,
+        progress: bool = True, extra: dict | None = None) -> dict:
+    """Write <out_dir>/<sequence>/<frame>.png for every frame and return the timing record."""
+    sequences = list(dataset)
+    per_sequence = {}
+    with atomic_directory(out_dir) as tmp:
+        for sequence in tqdm(sequences, desc=f"{method.name}", unit="seq", disable=not progress):
+            seconds, frames = 0.0, 0
+            results = method.run_sequence(sequence)
+            while True:
+                started = time.perf_counter()
+                try:
+                    frame, labels = next(results)
+                except StopIteration:
+                    break
+                seconds += time.perf_counter() - started
+                if labels.dtype != np.uint8 or labels.shape != sequence.size:
+                    raise ValueError(f"{method.name} returned a {labels.dtype} {labels.shape} map for "
+                                     f"{sequence.name}/{frame}; expected uint8 {sequence.size}")
+                write_label_png(tmp / sequence.name / f"{frame}.png", labels)
+                frames += 1
+            if frames != len(sequence.frames):
+                raise ValueError(f"{method.name} produced {frames} of {len(sequence.frames)} frames of {sequence.name}")
+            per_sequence[sequence.name] = {"frames": frames, "seconds": seconds,
+                                           "fps": frames / seconds if seconds > 0 else float("inf")}
+    total_frames = sum(s["frames"] for s in per_sequence.values())
+    total_seconds = sum(s["seconds"] for s in per_sequence.values())
+    record = {
+        "method": method.name,
+        "timed": "the method's work per sequence (its own input reading included, PNG writing excluded)",
+        "warm_up": False,
+        "device": device_description(),
+        "mean_fps_over_sequences": float(np.mean([s["fps"] for s in per_sequence.values()])) if per_sequence else 0.0,
+        "total_fps": total_frames / total_seconds if total_seconds > 0 else float("inf"),
+        "frames": total_frames,
+        "sequences": per_sequence,
+        **(extra or {}),
+    }
+    if timing_path is not None:
+        atomic_write_text(timing_path, json.dumps(record, indent=1))
+    return record

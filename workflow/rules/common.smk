@@ -1,0 +1,111 @@
+# Preset loading, validation and the input functions / target lists every stage uses.
+import json
+import os
+import re
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+PRESET = config["preset"]
+_PRESET_FILE = Path(workflow.basedir) / "config" / "presets" / f"{PRESET}.yaml"
+if not _PRESET_FILE.is_file():
+    _known = sorted(p.stem for p in _PRESET_FILE.parent.glob("*.yaml"))
+    raise WorkflowError(f"unknown preset {PRESET!r} (config key 'preset'); choose one of {_known}")
+
+
+configfile: str(_PRESET_FILE)
+
+
+validate(config, "../schemas/config.schema.yaml")
+
+RESULTS = f"results/{PRESET}"
+SHARED_DIR = os.environ.get("VOS_SHARED") or config.get("shared_dir", "../shared")
+CONDA_ENV = "../../envs/vos.yaml"
+
+
+def _check_references():
+    for name, evaluation in config["evaluations"].items():
+        if evaluation["dataset"] not in config["datasets"]:
+            raise WorkflowError(f"evaluations.{name}.dataset: unknown dataset {evaluation['dataset']!r}")
+    for name, row in config["rows"].items():
+        for evaluation in row["evaluate_on"]:
+            if evaluation not in config["evaluations"]:
+                raise WorkflowError(f"rows.{name}.evaluate_on: unknown evaluation {evaluation!r}")
+
+
+_check_references()
+
+
+wildcard_constraints:
+    evaluation="|".join(map(re.escape, config["evaluations"])),
+    row="|".join(map(re.escape, config["rows"])),
+
+
+def dataset_root(name):
+    """Where a dataset lives: generated, downloaded, or a configured folder."""
+    spec = config["datasets"][name]
+    if spec["kind"] == "synthetic":
+        return f"resources/embedded/{name}"
+    if spec.get("download"):
+        return f"resources/datasets/{spec['download']}"
+    root = spec.get("root")
+    if not root:
+        from vos_datasets.youtube_vos import REGISTRATION_HINT
+
+        raise WorkflowError(f"datasets.{name}.root is not set. {REGISTRATION_HINT}")
+    return root.format(shared_dir=SHARED_DIR)
+
+
+def described_datasets():
+    """The preset's datasets with their resolved locations, for report headers."""
+    described = {}
+    for name, spec in config["datasets"].items():
+        root = spec.get("root")
+        if spec["kind"] == "synthetic" or spec.get("download") or root:
+            root = dataset_root(name)
+        described[name] = {**spec, "root": root or "not configured"}
+    return described
+
+
+def evaluation_dataset(evaluation):
+    return config["evaluations"][evaluation]["dataset"]
+
+
+def dataset_spec(evaluation):
+    """The dataset entry handed to `python -m methods infer` as JSON."""
+    entry = config["evaluations"][evaluation]
+    spec = config["datasets"][entry["dataset"]]
+    return {
+        "kind": "youtube_vos" if spec["kind"] == "youtube_vos" else "davis",
+        "root": dataset_root(entry["dataset"]),
+        "split": entry["split"],
+        "year": spec.get("year", "2017"),
+        "sequences": entry.get("sequences"),
+    }
+
+
+def split_file(evaluation):
+    spec = dataset_spec(evaluation)
+    folder = "2017" if spec["year"] == "2017" else "480p"
+    return f"{spec['root']}/ImageSets/{folder}/{spec['split']}.txt"
+
+
+def sequence_selection(evaluation):
+    """--sequences or --split-file arguments for `python -m metrics`."""
+    sequences = config["evaluations"][evaluation].get("sequences")
+    if sequences:
+        return "--sequences " + " ".join(sequences)
+    return f"--split-file {split_file(evaluation)}"
+
+
+def row_targets():
+    return [(row, evaluation) for row, spec in config["rows"].items() for evaluation in spec["evaluate_on"]]
+
+
+def score_files():
+    return [f"{RESULTS}/{evaluation}/{row}/scores/global_results-{evaluation}.csv" for row, evaluation in row_targets()]
+
+
+def timing_files():
+    return [f"{RESULTS}/{evaluation}/{row}/timing.json" for row, evaluation in row_targets()]
