@@ -30,7 +30,8 @@ test: lint
 	$(BIN)/pytest
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/evaluator_speed.py
+	$(BIN)/python -m pip install --quiet --no-deps vos-benchmark==0.1.0  # comparison only, not a dependency
+	$(BIN)/python benchmarks/evaluator_speed.py --workers 2 --repeats 5 --record benchmarks/RESULTS-evaluator.md
 
 clean-outputs:
 	rm -rf results resources/embedded reports/tables.md reports/figures .snakemake

@@ -3,5 +3,7 @@ YouTube-VOS J, F and G. Command line: `python -m metrics GT_DIR PRED_DIR --out O
 
 from .davis import EvaluationError, EvaluationResult, Protocol, evaluate
 from .tables import write_tables
+from .youtube_vos import YouTubeVOSResult, evaluate_youtube_vos, write_youtube_vos_tables
 
-__all__ = ["EvaluationError", "EvaluationResult", "Protocol", "evaluate", "write_tables"]
+__all__ = ["EvaluationError", "EvaluationResult", "Protocol", "YouTubeVOSResult", "evaluate",
+           "evaluate_youtube_vos", "write_tables", "write_youtube_vos_tables"]

@@ -12,6 +12,7 @@ from vos_datasets.masks import CONVENTIONS
 
 from .davis import EvaluationError, Protocol, evaluate
 from .gt_cache import default_cache_dir
+from .parallel import keep_freed_memory
 from .tables import write_tables
 
 
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     if args.corrected:
         protocol = Protocol.corrected()
     else:

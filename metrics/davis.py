@@ -11,27 +11,21 @@ fixes the ones that are bugs.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 from collections.abc import Sequence as SequenceT
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
-from vos_datasets.masks import VOID_ID, Convention, MaskFormatError, read_label_png
+from vos_datasets.masks import VOID_ID, Convention, read_label_png
 
 from . import gt_cache
+from .errors import EvaluationError
 from .measures import BOUNDARY_THRESHOLD, boundary_radius, frame_scores, statistics
+from .parallel import map_videos
 
 GLOBAL_COLUMNS = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
-
-
-class EvaluationError(ValueError):
-    """Input the evaluator cannot score; the message names the file or folder and the fix."""
 
 
 @dataclass(frozen=True)
@@ -282,25 +276,5 @@ def evaluate(gt_root: str | Path, pred_root: str | Path, sequences: SequenceT[st
     protocol = protocol or Protocol()
     jobs = plan_jobs(Path(gt_root), Path(pred_root), sequences, protocol, gt_convention, pred_convention,
                      Path(cache_dir) if cache_dir is not None else None)
-    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-    # Longest sequences first, so that the pool's last task is a short one.
-    order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i].pred_paths))
-    results: dict[int, SequenceScores] = {}
-    bar = tqdm(total=len(jobs), desc="evaluate", unit="seq", disable=not progress)
-    try:
-        if workers == 1:
-            for i in order:
-                results[i] = score_sequence(jobs[i])
-                bar.update()
-        else:
-            context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
-                futures = {i: pool.submit(score_sequence, jobs[i]) for i in order}
-                for i in order:
-                    results[i] = futures[i].result()
-                    bar.update()
-    except MaskFormatError as err:
-        raise EvaluationError(str(err)) from err
-    finally:
-        bar.close()
-    return EvaluationResult(protocol, [results[i] for i in range(len(jobs))])
+    scores = map_videos(score_sequence, jobs, lambda job: len(job.pred_paths), workers, "evaluate", "seq", progress)
+    return EvaluationResult(protocol, scores)

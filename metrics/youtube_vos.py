@@ -41,23 +41,21 @@ unannotated frames) are neither needed nor read.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from vos_datasets.fileio import atomic_path
-from vos_datasets.masks import MaskFormatError, read_label_png
+from vos_datasets.masks import read_label_png
 from vos_datasets.youtube_vos import ObjectInfo
 
-from .davis import EvaluationError
+from .errors import EvaluationError
 from .measures import boundary_radius, frame_scores
+from .parallel import map_videos
 
 OBJECT_COLUMNS = ["video", "object", "category", "seen_unseen", "J", "F", "n_frames"]
 GLOBAL_COLUMNS = ["G", "J", "F", "J_seen", "J_unseen", "F_seen", "F_unseen", "n_objects", "n_videos",
@@ -306,30 +304,12 @@ def evaluate_youtube_vos(gt_annotations_root: str | os.PathLike, pred_root: str 
                 "unseen_categories=None"
             )
 
-    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-    order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i].gt_paths))  # longest first
-    results: dict[int, _VideoScores] = {}
-    bar = tqdm(total=len(jobs), desc="youtube-vos", unit="video", disable=not progress)
-    try:
-        if workers == 1:
-            for i in order:
-                results[i] = _score_video(jobs[i])
-                bar.update()
-        else:
-            context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
-                futures = {i: pool.submit(_score_video, jobs[i]) for i in order}
-                for i in order:
-                    results[i] = futures[i].result()
-                    bar.update()
-    except MaskFormatError as err:
-        raise EvaluationError(str(err)) from err
-    finally:
-        bar.close()
+    video_results = map_videos(_score_video, jobs, lambda job: len(job.gt_paths), workers, "youtube-vos", "video",
+                               progress)
 
     scored: list[ObjectScores] = []
     for i in range(len(jobs)):
-        video_scores = results[i]
+        video_scores = video_results[i]
         for oid in jobs[i].first_frames:
             category = objects[video_scores.video][oid].category
             scored.append(ObjectScores(

@@ -48,7 +48,7 @@ def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict,
                                     for name, spec in datasets.items()),
         f"- **Hardware:** {hardware()}",
         f"- **Commit:** {git_commit(repo)}",
-        f"- **Date:** {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- **Date:** {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         "",
         "Figures are percentages (J, F as in the DAVIS toolkit x 100); FPS is the mean over sequences of "
         "frames per second of the method alone (PNG writing excluded), on the hardware above.",
