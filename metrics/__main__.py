@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         protocol = Protocol(objects=args.objects, ignore_void=args.ignore_void,
                             decay_uint8_quirk=not args.exact_decay)
     if args.keep_first_last:
-        protocol = Protocol(**{**protocol.__dict__, "skip_first_last": False})
+        protocol = dataclasses.replace(protocol, skip_first_last=False)
     out = args.out.resolve()
     for folder in (args.gt_dir, args.pred_dir):
         if folder.exists() and (out == folder.resolve() or folder.resolve() in out.parents):

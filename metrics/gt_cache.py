@@ -116,20 +116,19 @@ def save(path: Path, frames: list[GroundTruthFrame]) -> None:
 def load(path: Path) -> list[GroundTruthFrame]:
     with np.load(path) as data:
         values, lengths, index, shape = data["values"], data["lengths"], data["index"], tuple(data["shape"])
-    frames: dict[int, GroundTruthFrame] = {}
+    entries: dict[int, dict] = {}
     offset = 0
-    pending: dict[int, dict] = {}
     for number, oid, kind, runs in index.tolist():
         array = np.repeat(values[offset:offset + runs], lengths[offset:offset + runs]).reshape(shape)
         offset += runs
-        entry = pending.setdefault(number, {"ids": None, "void": None, "b": {}, "d": {}})
-        if kind == _LABELS:
-            entry["ids" if oid == 0 else "void"] = array if oid == 0 else array.view(bool)
+        entry = entries.setdefault(number, {"ids": None, "void": None, "boundary": {}, "dilated": {}})
+        if kind == _LABELS and oid == 0:
+            entry["ids"] = array
+        elif kind == _LABELS:
+            entry["void"] = array.view(bool)
         elif kind == _BOUNDARY:
-            entry["b"][oid] = array.view(bool)
+            entry["boundary"][oid] = array.view(bool)
         else:
-            entry["d"][oid] = array.view(bool)
-    for number, entry in pending.items():
-        frames[number] = GroundTruthFrame(entry["ids"], entry["void"],
-                                          {oid: (entry["b"][oid], entry["d"][oid]) for oid in entry["b"]})
-    return [frames[i] for i in range(len(frames))]
+            entry["dilated"][oid] = array.view(bool)
+    return [GroundTruthFrame(e["ids"], e["void"], {oid: (b, e["dilated"][oid]) for oid, b in e["boundary"].items()})
+            for _, e in sorted(entries.items())]

@@ -3,6 +3,7 @@ full-precision ones of ours (per object with all six figures, and per frame)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def write_tables(result: EvaluationResult, out_dir: str | Path, subset: str = "v
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False, float_format=float_format)
         paths[kind] = path
-    info = {"protocol": result.protocol.__dict__, "global": glob, **(provenance or {})}
+    info = {"protocol": dataclasses.asdict(result.protocol), "global": glob, **(provenance or {})}
     with atomic_path(out_dir / names["protocol"]) as tmp:
         tmp.write_text(json.dumps(info, indent=2))
     paths["protocol"] = out_dir / names["protocol"]

@@ -106,10 +106,16 @@ def test_missing_layout_is_explained(tmp_path):
         DavisDataset(tmp_path)
 
 
-def test_ablation_splits_ship_with_the_package(shared):
+def test_ablation_splits_ship_with_the_package():
     assert available_splits() == ["frtm_ytvos2018_jjtrain", "frtm_ytvos2018_jjvalid",
                                   "lwl_ytvos2019_jjtrain", "lwl_ytvos2019_jjvalid"]
     assert len(read_split("frtm_ytvos2018_jjvalid")) == 300
+    assert len(read_split("lwl_ytvos2019_jjvalid")) == 300
+    assert not set(read_split("frtm_ytvos2018_jjvalid")) & set(read_split("frtm_ytvos2018_jjtrain"))
+
+
+@pytest.mark.shared
+def test_shipped_splits_equal_the_shared_originals(shared):
     for name in available_splits():  # the shipped copies equal the shared originals
         assert read_split(name) == read_split(shared / "data/splits" / f"{name}.txt")
 
