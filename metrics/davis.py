@@ -21,7 +21,7 @@ from PIL import Image
 from vos_datasets.masks import VOID_ID, Convention, read_label_png
 
 from . import gt_cache
-from .errors import EvaluationError
+from .errors import EvaluationError, require_predictions
 from .measures import BOUNDARY_THRESHOLD, boundary_radius, frame_scores, statistics
 from .parallel import map_videos
 
@@ -120,14 +120,7 @@ def plan_jobs(gt_root: Path, pred_root: Path, sequences: SequenceT[str] | None, 
         if not gt_frames:
             raise EvaluationError(f"{gt_root / name}: no ground-truth PNGs")
         scored = gt_frames[1:-1] if protocol.skip_first_last else gt_frames
-        available = {p.stem for p in (pred_root / name).glob("*.png")}
-        absent = [f for f in scored if f not in available]
-        if absent:
-            raise EvaluationError(
-                f"{pred_root / name / (absent[0] + '.png')}: missing prediction "
-                f"({len(absent)} of {len(scored)} scored frames absent in {name}); results need one PNG per "
-                "annotated frame, named as the annotation"
-            )
+        require_predictions(pred_root / name, scored, name, "annotated frame")
         jobs.append(_Job(
             sequence=name,
             gt_paths=[gt_root / name / f"{f}.png" for f in gt_frames],

@@ -53,7 +53,7 @@ from vos_datasets.fileio import atomic_path
 from vos_datasets.masks import read_label_png
 from vos_datasets.youtube_vos import ObjectInfo
 
-from .errors import EvaluationError
+from .errors import EvaluationError, require_predictions
 from .measures import boundary_radius, frame_scores
 from .parallel import map_videos
 
@@ -219,14 +219,7 @@ def _plan(gt_root: Path, pred_root: Path, meta: dict[str, dict[int, ObjectInfo]]
         if not pred_dir.is_dir():
             raise EvaluationError(f"{pred_dir}: no prediction folder for video {video} "
                                   "(pass videos=[...] to score a subset)")
-        available = {p.stem for p in pred_dir.glob("*.png")}
-        absent = [frame for frame in scored if frame not in available]
-        if absent:
-            raise EvaluationError(
-                f"{pred_dir / (absent[0] + '.png')}: missing prediction ({len(absent)} of {len(scored)} "
-                f"scored frames absent in {video}); results need one PNG per annotated frame after each "
-                "object's first frame, named as the annotation"
-            )
+        require_predictions(pred_dir, scored, video, "annotated frame after each object's first frame")
         jobs.append(_VideoJob(video, [gt_dir / f"{f}.png" for f in scored], [pred_dir / f"{f}.png" for f in scored],
                               first_frames, frozenset(meta[video])))
     return jobs, unscored
