@@ -78,12 +78,17 @@ def test_unknown_preset_is_named(tmp_path):
     assert "unknown preset 'nope'" in done.stdout + done.stderr
 
 
-def test_bad_config_value_is_named(tmp_path):
-    work = workflow_copy(tmp_path)
+def edit_embedded_preset(work: Path, change) -> None:
+    """Apply `change` to the parsed embedded preset of a workflow copy and write it back."""
     preset = work / "config/presets/embedded.yaml"
     data = yaml.safe_load(preset.read_text())
-    data["datasets"]["embedded"]["n_frames"] = 2
+    change(data)
     preset.write_text(yaml.safe_dump(data))
+
+
+def test_bad_config_value_is_named(tmp_path):
+    work = workflow_copy(tmp_path)
+    edit_embedded_preset(work, lambda data: data["datasets"]["embedded"].update(n_frames=2))
     done = snakemake(work, "-n", check=False)
     assert done.returncode != 0
     assert "n_frames" in done.stdout + done.stderr
@@ -91,9 +96,6 @@ def test_bad_config_value_is_named(tmp_path):
 
 def test_unknown_evaluation_reference_is_named(tmp_path):
     work = workflow_copy(tmp_path)
-    preset = work / "config/presets/embedded.yaml"
-    data = yaml.safe_load(preset.read_text())
-    data["rows"]["first-frame-copy"]["evaluate_on"] = ["nowhere"]
-    preset.write_text(yaml.safe_dump(data))
+    edit_embedded_preset(work, lambda data: data["rows"]["first-frame-copy"].update(evaluate_on=["nowhere"]))
     done = snakemake(work, "-n", check=False)
     assert "rows.first-frame-copy.evaluate_on: unknown evaluation 'nowhere'" in done.stdout + done.stderr
