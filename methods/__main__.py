@@ -23,12 +23,14 @@ def main(argv: list[str] | None = None) -> int:
     infer.add_argument("--out", type=Path, required=True)
     infer.add_argument("--timing", type=Path)
     infer.add_argument("--label", default="", help="free text stored in the timing record (preset, row)")
+    infer.add_argument("--warm-up", action="store_true", help="run the first sequence once, untimed (FPS protocol)")
     infer.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     try:
         method = build_method(args.method, json.loads(args.settings))
         dataset = build_dataset(json.loads(args.dataset))
-        record = run(method, dataset, args.out, args.timing, progress=not args.quiet, extra={"label": args.label})
+        record = run(method, dataset, args.out, args.timing, progress=not args.quiet, extra={"label": args.label},
+                     warm_up=args.warm_up)
     except (DatasetError, MaskFormatError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

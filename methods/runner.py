@@ -23,8 +23,9 @@ from vos_datasets.youtube_vos import YouTubeVOSDataset
 
 from .base import VOSMethod
 from .first_frame_copy import FirstFrameCopy
+from .frtm.tracker import FRTM
 
-METHODS: dict[str, type] = {"first_frame_copy": FirstFrameCopy}
+METHODS: dict[str, type] = {"first_frame_copy": FirstFrameCopy, "frtm": FRTM}
 
 
 def build_method(name: str, settings: dict | None = None) -> VOSMethod:
@@ -49,9 +50,16 @@ def device_description() -> str:
 
 
 def run(method: VOSMethod, dataset, out_dir: str | Path, timing_path: str | Path | None = None,
-        progress: bool = True, extra: dict | None = None) -> dict:
-    """Write <out_dir>/<sequence>/<frame>.png for every frame and return the timing record."""
+        progress: bool = True, extra: dict | None = None, warm_up: bool = False) -> dict:
+    """Write <out_dir>/<sequence>/<frame>.png for every frame and return the timing record.
+
+    warm_up: run the first sequence once, untimed and unsaved, before the timed pass (FRTM's FPS
+    protocol on DAVIS 2016: first calls pay for memory allocation and kernel selection).
+    """
     sequences = list(dataset)
+    if warm_up and sequences:
+        for _ in method.run_sequence(sequences[0]):
+            pass
     per_sequence = {}
     with atomic_directory(out_dir) as tmp:
         for sequence in tqdm(sequences, desc=f"{method.name}", unit="seq", disable=not progress):
@@ -78,11 +86,13 @@ def run(method: VOSMethod, dataset, out_dir: str | Path, timing_path: str | Path
     record = {
         "method": method.name,
         "timed": "the method's work per sequence (its own input reading included, PNG writing excluded)",
-        "warm_up": False,
+        "warm_up": warm_up,
         "device": device_description(),
         "mean_fps_over_sequences": float(np.mean([s["fps"] for s in per_sequence.values()])) if per_sequence else 0.0,
         "total_fps": total_frames / total_seconds if total_seconds > 0 else float("inf"),
         "frames": total_frames,
+        "resolution": sorted({"x".join(map(str, seq.size[::-1])) for seq in sequences}),
+        **(method.describe() if hasattr(method, "describe") else {}),
         "sequences": per_sequence,
         **(extra or {}),
     }

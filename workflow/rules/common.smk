@@ -1,5 +1,7 @@
 # Preset loading, validation and the input functions / target lists every stage uses.
 import json
+
+import yaml
 import os
 import re
 from pathlib import Path
@@ -24,14 +26,32 @@ SHARED_DIR = os.environ.get("VOS_SHARED") or config.get("shared_dir", "../shared
 CONDA_ENV = "../../envs/vos.yaml"
 
 
+VARIANTS = yaml.safe_load((Path(workflow.basedir) / "config" / "variants.yaml").read_text())
+TRAININGS = config.get("trainings", {})
+
+
 def _check_references():
+    """Names that point elsewhere in the config must exist; the message names the bad key."""
     for name, evaluation in config["evaluations"].items():
         if evaluation["dataset"] not in config["datasets"]:
             raise WorkflowError(f"evaluations.{name}.dataset: unknown dataset {evaluation['dataset']!r}")
+    for name, training in TRAININGS.items():
+        for source in training["sources"]:
+            if source["dataset"] not in config["datasets"]:
+                raise WorkflowError(f"trainings.{name}.sources: unknown dataset {source['dataset']!r}")
     for name, row in config["rows"].items():
         for evaluation in row["evaluate_on"]:
             if evaluation not in config["evaluations"]:
                 raise WorkflowError(f"rows.{name}.evaluate_on: unknown evaluation {evaluation!r}")
+        variant = row.get("variant")
+        if variant is not None and variant not in VARIANTS.get(row["method"], {}):
+            known = sorted(VARIANTS.get(row["method"], {}))
+            raise WorkflowError(f"rows.{name}.variant: {row['method']} has no variant {variant!r}; known: {known}")
+        training = row.get("training")
+        if training is not None and training not in TRAININGS:
+            raise WorkflowError(f"rows.{name}.training: unknown training {training!r}; known: {sorted(TRAININGS)}")
+        if row["method"] == "frtm" and (variant is None or training is None):
+            raise WorkflowError(f"rows.{name}: an frtm row needs `variant:` and `training:`")
 
 
 _check_references()
@@ -40,6 +60,7 @@ _check_references()
 wildcard_constraints:
     evaluation="|".join(map(re.escape, config["evaluations"])),
     row="|".join(map(re.escape, config["rows"])),
+    training="|".join(map(re.escape, TRAININGS)) or "(?!)",
 
 
 def dataset_root(name):
@@ -83,6 +104,63 @@ def dataset_spec(evaluation):
         "year": spec.get("year", "2017"),
         "sequences": entry.get("sequences"),
     }
+
+
+def source_spec(source):
+    """A training source's dataset entry handed to the training as JSON (see methods.frtm.training)."""
+    spec = config["datasets"][source["dataset"]]
+    dataset = {
+        "kind": "youtube_vos" if spec["kind"] == "youtube_vos" else "davis",
+        "root": dataset_root(source["dataset"]),
+        "split": source["split"],
+        "year": spec.get("year", "2017"),
+        "sequences": source.get("sequences"),
+    }
+    weight = {"repeats": source["repeats"]} if "repeats" in source else {"pairs": source["pairs"]}
+    return {"dataset": dataset, **weight}
+
+
+def training_config(training):
+    """The training's settings with its sources resolved, as JSON for `python -m methods.frtm.training`."""
+    entry = TRAININGS[training]
+    settings = {**entry["settings"], "sources": [source_spec(s) for s in entry["sources"]]}
+    settings.setdefault("cache_dir", "resources/cache/target-models")
+    return json.dumps(settings)
+
+
+def training_inputs(training):
+    return sorted({dataset_root(s["dataset"]) for s in TRAININGS[training]["sources"]})
+
+
+def trained_head(training):
+    return f"{RESULTS}/training/{training}/head.pt"
+
+
+def row_head(wildcards):
+    training = config["rows"][wildcards.row].get("training")
+    return [trained_head(training)] if training else []
+
+
+def row_settings(row):
+    """Variant settings (config/variants.yaml) < the preset's method defaults < the row's own settings."""
+    spec = config["rows"][row]
+    settings = {}
+    if spec.get("variant"):
+        settings.update(VARIANTS[spec["method"]][spec["variant"]].get("settings", {}))
+    settings.update(config.get("method_defaults", {}).get(spec["method"], {}))
+    settings.update(spec.get("settings", {}))
+    if spec.get("training"):
+        settings["checkpoint"] = trained_head(spec["training"])
+    return settings
+
+
+def row_label(row):
+    spec = config["rows"][row]
+    if spec.get("label"):
+        return spec["label"]
+    if spec.get("variant"):
+        return VARIANTS[spec["method"]][spec["variant"]]["label"]
+    return row
 
 
 def split_file(evaluation):

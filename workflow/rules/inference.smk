@@ -1,15 +1,48 @@
-# One rule runs any table row (method x variant settings) over any evaluation dataset.
+# One rule trains any offline part (a preset's `trainings` entry), one runs any table row (method x variant
+# settings) over any evaluation dataset.
+
+
+rule train:
+    input:
+        datasets=lambda wildcards: training_inputs(wildcards.training),
+    output:
+        head=f"{RESULTS}/training/{{training}}/head.pt",
+        history=f"{RESULTS}/training/{{training}}/head.json",
+    params:
+        config=lambda wildcards: training_config(wildcards.training),
+        # several GPUs: one process each through torchrun (torch.distributed); otherwise plain python
+        launcher=lambda wildcards: (
+            f"torchrun --standalone --nproc_per_node {TRAININGS[wildcards.training]['gpus']}"
+            if TRAININGS[wildcards.training].get("gpus", 0) > 1
+            else "python"
+        ),
+    log:
+        f"logs/{PRESET}/train/{{training}}.log",
+    benchmark:
+        f"logs/{PRESET}/benchmarks/train/{{training}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=lambda wildcards: 4320 if TRAININGS[wildcards.training].get("gpus", 0) else 120,
+        gpu=lambda wildcards: TRAININGS[wildcards.training].get("gpus", 0),
+    shell:
+        "{params.launcher} -m methods.frtm.training --config {params.config:q} --out {output.head} --quiet"
+        " > {log} 2>&1"
+
 
 
 rule infer:
     input:
         dataset=lambda wildcards: dataset_root(evaluation_dataset(wildcards.evaluation)),
+        head=row_head,
     output:
         masks=directory(f"{RESULTS}/{{evaluation}}/{{row}}/masks"),
         timing=f"{RESULTS}/{{evaluation}}/{{row}}/timing.json",
     params:
         method=lambda wildcards: config["rows"][wildcards.row]["method"],
-        settings=lambda wildcards: json.dumps(config["rows"][wildcards.row].get("settings", {})),
+        settings=lambda wildcards: json.dumps(row_settings(wildcards.row)),
         dataset=lambda wildcards: json.dumps(dataset_spec(wildcards.evaluation)),
         label=lambda wildcards: f"preset={PRESET} row={wildcards.row} evaluation={wildcards.evaluation}",
     log:

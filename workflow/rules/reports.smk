@@ -10,7 +10,7 @@ rule aggregate:
     params:
         preset=PRESET,
         results=lambda wildcards, output: os.path.dirname(output[0]),
-        rows=json.dumps(config["rows"]),
+        rows=json.dumps({row: {**spec, "label": row_label(row)} for row, spec in config["rows"].items()}),
     log:
         f"logs/{PRESET}/aggregate.log",
     benchmark:

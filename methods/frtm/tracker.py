@@ -1,0 +1,216 @@
+"""FRTM inference (paper Algorithm 1, §3.4): one online target model per object, one feature extraction
+per frame, the offline-trained head (refinement network R, or a Table 1 ablation head), soft aggregation.
+
+Per frame: extract the pyramid; for every tracked object predict coarse scores s = D(x) and refine them;
+merge the objects (FRTM's odds softmax); objects given in this frame are painted over the prediction
+(existing objects' soft masks are multiplied by 1 - the new mask) and get their target model, trained on
+K augmented copies of the frame (Gauss-Newton, w1 and w2). Every frame's merged soft mask of an object
+and its features go into that object's sample memory; every t_s-th tracked frame D is updated (w2 only).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from dataclasses import asdict
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from methods.base import given_masks
+from methods.core.augmentation import augment_first_frame, initial_sample_weights
+from methods.core.backbones import build_backbone, image_to_tensor
+from methods.core.memory import SampleMemory
+from methods.core.merging import merge_frtm
+from methods.frtm.networks import load_head
+from methods.frtm.settings import FRTMSettings
+from methods.frtm.target_model import MIN_FOREGROUND_PIXELS, TargetModel
+from vos_datasets.davis import DatasetError, Sequence
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class ObjectTracker:
+    """One object's target model and sample memory (or, for Base net, its reference encoding and head)."""
+
+    def __init__(self, object_id: int, settings: FRTMSettings) -> None:
+        self.object_id = object_id
+        self.settings = settings
+        self.target_model: TargetModel | None = None
+        self.memory: SampleMemory | None = None
+        self.encoding: torch.Tensor | None = None  # Base net
+        self.head: torch.nn.Module | None = None  # Base net + F-T: a fine-tuned copy of the head
+        self.tracked_frames = 0
+
+
+class FRTM:
+    name = "frtm"
+
+    def __init__(self, **settings) -> None:
+        self.settings = FRTMSettings.from_dict(settings)
+        s = self.settings
+        self.device = resolve_device(s.device)
+        self.backbone = build_backbone(s.backbone, s.backbone_weights).to(self.device)
+        self.head = load_head(s.checkpoint, s.head, s.backbone, self.backbone.channels).to(self.device)
+        self.score_maps: dict[tuple[str, int], np.ndarray] | None = {} if s.keep_score_maps else None
+
+    def describe(self) -> dict:
+        """What the timing record stores about this run."""
+        return {"settings": asdict(self.settings), "device": str(self.device),
+                "backbone_weights_sha256": self.backbone.weights_sha256()}
+
+    # --- per-object initialisation ----------------------------------------------------------------
+    def _augmented_features(self, image: np.ndarray, mask: np.ndarray, seed: int):
+        samples = augment_first_frame(image, mask, self.settings.augmented_samples, seed)
+        pyramids = [self.backbone(image_to_tensor(s.image, self.device)) for s in samples]
+        labels = torch.from_numpy(np.stack([s.mask for s in samples])).float().to(self.device)
+        return pyramids, labels
+
+    def _initialise_target_model(self, tracker: ObjectTracker, features16: torch.Tensor, image: np.ndarray,
+                                 mask: np.ndarray, seed: int) -> None:
+        s = self.settings
+        pyramids, labels = self._augmented_features(image, mask, seed)
+        features = torch.cat([features16] + [p[16] for p in pyramids[1:]])
+        weights = torch.from_numpy(initial_sample_weights(len(pyramids))).float().to(self.device)
+        model = TargetModel(features.shape[1], s.target_model(), seed=seed, device=self.device)
+        model.initialise(features, labels, weights)
+        tracker.target_model = model
+        if s.update:
+            memory = SampleMemory(s.memory_capacity, s.memory_learning_rate)
+            projected = model.project(features)
+            memory.initialise([(projected[k], labels[k]) for k in range(len(labels))], weights.tolist())
+            tracker.memory = memory
+            self._update(tracker)  # the released code runs one update pass on the initial memory
+
+    def _initialise_base_net(self, tracker: ObjectTracker, features: dict[int, torch.Tensor], image: np.ndarray,
+                             mask: np.ndarray, seed: int) -> None:
+        s = self.settings
+        head = self.head
+        mask_t = torch.from_numpy(mask).float().to(self.device)[None]
+        if s.fine_tune_iterations > 0:
+            head = copy.deepcopy(self.head)
+            pyramids, labels = self._augmented_features(image, mask, seed)
+            fine_tune(head, features, mask_t, pyramids, labels, s, seed)
+            tracker.head = head
+        with torch.no_grad():
+            tracker.encoding = head.target_encoder.encode(features[16], mask_t)
+
+    # --- tracking ---------------------------------------------------------------------------------
+    def _update(self, tracker: ObjectTracker) -> None:
+        memory = tracker.memory
+        weights = memory.filled_weights().float().to(self.device)
+        tracker.target_model.update(memory.stacked(0), memory.stacked(1), weights)
+
+    def _predict(self, trackers: list[ObjectTracker], features: dict[int, torch.Tensor],
+                 size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-object probabilities (N, H, W) and coarse scores (N, 1, h, w)."""
+        with torch.no_grad():
+            if self.settings.head == "base_net":
+                probabilities, scores = [], []
+                for tracker in trackers:
+                    head = tracker.head or self.head
+                    score = head.target_encoder.scores(features[16], tracker.encoding)
+                    probabilities.append(torch.sigmoid(head(features, score, size))[:, 0])
+                    scores.append(score)
+                return torch.cat(probabilities), torch.cat(scores)
+            scores = torch.cat([t.target_model.scores(features[16]) for t in trackers])
+            return torch.sigmoid(self.head(features, scores, size))[:, 0], scores
+
+    def run_sequence(self, sequence: Sequence) -> Iterator[tuple[str, np.ndarray]]:
+        s = self.settings
+        given = given_masks(sequence)
+        height, width = sequence.size
+        size = tuple(s.input_size) if s.input_size else (height, width)  # where the networks run
+        trackers: list[ObjectTracker] = []
+        for frame in sequence.frames:
+            image = sequence.read_image(frame)
+            if image.shape[:2] != (height, width):
+                raise DatasetError(f"{sequence.image_path(frame)}: frame is {image.shape[1]}x{image.shape[0]} but "
+                                   f"the sequence is {width}x{height}; all frames of a video must have one size")
+            if size != (height, width):
+                image = cv2.resize(image, size[::-1], interpolation=cv2.INTER_LINEAR)
+            with torch.no_grad():
+                features = self.backbone(image_to_tensor(image, self.device))
+            labels = np.zeros((height, width), np.uint8)
+            soft = None
+            if trackers:
+                probabilities, scores = self._predict(trackers, features, size)
+                merged, soft = merge_frtm(probabilities)
+                if size != (height, width):  # the output at the native size, from upsampled probabilities
+                    native = F.interpolate(probabilities[None], size=(height, width), mode="bilinear",
+                                           align_corners=False)[0]
+                    merged, _ = merge_frtm(native)
+                ids = torch.tensor([0] + [t.object_id for t in trackers], device=merged.device)
+                labels = ids[merged].to(torch.uint8).cpu().numpy()
+                if self.score_maps is not None:
+                    for tracker, score in zip(trackers, scores, strict=True):
+                        self.score_maps[(frame, tracker.object_id)] = score[0].cpu().numpy()
+            new_objects = {}
+            for object_id, mask in sorted(given.get(frame, {}).items()):
+                if mask.shape != (height, width):
+                    raise DatasetError(f"{sequence.mask_path(frame)}: mask is {mask.shape[1]}x{mask.shape[0]} but "
+                                       f"the frames are {width}x{height}")
+                labels[mask] = object_id
+                new_objects[object_id] = resize_mask(mask, size)
+                if soft is not None:
+                    soft = soft * (1 - torch.from_numpy(new_objects[object_id]).float().to(soft.device))
+            # Memory and updates of the objects tracked in this frame
+            if soft is not None and s.update and s.head != "base_net":
+                for index, tracker in enumerate(trackers):
+                    tracker.tracked_frames += 1
+                    label = soft[index]
+                    if int((label > 0.5).sum()) >= MIN_FOREGROUND_PIXELS:
+                        projected = tracker.target_model.project(features[16])[0]
+                        tracker.memory.add((projected, label))
+                    if tracker.tracked_frames % s.update_interval == 0:
+                        self._update(tracker)
+            for object_id, mask in new_objects.items():
+                if not mask.any():
+                    raise ValueError(f"{sequence.mask_path(frame)}: object {object_id} vanishes when the frame is "
+                                     f"resized to input_size {list(size)}; use a larger input_size")
+                tracker = ObjectTracker(object_id, s)
+                seed = s.seed  # seeded per object as the released code (torch and numpy seeded with 0)
+                if s.head == "base_net":
+                    self._initialise_base_net(tracker, features, image, mask, seed)
+                else:
+                    self._initialise_target_model(tracker, features[16], image, mask, seed)
+                trackers.append(tracker)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            yield frame, labels
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A boolean mask at another size (area interpolation, then > 0.5)."""
+    if mask.shape == size:
+        return mask
+    return cv2.resize(mask.astype(np.float32), size[::-1], interpolation=cv2.INTER_AREA) > 0.5
+
+
+def fine_tune(head: torch.nn.Module, reference: dict[int, torch.Tensor], reference_mask: torch.Tensor,
+              pyramids: list[dict[int, torch.Tensor]], labels: torch.Tensor, settings: FRTMSettings,
+              seed: int) -> None:
+    """Base net + F-T (Table 1): fine-tune the target encoder and R on the augmented first frame (Adam,
+    `fine_tune_iterations` iterations of batch `fine_tune_batch`), the backbone frozen."""
+    generator = torch.Generator().manual_seed(seed)
+    optimiser = torch.optim.Adam(head.parameters(), lr=settings.fine_tune_learning_rate)
+    head.train()
+    size = labels.shape[-2:]
+    for _ in range(settings.fine_tune_iterations):
+        batch = torch.randint(len(pyramids), (settings.fine_tune_batch,), generator=generator).tolist()
+        encoding = head.target_encoder.encode(reference[16], reference_mask)
+        loss = 0.0
+        for k in batch:
+            score = head.target_encoder.scores(pyramids[k][16], encoding)
+            logits = head(pyramids[k], score, size)[:, 0]
+            loss = loss + F.binary_cross_entropy_with_logits(logits, labels[k : k + 1])
+        optimiser.zero_grad()
+        (loss / len(batch)).backward()
+        optimiser.step()
+    head.eval()
