@@ -90,7 +90,8 @@ def test_gauss_newton_lowers_the_loss_at_every_step_on_real_features(shared):
     from methods.core.backbones import build_backbone
     from vos_datasets.davis import DavisDataset
 
-    sequence = DavisDataset(shared / "data/davis2016", split="val", year="2016", sequences=["blackswan"])[0]
+    sequence = DavisDataset(shared / "data/davis2016", split="val", year="2016", sequences=["blackswan"])
+    sequence = next(iter(sequence))
     image = sequence.read_image(sequence.frames[0])[::2, ::2].copy()
     mask = sequence.read_mask(sequence.frames[0])[::2, ::2] == 1
     samples = augment_first_frame(image, mask, n_samples=5, seed=0)

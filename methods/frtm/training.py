@@ -286,6 +286,7 @@ def train(config: TrainingConfig, out: str | Path, progress: bool = True,
             dist.all_reduce(total)
             mean_loss = float(total) / world
         history.append({"epoch": epoch, "loss": mean_loss, "seconds": time.perf_counter() - started,
+                        "processes": world, "samples": len(samples),
                         "cache_hits": cache.hits if cache else 0, "cache_misses": cache.misses if cache else 0})
         if rank == 0:
             print(json.dumps(history[-1]), flush=True)
@@ -339,7 +340,7 @@ def _batch_loss(model, head, share, cache, backbone, size, device, batch_size) -
         loss = F.binary_cross_entropy_with_logits(logits, labels) * len(share) / batch_size
         world = dist.get_world_size() if dist.is_initialized() else 1
         (loss * world / n_targets).backward()
-        total += float(loss) * batch_size / len(share) / n_targets
+        total += float(loss.detach()) * batch_size / len(share) / n_targets
     return total
 
 

@@ -1,0 +1,180 @@
+"""FRTM: backbones, memory, settings, the tracker on small videos (objects entering mid-video, bad inputs),
+and the heads of the Table 1 rows. Training (resumption, two processes) is in test_frtm_training.py."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from methods.core.backbones import build_backbone
+from methods.core.memory import SampleMemory
+from methods.frtm.networks import build_head, load_head, save_head
+from methods.frtm.settings import FRTMSettings
+from methods.runner import build_dataset, build_method, run
+from vos_datasets import synthetic
+from vos_datasets.davis import DatasetError
+from vos_datasets.masks import read_label_png, write_label_png
+
+SMALL = {"backbone": "efficientnet_lite0", "device": "cpu", "target_channels": 8, "augmented_samples": 3,
+         "init_cg_iterations": [3, 3], "update_cg_iterations": 3, "update_interval": 2, "memory_capacity": 6}
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    return synthetic.generate(tmp_path_factory.mktemp("emb") / "d", seed=2, n_train=1, n_val=2, n_frames=6,
+                              height=96, width=160)
+
+
+@pytest.fixture(scope="module")
+def heads(tmp_path_factory):
+    """Untrained heads (random weights, fixed seed) saved as the train rule saves them."""
+    folder = tmp_path_factory.mktemp("heads")
+    channels = build_backbone("efficientnet_lite0", pretrained=False).channels
+    torch.manual_seed(0)
+    paths = {}
+    for kind in ("refiner", "scale_offset", "base_net"):
+        paths[kind] = folder / f"{kind}.pt"
+        save_head(paths[kind], build_head(kind, channels), kind, "efficientnet_lite0")
+    return paths
+
+
+def test_backbone_pyramids_have_the_documented_strides_and_channels():
+    image = torch.zeros(1, 3, 96, 160)
+    for name in ("efficientnet_lite0", "resnet18"):
+        backbone = build_backbone(name, pretrained=False)
+        features = backbone(image)
+        assert sorted(features) == [4, 8, 16, 32]
+        for stride, tensor in features.items():
+            assert tensor.shape[1] == backbone.channels[stride]
+            assert tensor.shape[2] == pytest.approx(96 / stride, abs=1)
+        assert not any(p.requires_grad for p in backbone.parameters())
+        backbone.train()
+        assert not backbone.training  # frozen BatchNorm whatever a parent module asks
+
+
+def test_memory_decays_weights_and_replaces_the_lightest():
+    memory = SampleMemory(capacity=3, learning_rate=0.1)
+    memory.initialise([(torch.tensor(0.0),), (torch.tensor(1.0),)], [2, 1])
+    assert memory.weights.tolist() == pytest.approx([2 / 3, 1 / 3, 0])
+    assert memory.add((torch.tensor(2.0),)) == 2  # the empty slot fills first
+    assert memory.weights.tolist() == pytest.approx([0.6, 0.3, 0.1])
+    assert memory.add((torch.tensor(3.0),)) == 2  # then the lightest is replaced
+    assert memory.weights.tolist() == pytest.approx([0.54 / 0.91, 0.27 / 0.91, 0.1 / 0.91])
+    assert float(memory.weights.sum()) == pytest.approx(1.0)
+    assert memory.stacked(0).tolist() == [0.0, 1.0, 3.0]
+
+
+def test_memory_can_protect_the_first_sample_and_keep_its_weight_floor():
+    memory = SampleMemory(capacity=2, learning_rate=0.5, protect_first=True, first_weight_floor=0.25)
+    memory.initialise([(torch.tensor(0.0),)], [1])
+    for value in range(1, 6):
+        memory.add((torch.tensor(float(value)),))
+    assert memory.stacked(0).tolist() == [0.0, 5.0]
+    assert float(memory.weights[0]) >= 0.25 - 1e-12 and float(memory.weights.sum()) == pytest.approx(1.0)
+
+
+def test_settings_are_validated_with_clear_messages():
+    with pytest.raises(ValueError, match="unknown FRTM settings .'c'."):
+        FRTMSettings.from_dict({"c": 96, "checkpoint": "x"})
+    with pytest.raises(ValueError, match="checkpoint is not set"):
+        FRTMSettings.from_dict({})
+    with pytest.raises(ValueError, match="update_interval=0"):
+        FRTMSettings.from_dict({"checkpoint": "x", "update_interval": 0})
+    with pytest.raises(ValueError, match="memory_capacity=10: must hold the 20 initial samples"):
+        FRTMSettings.from_dict({"checkpoint": "x", "memory_capacity": 10})
+    with pytest.raises(ValueError, match="belongs to the Base net"):
+        FRTMSettings.from_dict({"checkpoint": "x", "fine_tune_iterations": 5})
+    assert FRTMSettings.from_dict({"checkpoint": "x"}).target_channels == 96  # the paper's Ours
+
+
+def test_a_head_for_another_backbone_is_refused(heads):
+    channels = build_backbone("resnet18", pretrained=False).channels
+    with pytest.raises(ValueError, match="for backbone 'efficientnet_lite0'"):
+        load_head(heads["refiner"], "refiner", "resnet18", channels)
+    with pytest.raises(FileNotFoundError, match="run the training rule first"):
+        load_head(heads["refiner"].with_name("missing.pt"), "refiner", "efficientnet_lite0", channels)
+
+
+@pytest.mark.parametrize("variant", [
+    {"head": "refiner"},
+    {"head": "refiner", "update": False},
+    {"head": "scale_offset", "update": False},
+    {"head": "base_net", "update": False},
+    {"head": "base_net", "update": False, "fine_tune_iterations": 2, "fine_tune_batch": 2},
+])
+def test_every_head_kind_tracks_every_frame_and_object(embedded, heads, tmp_path, variant):
+    method = build_method("frtm", {**SMALL, **variant, "checkpoint": str(heads[variant["head"]])})
+    dataset = build_dataset({"kind": "davis", "root": str(embedded), "split": "val"})
+    record = run(method, dataset, tmp_path / "out", progress=False)
+    assert record["frames"] == 12 and record["settings"]["head"] == variant["head"]
+    for sequence in dataset:
+        for object_id, frame in sequence.object_first_frames().items():
+            given = read_label_png(tmp_path / "out" / sequence.name / f"{frame}.png") == object_id
+            np.testing.assert_array_equal(given, sequence.read_mask(frame) == object_id)
+
+
+def test_tracker_is_deterministic_and_keeps_score_maps(embedded, heads):
+    dataset = build_dataset({"kind": "davis", "root": str(embedded), "split": "val"})
+    sequence = next(iter(dataset))
+    outputs = []
+    for _ in range(2):
+        method = build_method("frtm", {**SMALL, "checkpoint": str(heads["refiner"]), "keep_score_maps": True})
+        outputs.append([labels for _, labels in method.run_sequence(sequence)])
+    for a, b in zip(*outputs, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert method.score_maps and all(s.ndim == 2 for s in method.score_maps.values())
+
+
+def test_input_size_runs_smaller_and_writes_native_size(embedded, heads, tmp_path):
+    method = build_method("frtm", {**SMALL, "checkpoint": str(heads["refiner"]), "input_size": [64, 96]})
+    dataset = build_dataset({"kind": "davis", "root": str(embedded), "split": "val"})
+    sequence = next(iter(dataset))
+    for _, labels in method.run_sequence(sequence):
+        assert labels.shape == sequence.size
+
+
+def _copy(embedded, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(embedded, copy)
+    return copy
+
+
+def test_an_empty_first_mask_is_refused(embedded, heads, tmp_path):
+    copy = _copy(embedded, tmp_path)
+    sequence = next(iter(build_dataset({"kind": "davis", "root": str(copy), "split": "val"})))
+    object_id, frame = sorted(sequence.object_first_frames().items())[0]
+    ids = sequence.read_mask(frame)
+    ids[ids == object_id] = 0
+    write_label_png(sequence.mask_path(frame), ids)
+    method = build_method("frtm", {**SMALL, "checkpoint": str(heads["refiner"])})
+    with pytest.raises(ValueError, match=f"{frame}.png: object {object_id} is empty in the frame where it is given"):
+        list(method.run_sequence(sequence))
+
+
+def test_an_object_id_that_never_appears_is_refused(embedded, heads, tmp_path):
+    copy = _copy(embedded, tmp_path)
+    meta = json.loads((copy / "meta.json").read_text())
+    name = sorted(meta["videos"])[-1]
+    first = sorted(meta["videos"][name]["objects"].values(), key=lambda o: o["frames"][0])[0]["frames"][0]
+    meta["videos"][name]["objects"]["9"] = {"frames": [first]}
+    (copy / "meta.json").write_text(json.dumps(meta))
+    dataset = build_dataset({"kind": "davis", "root": str(copy), "split": "val"})
+    sequence = next(s for s in dataset if s.name == name)
+    method = build_method("frtm", {**SMALL, "checkpoint": str(heads["refiner"])})
+    with pytest.raises(ValueError, match="object 9 is empty in the frame where it is given"):
+        list(method.run_sequence(sequence))
+
+
+def test_a_frame_of_another_size_is_refused(embedded, heads, tmp_path):
+    copy = _copy(embedded, tmp_path)
+    sequence = next(iter(build_dataset({"kind": "davis", "root": str(copy), "split": "val"})))
+    path = sequence.image_path(sequence.frames[3])
+    Image.open(path).resize((120, 80)).save(path)
+    method = build_method("frtm", {**SMALL, "checkpoint": str(heads["refiner"])})
+    with pytest.raises(DatasetError, match=f"{sequence.frames[3]}.jpg: frame is 120x80 but the sequence is 160x96"):
+        list(method.run_sequence(sequence))

@@ -1,0 +1,115 @@
+"""FRTM offline training: the target-model cache, resumption after a kill, two processes (gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from methods.frtm.training import TargetModelCache, TrainingConfig, load_objects
+from vos_datasets import synthetic
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    return synthetic.generate(tmp_path_factory.mktemp("emb") / "d", seed=3, n_train=2, n_val=1, n_frames=6,
+                              height=96, width=160)
+
+
+def tiny_config(embedded, cache_dir, **changes) -> dict:
+    config = {
+        "head": "refiner", "backbone": "efficientnet_lite0", "device": "cpu",
+        "sources": [{"dataset": {"kind": "davis", "root": str(embedded), "split": "train"}, "repeats": 1}],
+        "frame_size": [96, 160], "epochs": 4, "lr_step": 2, "batch_size": 2, "reference_frames_per_object": 1,
+        "cache_dir": str(cache_dir), "cache_samples": 3, "cache_channels": 4, "cache_init_cg_iterations": [2, 2],
+        "cache_memory_capacity": 4,
+    }
+    return {**config, **changes}
+
+
+def run_training(config: dict, out: Path, *launcher: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    command = [*(launcher or (sys.executable,)), "-m", "methods.frtm.training", "--config", json.dumps(config),
+               "--out", str(out), "--quiet"]
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_cached_target_models_are_reused_and_keyed_by_their_inputs(embedded, tmp_path):
+    from methods.core.backbones import build_backbone
+
+    config = TrainingConfig.from_dict(tiny_config(embedded, tmp_path / "cache"))
+    cache = TargetModelCache(config, build_backbone("efficientnet_lite0"), torch.device("cpu"))
+    target = load_objects(config.sources[0], config)[0]
+    frame = target.references[0]
+    first = cache.get(target.sequence, frame, target.object_id)
+    again = cache.get(target.sequence, frame, target.object_id)
+    assert (cache.misses, cache.hits) == (1, 1)
+    assert torch.equal(first.w2, again.w2)
+    before = cache.path(target.sequence, frame, target.object_id)
+    mask = target.sequence.mask_path(frame)
+    mask.write_bytes(mask.read_bytes() + b"\0")  # any edit of an input gives another key: never a stale model
+    assert cache.path(target.sequence, frame, target.object_id) != before
+
+
+def test_bad_training_settings_are_refused(embedded, tmp_path):
+    with pytest.raises(ValueError, match="unknown FRTM training settings"):
+        TrainingConfig.from_dict(tiny_config(embedded, tmp_path, learning_rat=1))
+    with pytest.raises(ValueError, match="exactly one of 'repeats' or 'pairs'"):
+        TrainingConfig.from_dict(tiny_config(embedded, tmp_path, sources=[{"dataset": {}}]))
+
+
+def test_training_resumes_after_being_killed(embedded, tmp_path):
+    cache = tmp_path / "cache"
+    config = tiny_config(embedded, cache)
+    reference = run_training(config, tmp_path / "reference.pt")
+    assert reference.wait(timeout=600) == 0, reference.stdout.read()
+
+    out = tmp_path / "killed.pt"
+    checkpoint = tmp_path / "killed.pt.work" / "checkpoint.pt"
+    process = run_training(config, out)
+    deadline = time.time() + 600
+    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists() and not out.exists(), "killed too late: no partial run to resume"
+    epoch_done = torch.load(checkpoint, weights_only=True)["epoch"]
+    assert epoch_done < config["epochs"] - 1
+
+    resumed = run_training(config, out)
+    output = resumed.communicate(timeout=600)[0]
+    assert resumed.returncode == 0, output
+    assert f"resuming from {checkpoint} after epoch {epoch_done + 1}" in output
+    final = torch.load(out, weights_only=True)["state_dict"]
+    expected = torch.load(tmp_path / "reference.pt", weights_only=True)["state_dict"]
+    for name, tensor in expected.items():  # the resumed run ends where the uninterrupted one does
+        torch.testing.assert_close(final[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_a_checkpoint_from_other_settings_is_not_resumed(embedded, tmp_path):
+    config = tiny_config(embedded, tmp_path / "cache", epochs=1)
+    assert run_training(config, tmp_path / "head.pt").wait(timeout=600) == 0
+    (tmp_path / "head.pt").unlink()
+    other = run_training({**config, "learning_rate": 0.5}, tmp_path / "head.pt")
+    output = other.communicate(timeout=600)[0]
+    assert other.returncode == 1 and "was written with other training settings" in output
+
+
+def test_two_processes_train_through_torch_distributed_gloo(embedded, tmp_path):
+    config = tiny_config(embedded, tmp_path / "cache", epochs=2, batch_size=4)
+    process = run_training(config, tmp_path / "head.pt", sys.executable, "-m", "torch.distributed.run",
+                           "--standalone", "--nproc_per_node", "2")
+    output = process.communicate(timeout=600)[0]
+    assert process.returncode == 0, output
+    history = json.loads((tmp_path / "head.json").read_text())["history"]
+    assert [h["processes"] for h in history] == [2, 2]
+    assert torch.load(tmp_path / "head.pt", weights_only=True)["head"] == "refiner"
