@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     infer.add_argument("--out", type=Path, required=True)
     infer.add_argument("--timing", type=Path)
     infer.add_argument("--label", default="", help="free text stored in the timing record (preset, row)")
+    infer.add_argument("--score-maps", type=Path, help="also save the target model's coarse scores (FRTM) here")
     infer.add_argument("--warm-up", action="store_true", help="run the first sequence once, untimed (FPS protocol)")
     infer.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         method = build_method(args.method, json.loads(args.settings))
         dataset = build_dataset(json.loads(args.dataset))
         record = run(method, dataset, args.out, args.timing, progress=not args.quiet, extra={"label": args.label},
-                     warm_up=args.warm_up)
+                     warm_up=args.warm_up, score_maps_dir=args.score_maps)
     except (DatasetError, MaskFormatError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ reported as the unweighted mean over sequences and as total frames / total secon
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -50,18 +51,24 @@ def device_description() -> str:
 
 
 def run(method: VOSMethod, dataset, out_dir: str | Path, timing_path: str | Path | None = None,
-        progress: bool = True, extra: dict | None = None, warm_up: bool = False) -> dict:
+        progress: bool = True, extra: dict | None = None, warm_up: bool = False,
+        score_maps_dir: str | Path | None = None) -> dict:
     """Write <out_dir>/<sequence>/<frame>.png for every frame and return the timing record.
 
     warm_up: run the first sequence once, untimed and unsaved, before the timed pass (FRTM's FPS
     protocol on DAVIS 2016: first calls pay for memory allocation and kernel selection).
     """
     sequences = list(dataset)
+    if score_maps_dir is not None:
+        if not hasattr(method, "enable_score_maps"):
+            raise ValueError(f"{method.name} has no coarse score maps to save (only FRTM's target model has)")
+        method.enable_score_maps()
     if warm_up and sequences:
         for _ in method.run_sequence(sequences[0]):
             pass
     per_sequence = {}
-    with atomic_directory(out_dir) as tmp:
+    with atomic_directory(out_dir) as tmp, contextlib.ExitStack() as stack:
+        maps_tmp = stack.enter_context(atomic_directory(score_maps_dir)) if score_maps_dir is not None else None
         for sequence in tqdm(sequences, desc=f"{method.name}", unit="seq", disable=not progress):
             seconds, frames = 0.0, 0
             results = method.run_sequence(sequence)
@@ -77,6 +84,10 @@ def run(method: VOSMethod, dataset, out_dir: str | Path, timing_path: str | Path
                                      f"{sequence.name}/{frame}; expected uint8 {sequence.size}")
                 write_label_png(tmp / sequence.name / f"{frame}.png", labels)
                 frames += 1
+            if maps_tmp is not None:  # D's coarse scores, one array per (frame, object), for the figures
+                np.savez_compressed(maps_tmp / f"{sequence.name}.npz",
+                                    **{f"{frame}_{oid}": m for (frame, oid), m in method.score_maps.items()})
+                method.score_maps.clear()
             if frames != len(sequence.frames):
                 raise ValueError(f"{method.name} produced {frames} of {len(sequence.frames)} frames of {sequence.name}")
             per_sequence[sequence.name] = {"frames": frames, "seconds": seconds,

@@ -178,3 +178,16 @@ def test_a_frame_of_another_size_is_refused(embedded, heads, tmp_path):
     method = build_method("frtm", {**SMALL, "checkpoint": str(heads["refiner"])})
     with pytest.raises(DatasetError, match=f"{sequence.frames[3]}.jpg: frame is 120x80 but the sequence is 160x96"):
         list(method.run_sequence(sequence))
+
+
+def test_score_maps_are_saved_beside_the_masks(embedded, heads, tmp_path):
+    method = build_method("frtm", {**SMALL, "checkpoint": str(heads["refiner"])})
+    dataset = build_dataset({"kind": "davis", "root": str(embedded), "split": "val"})
+    run(method, dataset, tmp_path / "masks", progress=False, score_maps_dir=tmp_path / "score_maps")
+    for sequence in dataset:
+        maps = np.load(tmp_path / "score_maps" / f"{sequence.name}.npz")
+        first = min(sequence.object_first_frames().values())
+        later = [f for f in sequence.frames if f > first]
+        assert {key.split("_")[0] for key in maps.files} == set(later)
+    with pytest.raises(ValueError, match="has no coarse score maps"):
+        run(build_method("first_frame_copy"), dataset, tmp_path / "m2", progress=False, score_maps_dir=tmp_path / "s2")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 
 def workflow_copy(tmp_path: Path) -> Path:
     work = tmp_path / "wf"
-    work.mkdir()
+    work.mkdir(parents=True)
     for item in ("Snakefile", "config.yaml", "config", "workflow", "envs"):
         source = REPO / item
         (shutil.copytree if source.is_dir() else shutil.copy)(source, work / item)
@@ -34,24 +35,47 @@ def snakemake(work: Path, *args: str, check: bool = True) -> subprocess.Complete
     return done
 
 
+def shrink_embedded_preset(data: dict) -> None:
+    """The embedded preset cut to test size: 2 short videos, one row per FRTM head kind, 1-epoch trainings.
+    The full default DAG is measured as a workflow run, not in the tests (see README)."""
+    data["datasets"]["embedded"].update(n_train=2, n_val=2, n_frames=8)
+    data["rows"] = {name: data["rows"][name] for name in ("first-frame-copy", "frtm-ours", "frtm-d-only",
+                                                          "frtm-base-net-ft")}
+    data["rows"]["frtm-base-net-ft"]["settings"] = {"fine_tune_iterations": 1}
+    data["method_defaults"]["frtm"].update(augmented_samples=3, target_channels=8, memory_capacity=8,
+                                           init_cg_iterations=[2, 2], update_cg_iterations=2)
+    for training in data["trainings"].values():
+        training["settings"].update(epochs=1, lr_step=1, reference_frames_per_object=1, cache_samples=3,
+                                    cache_init_cg_iterations=[2, 2])
+
+
 @pytest.mark.slow
 def test_default_dag_produces_the_tables(tmp_path):
     work = workflow_copy(tmp_path)
+    edit_embedded_preset(work, shrink_embedded_preset)
     snakemake(work, "reports/tables.md")
     tables = (work / "reports/tables.md").read_text()
     assert "**Preset:** `embedded`" in tables
     assert "| First-frame copy (lower bound) |" in tables
+    for label in ("FRTM Ours", "FRTM D-only", "FRTM Base net + F-T"):
+        assert f"| {label} |" in tables, label
     summary = pd.read_csv(work / "results/embedded/summary.csv")
-    assert list(summary["preset"]) == ["embedded"]
+    assert set(summary["preset"]) == {"embedded"} and len(summary) == 4
     # the summary's figure is the evaluator's, re-computed here independently
     from metrics import Protocol, evaluate
 
     result = evaluate(work / "resources/embedded/embedded/Annotations/480p",
                       work / "results/embedded/embedded-val/first-frame-copy/masks",
-                      ["synth-val-00", "synth-val-01", "synth-val-02", "synth-val-03"],
+                      ["synth-val-00", "synth-val-01"],
                       protocol=Protocol(objects="all"), workers=1, progress=False)
-    assert summary["J&F-Mean"][0] == pytest.approx(result.global_statistics()["J&F-Mean"], abs=1e-12)
+    row = summary.set_index("row").loc["first-frame-copy"]
+    assert row["J&F-Mean"] == pytest.approx(result.global_statistics()["J&F-Mean"], abs=1e-12)
+    timing = json.loads((work / "results/embedded/embedded-val/frtm-ours/timing.json").read_text())
+    assert timing["settings"]["backbone"] == "efficientnet_lite0" and timing["settings"]["target_channels"] == 8
+    assert timing["settings"]["checkpoint"] == "results/embedded/training/frtm-refiner/head.pt"
     for log in ("logs/embedded/infer/embedded-val/first-frame-copy.log",
+                "logs/embedded/train/frtm-refiner.log",
+                "logs/embedded/benchmarks/train/frtm-base-net.tsv",
                 "logs/embedded/benchmarks/evaluate/embedded-val/first-frame-copy.tsv"):
         assert (work / log).is_file(), log
     again = snakemake(work, "reports/tables.md")  # nothing left to do
@@ -99,3 +123,19 @@ def test_unknown_evaluation_reference_is_named(tmp_path):
     edit_embedded_preset(work, lambda data: data["rows"]["first-frame-copy"].update(evaluate_on=["nowhere"]))
     done = snakemake(work, "-n", check=False)
     assert "rows.first-frame-copy.evaluate_on: unknown evaluation 'nowhere'" in done.stdout + done.stderr
+
+
+def test_unknown_variant_and_training_are_named(tmp_path):
+    work = workflow_copy(tmp_path)
+    edit_embedded_preset(work, lambda data: data["rows"]["frtm-ours"].update(variant="best"))
+    done = snakemake(work, "-n", check=False)
+    assert "rows.frtm-ours.variant: frtm has no variant 'best'" in done.stdout + done.stderr
+    work = workflow_copy(tmp_path / "second")
+    edit_embedded_preset(work, lambda data: data["rows"]["frtm-ours"].update(training="nope"))
+    done = snakemake(work, "-n", check=False)
+    assert "rows.frtm-ours.training: unknown training 'nope'" in done.stdout + done.stderr
+
+
+def test_davis2016_check_preset_plans_every_frtm_row(tmp_path, shared):
+    done = snakemake(workflow_copy(tmp_path), "-n", "--config", "preset=davis2016", f"shared_dir={shared}")
+    assert "train" in done.stdout and done.stdout.count("rule infer") + done.stdout.count("localrule infer") >= 9

@@ -60,6 +60,11 @@ class FRTM:
         self.head = load_head(s.checkpoint, s.head, s.backbone, self.backbone.channels).to(self.device)
         self.score_maps: dict[tuple[str, int], np.ndarray] | None = {} if s.keep_score_maps else None
 
+    def enable_score_maps(self) -> None:
+        """Keep D's coarse scores of every (frame, object) in `score_maps` (the runner saves them)."""
+        if self.score_maps is None:
+            self.score_maps = {}
+
     def describe(self) -> dict:
         """What the timing record stores about this run."""
         return {"settings": asdict(self.settings), "device": str(self.device),
