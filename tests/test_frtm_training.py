@@ -36,10 +36,10 @@ def tiny_config(embedded, cache_dir, **changes) -> dict:
     return {**config, **changes}
 
 
-def run_training(config: dict, out: Path, *launcher: str) -> subprocess.Popen:
+def run_training(config: dict, out: Path, *launcher: str, options: tuple[str, ...] = ()) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     command = [*(launcher or (sys.executable,)), "-m", "methods.frtm.training", "--config", json.dumps(config),
-               "--out", str(out), "--quiet"]
+               "--out", str(out), "--quiet", *options]
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -102,6 +102,11 @@ def test_a_checkpoint_from_other_settings_is_not_resumed(embedded, tmp_path):
     other = run_training({**config, "learning_rate": 0.5}, tmp_path / "head.pt")
     output = other.communicate(timeout=600)[0]
     assert other.returncode == 1 and "was written with other training settings" in output
+    # the workflow reruns a training exactly when its settings changed: there the stale checkpoint goes
+    fresh = run_training({**config, "learning_rate": 0.5}, tmp_path / "head.pt",
+                         options=("--discard-other-settings",))
+    output = fresh.communicate(timeout=600)[0]
+    assert fresh.returncode == 0 and "discarding" in output and (tmp_path / "head.pt").is_file()
 
 
 def test_two_processes_train_through_torch_distributed_gloo(embedded, tmp_path):

@@ -234,8 +234,12 @@ def _device(config: TrainingConfig, rank: int) -> torch.device:
 
 
 def train(config: TrainingConfig, out: str | Path, progress: bool = True,
-          stop_after_epochs: int | None = None) -> dict:
-    """Train the head and write it to `out` (atomically); resumes from `<out>.work/checkpoint.pt`."""
+          stop_after_epochs: int | None = None, discard_other_settings: bool = False) -> dict:
+    """Train the head and write it to `out` (atomically); resumes from `<out>.work/checkpoint.pt`.
+
+    A checkpoint written with other settings is refused, or, with discard_other_settings (the workflow,
+    which reruns a training exactly when its settings changed), deleted so that training starts over.
+    """
     rank, world = _distributed()
     device = _device(config, rank)
     out = Path(out)
@@ -249,11 +253,18 @@ def train(config: TrainingConfig, out: str | Path, progress: bool = True,
                                  weight_decay=config.weight_decay, amsgrad=config.amsgrad)
     scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=config.lr_step, gamma=config.lr_gamma)
     start_epoch, history = 0, []
-    if checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-        if state["config"] != json.dumps(asdict(config), sort_keys=True):
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=True) if checkpoint_path.is_file() else None
+    if state is not None and state["config"] != json.dumps(asdict(config), sort_keys=True):
+        if not discard_other_settings:
             raise ValueError(f"{checkpoint_path}: was written with other training settings; delete {work} "
                              "to start again, or restore the settings it was made with")
+        if rank == 0:
+            print(f"discarding {checkpoint_path}: written with other training settings", flush=True)
+            checkpoint_path.unlink()
+        if world > 1:
+            dist.barrier()
+        state = None
+    if state is not None:
         head.load_state_dict(state["head"])
         optimiser.load_state_dict(state["optimiser"])
         scheduler.load_state_dict(state["scheduler"])
@@ -350,12 +361,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="training settings as JSON text or a .json file")
     parser.add_argument("--out", required=True, type=Path, help="the trained head (.pt)")
     parser.add_argument("--stop-after-epochs", type=int, help="stop early (tests of resumption)")
+    parser.add_argument("--discard-other-settings", action="store_true",
+                        help="start over when the checkpoint was written with other settings (default: refuse)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     text = Path(args.config).read_text() if args.config.endswith(".json") else args.config
     try:
         config = TrainingConfig.from_dict(json.loads(text))
-        train(config, args.out, progress=not args.quiet, stop_after_epochs=args.stop_after_epochs)
+        train(config, args.out, progress=not args.quiet, stop_after_epochs=args.stop_after_epochs,
+              discard_other_settings=args.discard_other_settings)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -28,7 +28,8 @@ rule train:
         runtime=lambda wildcards: 4320 if TRAININGS[wildcards.training].get("gpus", 0) else 120,
         gpu=lambda wildcards: TRAININGS[wildcards.training].get("gpus", 0),
     shell:
-        "{params.launcher} -m methods.frtm.training --config {params.config:q} --out {output.head} --quiet"
+        "{params.launcher} -m methods.frtm.training --config {params.config:q} --out {output.head}"
+        " --discard-other-settings --quiet"
         " > {log} 2>&1"
 
 
