@@ -39,13 +39,13 @@ def resolve_device(name: str) -> torch.device:
 class ObjectTracker:
     """One object's target model and sample memory (or, for Base net, its reference encoding and head)."""
 
-    def __init__(self, object_id: int, settings: FRTMSettings) -> None:
+    def __init__(self, object_id: int) -> None:
         self.object_id = object_id
-        self.settings = settings
         self.target_model: TargetModel | None = None
         self.memory: SampleMemory | None = None
         self.encoding: torch.Tensor | None = None  # Base net
         self.head: torch.nn.Module | None = None  # Base net + F-T: a fine-tuned copy of the head
+        self.projected: torch.Tensor | None = None  # w1 * x of the current frame
         self.tracked_frames = 0
 
 
@@ -124,7 +124,10 @@ class FRTM:
                     probabilities.append(torch.sigmoid(head(features, score, size))[:, 0])
                     scores.append(score)
                 return torch.cat(probabilities), torch.cat(scores)
-            scores = torch.cat([t.target_model.scores(features[16]) for t in trackers])
+            # w1 * x once per object and frame: the scores and the memory sample both use it
+            for tracker in trackers:
+                tracker.projected = tracker.target_model.project(features[16])
+            scores = torch.cat([t.target_model.scores_from_projection(t.projected) for t in trackers])
             return torch.sigmoid(self.head(features, scores, size))[:, 0], scores
 
     def run_sequence(self, sequence: Sequence) -> Iterator[tuple[str, np.ndarray]]:
@@ -171,15 +174,14 @@ class FRTM:
                     tracker.tracked_frames += 1
                     label = soft[index]
                     if int((label > 0.5).sum()) >= MIN_FOREGROUND_PIXELS:
-                        projected = tracker.target_model.project(features[16])[0]
-                        tracker.memory.add((projected, label))
+                        tracker.memory.add((tracker.projected[0], label))
                     if tracker.tracked_frames % s.update_interval == 0:
                         self._update(tracker)
             for object_id, mask in new_objects.items():
                 if not mask.any():
                     raise ValueError(f"{sequence.mask_path(frame)}: object {object_id} vanishes when the frame is "
                                      f"resized to input_size {list(size)}; use a larger input_size")
-                tracker = ObjectTracker(object_id, s)
+                tracker = ObjectTracker(object_id)
                 seed = s.seed  # seeded per object as the released code (torch and numpy seeded with 0)
                 if s.head == "base_net":
                     self._initialise_base_net(tracker, features, image, mask, seed)
