@@ -78,6 +78,27 @@ def test_memory_can_protect_the_first_sample_and_keep_its_weight_floor():
     assert float(memory.weights[0]) >= 0.25 - 1e-12 and float(memory.weights.sum()) == pytest.approx(1.0)
 
 
+def test_target_feature_scale_multiplies_the_features_before_w1():
+    """The CPU backbone's features are scaled to RMS ~1 before D (a named deviation); a model with scale s on x
+    must learn and predict exactly as a model with scale 1 on s*x, and the settings resolve the backbone's."""
+    from methods.frtm.target_model import TargetModel, TargetModelSettings
+
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(3, 16, 6, 8, generator=generator) * 6.5
+    labels = (torch.rand(3, 24, 32, generator=generator) > 0.7).float()
+    weights = torch.full((3,), 1 / 3)
+    scaled = TargetModel(16, TargetModelSettings(channels=4, init_cg_iterations=(3, 3), feature_scale=0.2))
+    plain = TargetModel(16, TargetModelSettings(channels=4, init_cg_iterations=(3, 3)))
+    assert scaled.initialise(features, labels, weights) == pytest.approx(plain.initialise(features * 0.2, labels,
+                                                                                          weights), rel=1e-4)
+    torch.testing.assert_close(scaled.scores(features), plain.scores(features * 0.2), rtol=1e-4, atol=1e-5)
+    lite = FRTMSettings.from_dict({**SMALL, "checkpoint": "x.pt"})
+    assert lite.target_model().feature_scale == pytest.approx(1 / 6.5)
+    assert FRTMSettings.from_dict({**SMALL, "backbone": "resnet101", "checkpoint": "x.pt"}).target_model().feature_scale == 1.0
+    with pytest.raises(ValueError, match="target_feature_scale"):
+        FRTMSettings.from_dict({**SMALL, "checkpoint": "x.pt", "target_feature_scale": 0})
+
+
 def test_settings_are_validated_with_clear_messages():
     with pytest.raises(ValueError, match="unknown FRTM settings .'c'."):
         FRTMSettings.from_dict({"c": 96, "checkpoint": "x"})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field, fields
 
-from methods.core.backbones import BACKBONES
+from methods.core.backbones import BACKBONES, target_feature_scale
 from methods.frtm.networks import HEADS
 from methods.frtm.target_model import TargetModelSettings
 
@@ -30,6 +30,7 @@ class FRTMSettings:
     preconditioner: list[float] = field(default_factory=lambda: [1e-4, 1e-2])
     kappa_min: float = 0.1
     pixel_weighting: bool = True
+    target_feature_scale: float | None = None  # None: the backbone's (backbones.TARGET_FEATURE_SCALE)
     update: bool = True  # False: "Ours - no update" and D-only
     # Base net + F-T (Table 1): first-frame fine-tuning
     fine_tune_iterations: int = 0  # paper: 100
@@ -72,6 +73,8 @@ class FRTMSettings:
              f"regularisation={self.regularisation}: two non-negative values (lambda_1, lambda_2)")
         need(len(self.preconditioner) == 2 and min(self.preconditioner) > 0,
              f"preconditioner={self.preconditioner}: two positive values")
+        need(self.target_feature_scale is None or self.target_feature_scale > 0,
+             f"target_feature_scale={self.target_feature_scale}: must be > 0, or null for the backbone's")
         need(0 < self.kappa_min < 1, f"kappa_min={self.kappa_min}: must be in (0, 1)")
         need(self.fine_tune_iterations >= 0 and self.fine_tune_batch >= 1, "fine_tune_*: iterations >= 0, batch >= 1")
         need(self.fine_tune_iterations == 0 or self.head == "base_net",
@@ -86,7 +89,12 @@ class FRTMSettings:
             channels=self.target_channels, regularisation=tuple(self.regularisation),
             preconditioner=tuple(self.preconditioner), init_cg_iterations=tuple(self.init_cg_iterations),
             update_cg_iterations=self.update_cg_iterations, kappa_min=self.kappa_min,
-            pixel_weighting=self.pixel_weighting)
+            pixel_weighting=self.pixel_weighting, feature_scale=self.resolved_feature_scale())
+
+    def resolved_feature_scale(self) -> float:
+        if self.target_feature_scale is not None:
+            return self.target_feature_scale
+        return target_feature_scale(self.backbone)
 
     def replace(self, **changes) -> FRTMSettings:
         return dataclasses.replace(self, **changes)

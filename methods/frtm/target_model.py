@@ -53,6 +53,7 @@ class TargetModelSettings:
     update_cg_iterations: int = 10  # N_CGu, one GN step on w2 only
     kappa_min: float = 0.1
     pixel_weighting: bool = True
+    feature_scale: float = 1.0  # features are multiplied by this before w1 (backbones.TARGET_FEATURE_SCALE)
 
 
 class TargetModel:
@@ -72,7 +73,7 @@ class TargetModel:
     # --- model -------------------------------------------------------------------------------------
     def project(self, features: torch.Tensor) -> torch.Tensor:
         """w1 * x: (B, C, h, w) -> (B, c, h, w)."""
-        return F.conv2d(features, self.w1)
+        return F.conv2d(features * self.settings.feature_scale, self.w1)
 
     def scores_from_projection(self, projected: torch.Tensor) -> torch.Tensor:
         return F.conv2d(projected, self.w2, padding=1)
@@ -104,7 +105,7 @@ class TargetModel:
         """Learn w1 and w2 on the initial samples (K, C, h, w) / (K, H, W) with N_GN Gauss-Newton steps.
         Returns the loss before and after each step."""
         keep, labels, gammas, weights_v = self._prepare(labels, sample_weights)
-        features = features[keep]
+        features = features[keep] * self.settings.feature_scale
 
         def residuals(params):
             w1, w2 = params

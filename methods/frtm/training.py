@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from methods.core.augmentation import augment_first_frame, initial_sample_weights
-from methods.core.backbones import build_backbone, image_to_tensor
+from methods.core.backbones import build_backbone, image_to_tensor, target_feature_scale
 from methods.core.memory import SampleMemory
 from methods.frtm.networks import HEADS, build_head, save_head
 from methods.frtm.target_model import TargetModel, TargetModelSettings
@@ -98,7 +98,8 @@ class TrainingConfig:
 
     def target_model_settings(self) -> TargetModelSettings:
         return TargetModelSettings(channels=self.cache_channels, regularisation=tuple(self.cache_regularisation),
-                                   init_cg_iterations=tuple(self.cache_init_cg_iterations), pixel_weighting=False)
+                                   init_cg_iterations=tuple(self.cache_init_cg_iterations), pixel_weighting=False,
+                                   feature_scale=target_feature_scale(self.backbone))
 
 
 # --- data -------------------------------------------------------------------------------------------
@@ -177,13 +178,18 @@ class TargetModelCache:
         settings = {k: getattr(config, k) for k in ("cache_samples", "cache_channels", "cache_regularisation",
                                                     "cache_init_cg_iterations", "cache_memory_capacity",
                                                     "frame_size", "seed", "backbone")}
+        settings["target_model"] = asdict(config.target_model_settings())  # every setting of D, scale included
         self.settings_key = json.dumps({**settings, "weights": backbone.weights_sha256()}, sort_keys=True)
+        self._paths: dict[tuple[str, str, int], Path] = {}  # the input hash is computed once per run
 
     def path(self, sequence, frame: str, object_id: int) -> Path:
-        digest = hashlib.sha256(self.settings_key.encode())
-        for file in (sequence.image_path(frame), sequence.mask_path(frame)):
-            digest.update(Path(file).read_bytes())
-        return self.root / sequence.name / f"{frame}.{object_id}.{digest.hexdigest()[:16]}.pt"
+        key = (str(sequence.image_path(frame)), frame, object_id)
+        if key not in self._paths:
+            digest = hashlib.sha256(self.settings_key.encode())
+            for file in (sequence.image_path(frame), sequence.mask_path(frame)):
+                digest.update(Path(file).read_bytes())
+            self._paths[key] = self.root / sequence.name / f"{frame}.{object_id}.{digest.hexdigest()[:16]}.pt"
+        return self._paths[key]
 
     def get(self, sequence, frame: str, object_id: int) -> TargetModel:
         path = self.path(sequence, frame, object_id)
