@@ -11,12 +11,8 @@ per epoch (DAVIS 2017: 8) and `pairs` random pairs are drawn from each `sample` 
 4000 in the released code). Adam with weight decay and a step schedule (paper: 1e-3 for 120 epochs, then
 1e-4 for 60; released code: 260 epochs, step 127, amsgrad).
 
-Interruptions: a checkpoint (head, optimiser, scheduler, epoch) is written atomically after every epoch
-into `<out>.work/`; a rerun resumes from it. Epoch sampling is seeded by (seed, epoch), so a resumed run
-draws what an uninterrupted one would. Checkpoints are data: loaded with torch.load(weights_only=True).
-
-Several processes (torchrun): each rank takes its share of every batch; DistributedDataParallel averages
-the gradients (backend nccl on GPUs, gloo on CPUs); rank 0 writes checkpoints.
+Checkpoints, resumption after an interruption and several processes (torchrun, DDP) come from the loop
+both methods share (methods.core.trainer); epoch sampling is seeded by (seed, epoch).
 
     python -m methods.frtm.training --config training.json --out results/.../head.pt
     torchrun --nproc_per_node 4 -m methods.frtm.training --config ... --out ...
@@ -24,25 +20,22 @@ the gradients (backend nccl on GPUs, gloo on CPUs); rank 0 writes checkpoints.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
 import random
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from methods.core.augmentation import augment_first_frame, initial_sample_weights
 from methods.core.backbones import build_backbone, image_to_tensor, target_feature_scale
 from methods.core.memory import SampleMemory
+from methods.core.trainer import TrainingJob, backward_share, run_training, training_cli
 from methods.frtm.networks import HEADS, build_head, save_head
 from methods.frtm.target_model import TargetModel, TargetModelSettings
 from vos_datasets.fileio import atomic_path, atomic_write_text
@@ -180,13 +173,15 @@ class TargetModelCache:
                                                     "frame_size", "seed", "backbone")}
         settings["target_model"] = asdict(config.target_model_settings())  # every setting of D, scale included
         self.settings_key = json.dumps({**settings, "weights": backbone.weights_sha256()}, sort_keys=True)
-        self._paths: dict[tuple[str, str, int], Path] = {}  # the input hash is computed once per run
+        self._paths: dict[tuple, Path] = {}  # the input hash is computed once per run
 
     def path(self, sequence, frame: str, object_id: int) -> Path:
-        key = (str(sequence.image_path(frame)), frame, object_id)
+        files = (sequence.image_path(frame), sequence.mask_path(frame))
+        stats = [os.stat(file) for file in files]  # an edited file gets hashed again
+        key = (*map(str, files), object_id, *((st.st_mtime_ns, st.st_size) for st in stats))
         if key not in self._paths:
             digest = hashlib.sha256(self.settings_key.encode())
-            for file in (sequence.image_path(frame), sequence.mask_path(frame)):
+            for file in files:
                 digest.update(Path(file).read_bytes())
             self._paths[key] = self.root / sequence.name / f"{frame}.{object_id}.{digest.hexdigest()[:16]}.pt"
         return self._paths[key]
@@ -223,166 +218,85 @@ class TargetModelCache:
 
 
 # --- training loop ----------------------------------------------------------------------------------
-def _distributed() -> tuple[int, int]:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+class FRTMTrainingJob(TrainingJob):
+    """The head is trained (backbone frozen); D comes from the cache (or, for Base net, the encoder)."""
 
+    def __init__(self, config: TrainingConfig) -> None:
+        self.config = config
+        self.settings_json = json.dumps(asdict(config), sort_keys=True)
+        self.seed, self.epochs = config.seed, config.epochs
+        self.cache: TargetModelCache | None = None
 
-def _device(config: TrainingConfig, rank: int) -> torch.device:
-    if config.device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", rank % torch.cuda.device_count())
-        return torch.device("cpu")
-    return torch.device(config.device)
+    def build(self, device: torch.device) -> torch.nn.Module:
+        config = self.config
+        self.device = device
+        self.backbone = build_backbone(config.backbone, config.backbone_weights).to(device)
+        head = build_head(config.head, self.backbone.channels).to(device)
+        self.sources = [(source, load_objects(source, config)) for source in config.sources]
+        if config.head != "base_net":
+            self.cache = TargetModelCache(config, self.backbone, device)
+        return head
+
+    def optimiser(self, module):
+        config = self.config
+        optimiser = torch.optim.Adam(module.parameters(), lr=config.learning_rate, betas=(0.9, 0.999),
+                                     weight_decay=config.weight_decay, amsgrad=config.amsgrad)
+        return optimiser, torch.optim.lr_scheduler.StepLR(optimiser, step_size=config.lr_step, gamma=config.lr_gamma)
+
+    def epoch_batches(self, epoch: int) -> list[list]:
+        samples = epoch_samples(self.sources, self.config, epoch)
+        size = self.config.batch_size
+        return [samples[i : i + size] for i in range(0, len(samples), size)]
+
+    def history_extra(self) -> dict:
+        return {"cache_hits": self.cache.hits if self.cache else 0, "cache_misses": self.cache.misses if self.cache else 0}
+
+    def batch_loss(self, model, module, share, batch_size) -> float:
+        """One backward per target frame (released code); binary cross-entropy at the training size."""
+        size, device, backbone = tuple(self.config.frame_size), self.device, self.backbone
+        references = [read_frame(o.sequence, ref, o.object_id, size) for o, ref, _ in share]
+        with torch.no_grad():
+            if self.cache is not None:
+                target_models = [self.cache.get(o.sequence, ref, o.object_id) for o, ref, _ in share]
+            else:
+                ref_features = torch.cat([backbone(image_to_tensor(img, device))[16] for img, _ in references])
+                ref_masks = torch.from_numpy(np.stack([m for _, m in references])).float().to(device)
+        total = 0.0
+        n_targets = len(share[0][2])
+        for t in range(n_targets):
+            frames = [read_frame(o.sequence, targets[t], o.object_id, size) for o, _, targets in share]
+            images = torch.cat([image_to_tensor(img, device) for img, _ in frames])
+            labels = torch.from_numpy(np.stack([m for _, m in frames])).float().to(device)
+            with torch.no_grad():
+                features = backbone(images)
+            if self.cache is not None:
+                with torch.no_grad():
+                    scores = torch.cat([tm.scores(features[16][i : i + 1]) for i, tm in enumerate(target_models)])
+            else:
+                encoder = module.target_encoder
+                scores = encoder.scores(features[16], encoder.encode(ref_features, ref_masks))
+            logits = model(features, scores, size)[:, 0]
+            loss = F.binary_cross_entropy_with_logits(logits, labels)
+            backward_share(loss / n_targets, len(share), batch_size)
+            total += float(loss.detach()) / n_targets
+        return total
+
+    def save(self, out: Path, module, history: list[dict]) -> None:
+        config = self.config
+        save_head(out, module, config.head, config.backbone,
+                  extra={"training": self.settings_json, "history": json.dumps(history)})
+        atomic_write_text(out.with_suffix(".json"), json.dumps({"config": asdict(config), "history": history}, indent=1))
 
 
 def train(config: TrainingConfig, out: str | Path, progress: bool = True,
           stop_after_epochs: int | None = None, discard_other_settings: bool = False) -> dict:
-    """Train the head and write it to `out` (atomically); resumes from `<out>.work/checkpoint.pt`.
-
-    A checkpoint written with other settings is refused, or, with discard_other_settings (the workflow,
-    which reruns a training exactly when its settings changed), deleted so that training starts over.
-    """
-    rank, world = _distributed()
-    device = _device(config, rank)
-    out = Path(out)
-    work = out.with_name(out.name + ".work")
-    checkpoint_path = work / "checkpoint.pt"
-    torch.manual_seed(config.seed)
-
-    backbone = build_backbone(config.backbone, config.backbone_weights).to(device)
-    head = build_head(config.head, backbone.channels).to(device)
-    optimiser = torch.optim.Adam(head.parameters(), lr=config.learning_rate, betas=(0.9, 0.999),
-                                 weight_decay=config.weight_decay, amsgrad=config.amsgrad)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=config.lr_step, gamma=config.lr_gamma)
-    start_epoch, history = 0, []
-    state = torch.load(checkpoint_path, map_location="cpu", weights_only=True) if checkpoint_path.is_file() else None
-    if state is not None and state["config"] != json.dumps(asdict(config), sort_keys=True):
-        if not discard_other_settings:
-            raise ValueError(f"{checkpoint_path}: was written with other training settings; delete {work} "
-                             "to start again, or restore the settings it was made with")
-        if rank == 0:
-            print(f"discarding {checkpoint_path}: written with other training settings", flush=True)
-            checkpoint_path.unlink()
-        if world > 1:
-            dist.barrier()
-        state = None
-    if state is not None:
-        head.load_state_dict(state["head"])
-        optimiser.load_state_dict(state["optimiser"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, history = state["epoch"] + 1, json.loads(state["history"])
-        if rank == 0:
-            print(f"resuming from {checkpoint_path} after epoch {start_epoch}", flush=True)
-    model = head
-    if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(head, device_ids=[device.index] if device.type == "cuda" else None)
-
-    sources = [(source, load_objects(source, config)) for source in config.sources]
-    cache = None if config.head == "base_net" else TargetModelCache(config, backbone, device)
-    size = tuple(config.frame_size)
-    for epoch in range(start_epoch, config.epochs):
-        started = time.perf_counter()
-        samples = epoch_samples(sources, config, epoch)
-        batches = [samples[i : i + config.batch_size] for i in range(0, len(samples), config.batch_size)]
-        losses = []
-        model.train()
-        for batch in tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress or rank != 0):
-            share = batch[rank::world]
-            optimiser.zero_grad()
-            loss_value = _batch_loss(model, head, share, cache, backbone, size, device, len(batch))
-            optimiser.step()
-            losses.append(loss_value)
-        scheduler.step()
-        mean_loss = float(np.mean(losses)) if losses else float("nan")
-        if world > 1:
-            total = torch.tensor([mean_loss], device=device)
-            dist.all_reduce(total)
-            mean_loss = float(total) / world
-        history.append({"epoch": epoch, "loss": mean_loss, "seconds": time.perf_counter() - started,
-                        "processes": world, "samples": len(samples),
-                        "cache_hits": cache.hits if cache else 0, "cache_misses": cache.misses if cache else 0})
-        if rank == 0:
-            print(json.dumps(history[-1]), flush=True)
-            work.mkdir(parents=True, exist_ok=True)
-            with atomic_path(checkpoint_path) as tmp:
-                torch.save({"head": head.state_dict(), "optimiser": optimiser.state_dict(),
-                            "scheduler": scheduler.state_dict(), "epoch": epoch, "history": json.dumps(history),
-                            "config": json.dumps(asdict(config), sort_keys=True)}, tmp)
-        if world > 1:
-            dist.barrier()
-        if stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs:
-            return {"stopped_after_epoch": epoch, "history": history}
-    if rank == 0:
-        save_head(out, head, config.head, config.backbone,
-                  extra={"training": json.dumps(asdict(config), sort_keys=True), "history": json.dumps(history)})
-        atomic_write_text(out.with_suffix(".json"), json.dumps({"config": asdict(config), "history": history}, indent=1))
-    if world > 1:
-        dist.barrier()
-    return {"history": history}
-
-
-def _batch_loss(model, head, share, cache, backbone, size, device, batch_size) -> float:
-    """Forward this rank's samples, one backward per target frame; returns the mean loss."""
-    if not share:  # a short last batch may leave a rank empty: contribute zero gradients to keep DDP in step
-        zero = sum(p.sum() * 0 for p in head.parameters())
-        zero.backward()
-        return 0.0
-    references = [read_frame(o.sequence, ref, o.object_id, size) for o, ref, _ in share]
-    with torch.no_grad():
-        if cache is not None:
-            target_models = [cache.get(o.sequence, ref, o.object_id) for o, ref, _ in share]
-        else:
-            ref_features = torch.cat([backbone(image_to_tensor(img, device))[16] for img, _ in references])
-            ref_masks = torch.from_numpy(np.stack([m for _, m in references])).float().to(device)
-    total = 0.0
-    n_targets = len(share[0][2])
-    for t in range(n_targets):
-        frames = [read_frame(o.sequence, targets[t], o.object_id, size) for o, _, targets in share]
-        images = torch.cat([image_to_tensor(img, device) for img, _ in frames])
-        labels = torch.from_numpy(np.stack([m for _, m in frames])).float().to(device)
-        with torch.no_grad():
-            features = backbone(images)
-        if cache is not None:
-            with torch.no_grad():
-                scores = torch.cat([tm.scores(features[16][i : i + 1]) for i, tm in enumerate(target_models)])
-        else:
-            encoder = head.target_encoder
-            scores = encoder.scores(features[16], encoder.encode(ref_features, ref_masks))
-        logits = model(features, scores, size)[:, 0]
-        # mean over this rank's pixels, scaled so that DDP's average over ranks is the batch mean
-        loss = F.binary_cross_entropy_with_logits(logits, labels) * len(share) / batch_size
-        world = dist.get_world_size() if dist.is_initialized() else 1
-        (loss * world / n_targets).backward()
-        total += float(loss.detach()) * batch_size / len(share) / n_targets
-    return total
+    """Train the head and write it to `out` (atomically); resumes from `<out>.work/checkpoint.pt`."""
+    return run_training(FRTMTrainingJob(config), out, progress=progress, stop_after_epochs=stop_after_epochs,
+                        discard_other_settings=discard_other_settings, device_name=config.device)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m methods.frtm.training", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="training settings as JSON text or a .json file")
-    parser.add_argument("--out", required=True, type=Path, help="the trained head (.pt)")
-    parser.add_argument("--stop-after-epochs", type=int, help="stop early (tests of resumption)")
-    parser.add_argument("--discard-other-settings", action="store_true",
-                        help="start over when the checkpoint was written with other settings (default: refuse)")
-    parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
-    text = Path(args.config).read_text() if args.config.endswith(".json") else args.config
-    try:
-        config = TrainingConfig.from_dict(json.loads(text))
-        train(config, args.out, progress=not args.quiet, stop_after_epochs=args.stop_after_epochs,
-              discard_other_settings=args.discard_other_settings)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    return 0
+    return training_cli("methods.frtm.training", __doc__, train, TrainingConfig.from_dict, argv)
 
 
 if __name__ == "__main__":
