@@ -25,8 +25,9 @@ from vos_datasets.youtube_vos import YouTubeVOSDataset
 from .base import VOSMethod
 from .first_frame_copy import FirstFrameCopy
 from .frtm.tracker import FRTM
+from .lwl.tracker import LWL
 
-METHODS: dict[str, type] = {"first_frame_copy": FirstFrameCopy, "frtm": FRTM}
+METHODS: dict[str, type] = {"first_frame_copy": FirstFrameCopy, "frtm": FRTM, "lwl": LWL}
 
 
 def build_method(name: str, settings: dict | None = None) -> VOSMethod:

@@ -18,7 +18,9 @@ ResNet levels follow FRTM's naming (notes §1.1): stride 4 = torchvision `layer1
 Weights: ResNets load through torchvision's own mechanism (`weights="DEFAULT"`, cached in TORCH_HOME),
 or from a local state-dict file (`weights_path`) on machines without internet. Inputs are RGB uint8
 images; normalisation (x/255, ImageNet mean and std) happens here, as each backbone expects.
-Backbones are frozen: eval mode (BatchNorm statistics fixed) and no gradients.
+Backbones are frozen: eval mode (BatchNorm statistics fixed) and no gradients (callers that only infer wrap
+calls in torch.no_grad). LWL's second training stage lets the levels below stride 4 learn
+(`unfreeze_deep_levels`), BatchNorm still in eval mode.
 """
 
 from __future__ import annotations
@@ -78,6 +80,17 @@ class Backbone(nn.Module):
             parameter.requires_grad_(False)
         return self
 
+    def unfreeze_deep_levels(self) -> list[nn.Parameter]:
+        """Let the levels below stride 4 learn (LWL's second training stage: ResNet layer2-4, here strides
+        8-32); BatchNorm stays in eval mode. Returns the parameters that now require gradients."""
+        parameters = [p for module in self.deep_levels() for p in module.parameters()]
+        for parameter in parameters:
+            parameter.requires_grad_(True)
+        return parameters
+
+    def deep_levels(self) -> list[nn.Module]:
+        raise NotImplementedError
+
     def train(self, mode: bool = True) -> Backbone:
         # Always eval: frozen BatchNorm statistics, whatever a training loop asks of its parent module.
         return super().train(False)
@@ -121,7 +134,9 @@ class ResNetBackbone(Backbone):
         self.channels = dict(zip(STRIDES, RESNET_CHANNELS[name], strict=True))
         self.freeze()
 
-    @torch.no_grad()
+    def deep_levels(self) -> list[nn.Module]:
+        return [self.layer2, self.layer3, self.layer4]
+
     def forward(self, images: torch.Tensor) -> dict[int, torch.Tensor]:
         x = self.stem(self.normalise(images))
         s4 = self.layer1(x)
@@ -162,7 +177,9 @@ class EfficientNetLite0Backbone(Backbone):
         self.channels = dict(zip(STRIDES, EFFICIENTNET_LITE0_CHANNELS, strict=True))
         self.freeze()
 
-    @torch.no_grad()
+    def deep_levels(self) -> list[nn.Module]:
+        return list(self.blocks[_EFFICIENTNET_LITE0_LEVEL_BLOCKS[0] + 1 :])
+
     def forward(self, images: torch.Tensor) -> dict[int, torch.Tensor]:
         x = self.activation(self.stem(self.normalise(images)))
         levels = dict(zip(_EFFICIENTNET_LITE0_LEVEL_BLOCKS, STRIDES, strict=True))

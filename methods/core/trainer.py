@@ -68,6 +68,7 @@ class TrainingJob(ABC):
     settings_json: str  # every setting, sorted JSON: a checkpoint is resumed only under the same text
     seed: int
     epochs: int
+    find_unused_parameters: bool = False  # DDP: some rows leave trained parameters without gradients
 
     @abstractmethod
     def build(self, device: torch.device) -> nn.Module:
@@ -131,7 +132,8 @@ def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_
         job.load_initial_weights(module)
     model = module
     if world > 1:
-        model = nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+        model = nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None,
+                                                    find_unused_parameters=job.find_unused_parameters)
 
     for epoch in range(start_epoch, job.epochs):
         started = time.perf_counter()

@@ -22,18 +22,13 @@ import torch.nn.functional as F
 from methods.base import given_masks
 from methods.core.augmentation import augment_first_frame, initial_sample_weights
 from methods.core.backbones import build_backbone, image_to_tensor
+from methods.core.device import resolve_device
 from methods.core.memory import SampleMemory
 from methods.core.merging import merge_frtm
 from methods.frtm.networks import load_head
 from methods.frtm.settings import FRTMSettings
 from methods.frtm.target_model import MIN_FOREGROUND_PIXELS, TargetModel
 from vos_datasets.davis import DatasetError, Sequence
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 class ObjectTracker:

@@ -36,6 +36,7 @@ from methods.core.augmentation import augment_first_frame, initial_sample_weight
 from methods.core.backbones import build_backbone, image_to_tensor, target_feature_scale
 from methods.core.memory import SampleMemory
 from methods.core.trainer import TrainingJob, backward_share, run_training, training_cli
+from methods.core.training_data import object_areas
 from methods.frtm.networks import HEADS, build_head, save_head
 from methods.frtm.target_model import TargetModel, TargetModelSettings
 from vos_datasets.fileio import atomic_path, atomic_write_text
@@ -110,12 +111,7 @@ def load_objects(source: dict, config: TrainingConfig) -> list[TrainingObject]:
     objects = []
     for sequence in build_dataset(source["dataset"]):
         frames = list(sequence.annotated_frames)
-        areas: dict[int, dict[str, int]] = {}
-        for frame in frames:
-            ids, counts = np.unique(sequence.read_mask(frame), return_counts=True)
-            for object_id, count in zip(ids.tolist(), counts.tolist(), strict=True):
-                if 0 < object_id < 255:
-                    areas.setdefault(object_id, {})[frame] = count
+        areas = object_areas(sequence)
         for object_id, per_frame in sorted(areas.items()):
             threshold = max(config.min_pixels, config.min_area_fraction * max(per_frame.values()))
             visible = [f for f in frames if per_frame.get(f, 0) >= threshold]

@@ -1,0 +1,75 @@
+"""LWL's few-shot learner A (paper §3.3): steepest descent on the target model's loss, differentiable.
+
+The target model T_tau(x) = x * tau is a linear K x K convolution from C feature channels to D channels.
+Its loss over the few-shot training set {(x_t, y_t, gamma_t)} (eq. 3, with the per-frame weights gamma of
+§3.5) is
+
+    L(tau) = 1/2 sum_t gamma_t ||W(y_t) . (x_t * tau - E(y_t))||^2 + lambda/2 ||tau||^2
+
+and each iteration (eq. 4) steps along the gradient with the exact line-search step of this quadratic:
+
+    g = sum_t gamma_t x_t *^T (W^2 . (x_t * tau - E)) + lambda tau
+    alpha = ||g||^2 / (sum_t gamma_t ||W . (x_t * g)||^2 + lambda ||g||^2)
+    tau <- tau - alpha g
+
+Every operation is an ordinary differentiable tensor operation (the transposed convolution x *^T is
+torch.nn.grad.conv2d_weight, itself differentiable), so tau after N iterations is differentiable with
+respect to the features, the labels E, the weights W and lambda: LWL trains end to end through it.
+
+lambda is learned. The released code puts `reg * tau` into its residuals with `reg` learned and
+initialised to 0.01, which is lambda = reg^2 in the paper's form; we keep that parameterisation (lambda
+stays non-negative) and its initial value. The step is clamped to a denominator of at least 1e-8 (code).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MIN_DENOMINATOR = 1e-8
+
+
+class FewShotLearner(nn.Module):
+    def __init__(self, filter_size: int = 3, regularisation_init: float = 0.01) -> None:
+        super().__init__()
+        self.filter_size = filter_size
+        self.reg = nn.Parameter(torch.tensor(float(regularisation_init)))
+
+    @property
+    def regularisation(self) -> torch.Tensor:
+        """lambda of eq. (3)."""
+        return self.reg * self.reg
+
+    def predict(self, tau: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """T_tau(x): features (N, C, h, w) -> (N, D, h, w)."""
+        return F.conv2d(features, tau, padding=self.filter_size // 2)
+
+    def zero_model(self, features: torch.Tensor, channels: int) -> torch.Tensor:
+        """tau^0 = 0 (paper §3.5): (D, C, K, K)."""
+        k = self.filter_size
+        return features.new_zeros(channels, features.shape[1], k, k)
+
+    def loss(self, tau: torch.Tensor, features: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
+             sample_weights: torch.Tensor) -> torch.Tensor:
+        """Eq. (3). features (N, C, h, w); labels and weights (N, D, h, w); sample_weights (N,)."""
+        residual = weights * (self.predict(tau, features) - labels)
+        data = (sample_weights * residual.pow(2).flatten(1).sum(1)).sum()
+        return 0.5 * data + 0.5 * self.regularisation * tau.pow(2).sum()
+
+    def forward(self, tau: torch.Tensor, features: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
+                sample_weights: torch.Tensor, iterations: int) -> torch.Tensor:
+        """tau after `iterations` steepest-descent steps (eq. 4) from `tau`."""
+        lam = self.regularisation
+        gamma = sample_weights.view(-1, 1, 1, 1)
+        padding = self.filter_size // 2
+        for _ in range(iterations):
+            residual = self.predict(tau, features) - labels
+            gradient = torch.nn.grad.conv2d_weight(features, tau.shape, gamma * weights * weights * residual,
+                                                   padding=padding) + lam * tau
+            direction = weights * self.predict(gradient, features)
+            gradient_norm = gradient.pow(2).sum()
+            denominator = (gamma * direction.pow(2)).sum() + lam * gradient_norm
+            alpha = gradient_norm / denominator.clamp(min=MIN_DENOMINATOR)
+            tau = tau - alpha * gradient
+        return tau

@@ -1,0 +1,295 @@
+"""End-to-end training of LWL (paper §3.6; notes §2.6), and of its box encoder (§3.7).
+
+A sample is a mini-sequence of Q = 4 frames of one object: a train frame and 3 test frames drawn with
+replacement from the Q' = 100 annotated frames after it, in time order. As at inference, the few-shot
+learner builds tau from the train frame (5 steepest-descent steps from zero); each test frame is then
+predicted, its detached prediction joins the few-shot training set (uniform weights) and 2 more steps
+update tau. The Lovasz loss (one sigmoid class, pooled over the batch; x100) of the 3 predictions is
+back-propagated through the decoder, the learner's steps, E, W, lambda and the feature conv (and, in the
+second stage, the backbone's deeper levels). Table 1's Baseline cuts the graph at the learner
+(network `end_to_end: false`).
+
+Each frame is cropped around its object (5x the box, sized with jitter: x exp(N(0, sigma)), sigma 0.25 for
+the train frame and 0.5 for test frames; centre shifted by U(-1/2, 1/2) x 3 (train) or (5.5, 4.5) (test)
+x sqrt(box area)) and augmented: rotation +-15 deg, scale x(1 +- 0.2), brightness x U[0.8, 1.2],
+horizontal flip p = 0.5 (train frame, and one new draw for the test frames), grayscale p = 0.05.
+
+Stages: `stage: 1` trains everything but the backbone (learning rates: lambda 1e-4, feature conv 2e-5,
+decoder 1e-4, E/W 2e-4); `stage: 2` starts from stage 1's weights (`init_from`) and also trains the
+backbone's levels below stride 4, every rate 2e-5. `box_encoder: true` trains only the box encoder B from
+a trained network (Adam 1e-3, Lovasz x10): a sample is one frame and its object's bounding box.
+
+Epochs, checkpoints, resumption and torchrun come from methods.core.trainer.
+
+    python -m methods.lwl.training --config training.json --out results/.../head.pt
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from methods.core.backbones import image_to_tensor
+from methods.core.trainer import TrainingJob, backward_share, run_training, training_cli
+from methods.core.training_data import object_areas
+from methods.lwl.crops import Box, box_from_probability, search_region
+from methods.lwl.networks import LWLNet, NetworkConfig, load_network, save_network
+from vos_datasets.fileio import atomic_write_text
+
+
+@dataclass
+class TrainingConfig:
+    network: dict = field(default_factory=dict)  # NetworkConfig (backbone, E, W, end-to-end, ...)
+    backbone_weights: str | None = None
+    # sources: [{"dataset": {...build_dataset spec...}, "weight": 6}]: mini-sequences drawn in these proportions
+    sources: list[dict] = field(default_factory=list)
+    stage: int = 1  # 1: backbone frozen; 2: backbone levels below stride 4 learn too
+    box_encoder: bool = False  # train only the box encoder B (§3.7)
+    init_from: str | None = None  # weights to start from (stage 2: stage 1's; box encoder: a trained network)
+    epochs: int = 70  # paper stage 1: 70k iterations = 70 epochs of 1000
+    iterations_per_epoch: int = 1000
+    batch_size: int = 20
+    milestones: list[int] = field(default_factory=lambda: [40])
+    lr_gamma: float = 0.2
+    learning_rates: dict = field(default_factory=lambda: {"learner": 1e-4, "target_features": 2e-5,
+                                                          "decoder": 1e-4, "mask_encoder": 2e-4,
+                                                          "backbone": 2e-5, "box_encoder": 1e-3})
+    loss_weight: float = 100.0  # Lovasz x100 (box encoder: x10)
+    crop_size: list[int] = field(default_factory=lambda: [480, 832])  # [H, W]
+    frames_per_sequence: int = 4  # Q
+    window: int = 100  # Q'
+    init_iterations: int = 5  # N_init (training)
+    update_iterations: int = 2  # N_update (training)
+    min_pixels: int = 10  # an object is visible in a frame with more pixels than this
+    search_area_scale: float = 5.0
+    rotation_degrees: float = 15.0
+    scale_jitter: float = 0.2
+    brightness_jitter: float = 0.2
+    flip_probability: float = 0.5
+    grayscale_probability: float = 0.05
+    size_jitter: list[float] = field(default_factory=lambda: [0.25, 0.5])  # sigma: train frame, test frames
+    seed: int = 0
+    device: str = "auto"
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainingConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown LWL training settings {unknown}; known: {sorted(known)}")
+        config = cls(**values)
+        NetworkConfig.from_dict(config.network)
+        if not config.sources:
+            raise ValueError("training sources is empty: name at least one dataset to train on")
+        for source in config.sources:
+            if "dataset" not in source or float(source.get("weight", 1)) <= 0:
+                raise ValueError(f"training source {source}: needs 'dataset' and a positive 'weight'")
+        if config.stage not in (1, 2):
+            raise ValueError(f"stage={config.stage}: 1 (backbone frozen) or 2 (backbone learns too)")
+        if (config.stage == 2 or config.box_encoder) and not config.init_from:
+            raise ValueError("stage 2 and box-encoder training start from trained weights: set init_from")
+        if config.epochs < 1 or config.batch_size < 1 or config.iterations_per_epoch < 1:
+            raise ValueError("epochs, batch_size and iterations_per_epoch must be >= 1")
+        if config.frames_per_sequence < 2:
+            raise ValueError(f"frames_per_sequence={config.frames_per_sequence}: a train frame and >= 1 test frame")
+        return config
+
+
+# --- data -------------------------------------------------------------------------------------------
+@dataclass
+class TrainingObject:
+    sequence: object
+    object_id: int
+    frames: list[str]  # annotated frames, in order
+    visible: list[int]  # indices into frames where the object has more than min_pixels
+
+
+def load_objects(source: dict, config: TrainingConfig) -> list[TrainingObject]:
+    from methods.runner import build_dataset
+
+    objects = []
+    for sequence in build_dataset(source["dataset"]):
+        frames = list(sequence.annotated_frames)
+        for object_id, per_frame in sorted(object_areas(sequence).items()):
+            visible = [i for i, f in enumerate(frames) if per_frame.get(f, 0) > config.min_pixels]
+            if visible:
+                objects.append(TrainingObject(sequence, object_id, frames, visible))
+    if not objects:
+        raise ValueError(f"training source {source['dataset']}: no object is visible in any frame")
+    return objects
+
+
+def draw_frames(obj: TrainingObject, config: TrainingConfig, rng: random.Random) -> list[str]:
+    """A train frame where the object is visible, then Q-1 test frames drawn with replacement from the
+    Q' frames after it (before it if it is the last), in time order."""
+    base = rng.choice(obj.visible)
+    after = list(range(base + 1, min(base + config.window, len(obj.frames) - 1) + 1))
+    pool = after or list(range(max(base - config.window, 0), base)) or [base]
+    tests = sorted(rng.choice(pool) for _ in range(config.frames_per_sequence - 1))
+    if not after and pool != [base]:  # the window lies before: the train frame is still the first one used
+        tests = sorted(tests, reverse=True)
+    return [obj.frames[base]] + [obj.frames[i] for i in tests]
+
+
+def _affine(region, rng: random.Random, config: TrainingConfig, flip: bool) -> np.ndarray:
+    """Frame -> crop map: the region's crop, then rotation, scale and flip about the crop centre."""
+    height, width = region.crop_size
+    angle = rng.uniform(-config.rotation_degrees, config.rotation_degrees)
+    scale = 1 + rng.uniform(-config.scale_jitter, config.scale_jitter)
+    rotate = np.vstack([cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), angle, scale), [0, 0, 1]])
+    if flip:
+        rotate = np.array([[-1, 0, width - 1], [0, 1, 0], [0, 0, 1]], np.float64) @ rotate
+    return (rotate @ np.vstack([region.to_crop(), [0, 0, 1]]))[:2]
+
+
+def sample_crops(obj: TrainingObject, frames: list[str], config: TrainingConfig,
+                 rng: random.Random) -> tuple[np.ndarray, np.ndarray]:
+    """Augmented crops of the mini-sequence: images (Q, H, W, 3) uint8 and masks (Q, H, W) float32."""
+    crop_size = tuple(config.crop_size)
+    flips = [rng.random() < config.flip_probability for _ in range(2)]  # train frame, test frames
+    gray = rng.random() < config.grayscale_probability
+    images, masks, train_box = [], [], None
+    for index, frame in enumerate(frames):
+        image = obj.sequence.read_image(frame)
+        mask = (obj.sequence.read_mask(frame) == obj.object_id).astype(np.float32)
+        box = box_from_probability(mask, min_mass=0) if mask.sum() > config.min_pixels else None
+        box = box or train_box
+        train_box = train_box or box
+        sigma = config.size_jitter[0 if index == 0 else 1]
+        offsets = (3.0, 3.0) if index == 0 else (5.5, 4.5)
+        size_factor = float(np.exp(rng.gauss(0, sigma)))
+        side = float(np.sqrt(box.width * box.height))
+        jittered = Box(box.cx + rng.uniform(-0.5, 0.5) * offsets[0] * side,
+                       box.cy + rng.uniform(-0.5, 0.5) * offsets[1] * side,
+                       box.width * size_factor, box.height * size_factor)
+        region = search_region(jittered, mask.shape, crop_size, config.search_area_scale)
+        matrix = _affine(region, rng, config, flips[0 if index == 0 else 1])
+        size = (crop_size[1], crop_size[0])
+        image = cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        mask = cv2.warpAffine(mask, matrix, size, flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
+        image = np.clip(image.astype(np.float32) * rng.uniform(1 - config.brightness_jitter,
+                                                               1 + config.brightness_jitter), 0, 255)
+        if gray:
+            image = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+        images.append(image.astype(np.uint8))
+        masks.append(mask)
+    return np.stack(images), np.stack(masks)
+
+
+def box_mask(mask: np.ndarray) -> np.ndarray:
+    """The object's bounding box rasterised (the box encoder's input)."""
+    out = np.zeros_like(mask)
+    ys, xs = np.nonzero(mask > 0.5)
+    if len(ys):
+        out[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = 1
+    return out
+
+
+# --- the job ----------------------------------------------------------------------------------------
+class LWLTrainingJob(TrainingJob):
+    def __init__(self, config: TrainingConfig) -> None:
+        from segmentation_models_pytorch.losses import LovaszLoss
+
+        self.config = config
+        self.network_config = NetworkConfig.from_dict(config.network)
+        if config.box_encoder:
+            self.network_config.box_encoder = True
+        self.settings_json = json.dumps(asdict(config), sort_keys=True)
+        self.seed, self.epochs = config.seed, config.epochs
+        self.find_unused_parameters = True  # Baseline: lambda gets no gradient (the learner is cut off)
+        self.lovasz = LovaszLoss("binary", per_image=False)  # one sigmoid class, pooled over the batch
+
+    def build(self, device: torch.device) -> torch.nn.Module:
+        from methods.core.backbones import build_backbone
+
+        self.device = device
+        backbone = build_backbone(self.network_config.backbone, self.config.backbone_weights)
+        net = LWLNet(self.network_config, backbone=backbone).to(device)
+        self.sources = [(source, load_objects(source, self.config)) for source in self.config.sources]
+        return net
+
+    def load_initial_weights(self, module: LWLNet) -> None:
+        if not self.config.init_from:
+            return
+        trained = load_network(self.config.init_from)
+        missing, unexpected = module.load_state_dict(trained.state_dict(), strict=False)
+        if unexpected or any(not key.startswith("box_encoder.") for key in missing):
+            raise ValueError(f"{self.config.init_from}: its network does not match this training's "
+                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+    def optimiser(self, module: LWLNet):
+        c = self.config
+        rates = c.learning_rates
+        if c.box_encoder:  # only B learns
+            for parameter in module.parameters():
+                parameter.requires_grad_(False)
+            groups = [{"params": list(module.box_encoder.parameters()), "lr": rates["box_encoder"]}]
+            for parameter in groups[0]["params"]:
+                parameter.requires_grad_(True)
+        else:
+            parts = {"learner": module.learner, "target_features": module.target_features,
+                     "decoder": module.decoder, "mask_encoder": module.mask_encoder}
+            groups = [{"params": list(part.parameters()), "lr": rates[name] if c.stage == 1 else rates["backbone"]}
+                      for name, part in parts.items() if part is not None]
+            if c.stage == 2:
+                groups.append({"params": module.backbone.unfreeze_deep_levels(), "lr": rates["backbone"]})
+        optimiser = torch.optim.Adam(groups)
+        return optimiser, torch.optim.lr_scheduler.MultiStepLR(optimiser, c.milestones, gamma=c.lr_gamma)
+
+    def epoch_batches(self, epoch: int) -> list[list]:
+        """Mini-sequences (object, frames, per-sample seed) of one epoch; seeded by (seed, epoch)."""
+        c = self.config
+        rng = random.Random(f"{c.seed}-{epoch}")
+        weights = [float(source.get("weight", 1)) for source, _ in self.sources]
+        batches = []
+        for _ in range(c.iterations_per_epoch):
+            batch = []
+            for _ in range(c.batch_size):
+                _, objects = rng.choices(self.sources, weights=weights)[0]
+                obj = rng.choice(objects)
+                frames = draw_frames(obj, c, rng) if not c.box_encoder else [obj.frames[rng.choice(obj.visible)]]
+                batch.append((obj, frames, rng.getrandbits(32)))
+            batches.append(batch)
+        return batches
+
+    def batch_loss(self, model, module: LWLNet, share: list, batch_size: int) -> float:
+        c = self.config
+        crops = [sample_crops(obj, frames, c, random.Random(seed)) for obj, frames, seed in share]
+        images = torch.stack([torch.cat([image_to_tensor(image, self.device) for image in imgs]) for imgs, _ in crops])
+        masks = torch.from_numpy(np.stack([m for _, m in crops])).to(self.device)[:, :, None]
+        if c.box_encoder:
+            boxes = torch.from_numpy(np.stack([[box_mask(m) for m in ms] for _, ms in crops])).to(self.device)
+            logits = model(images, masks, box_masks=boxes[:, :, None])
+            labels = masks.flatten(0, 1)
+        else:
+            logits = model(images, masks, c.init_iterations, c.update_iterations)
+            labels = masks[:, 1:].flatten(0, 1)
+        loss = self.lovasz(logits, labels) * c.loss_weight
+        backward_share(loss, len(share), batch_size)
+        return float(loss.detach())
+
+    def save(self, out: Path, module: LWLNet, history: list[dict]) -> None:
+        save_network(out, module, extra={"training": self.settings_json, "history": json.dumps(history)})
+        atomic_write_text(out.with_suffix(".json"), json.dumps({"config": asdict(self.config), "history": history},
+                                                               indent=1))
+
+
+def train(config: TrainingConfig, out: str | Path, progress: bool = True,
+          stop_after_epochs: int | None = None, discard_other_settings: bool = False) -> dict:
+    return run_training(LWLTrainingJob(config), out, progress=progress, stop_after_epochs=stop_after_epochs,
+                        discard_other_settings=discard_other_settings, device_name=config.device)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return training_cli("methods.lwl.training", __doc__, train, TrainingConfig.from_dict, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

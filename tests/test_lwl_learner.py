@@ -1,0 +1,72 @@
+"""LWL's few-shot learner: steepest descent with the exact step (eq. 4), differentiable end to end."""
+
+from __future__ import annotations
+
+import torch
+
+from methods.lwl.learner import FewShotLearner
+
+
+def small_problem(dtype=torch.float64, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    features = torch.randn(2, 3, 5, 6, generator=generator, dtype=dtype)
+    labels = torch.randn(2, 2, 5, 6, generator=generator, dtype=dtype)
+    weights = torch.rand(2, 2, 5, 6, generator=generator, dtype=dtype) + 0.5
+    gammas = torch.tensor([0.7, 0.3], dtype=dtype)
+    return features, labels, weights, gammas
+
+
+@torch.no_grad()
+def test_the_loss_falls_at_every_step_and_the_step_is_the_exact_line_minimum():
+    learner = FewShotLearner().double()
+    features, labels, weights, gammas = small_problem()
+    tau = learner.zero_model(features, 2)
+    losses = [float(learner.loss(tau, features, labels, weights, gammas))]
+    for _ in range(10):
+        new = learner(tau, features, labels, weights, gammas, iterations=1)
+        losses.append(float(learner.loss(new, features, labels, weights, gammas)))
+        # exact line search: moving a little further or less along the same step raises the loss
+        step = new - tau
+        for factor in (0.9, 1.1):
+            assert float(learner.loss(tau + factor * step, features, labels, weights, gammas)) > losses[-1]
+        tau = new
+    assert all(b < a for a, b in zip(losses, losses[1:], strict=False)), losses
+
+
+def test_the_gradient_is_that_of_eq_3():
+    """The explicit gradient (transposed convolution) equals autograd's gradient of the loss."""
+    learner = FewShotLearner().double()
+    features, labels, weights, gammas = small_problem(seed=1)
+    tau = torch.randn(2, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    (autograd,) = torch.autograd.grad(learner.loss(tau, features, labels, weights, gammas), tau)
+    # one step of size alpha along -g: recover g from the step and compare directions
+    step = learner(tau.detach(), features, labels, weights, gammas, iterations=1) - tau.detach()
+    cosine = torch.nn.functional.cosine_similarity(-step.flatten(), autograd.flatten(), dim=0)
+    assert float(cosine) > 1 - 1e-10
+
+
+def test_the_learner_is_differentiable_in_features_labels_weights_and_lambda():
+    """gradcheck of tau after 3 steps with respect to x, E(y), W(y) and lambda's parameter (float64)."""
+    learner = FewShotLearner().double()
+    features, labels, weights, gammas = small_problem(seed=2)
+
+    def learned(features, labels, weights, reg):
+        tau = learner.zero_model(features, labels.shape[1])
+        return torch.func.functional_call(learner, {"reg": reg}, (tau, features, labels, weights, gammas, 3))
+
+    inputs = tuple(x.clone().requires_grad_(True)
+                   for x in (features, labels, weights, torch.tensor(0.3, dtype=torch.float64)))
+    assert torch.autograd.gradcheck(learned, inputs, eps=1e-6, atol=1e-5)
+
+
+def test_gradcheck_fails_when_the_graph_is_cut():
+    """The check above can fail: a learner that detaches its step is caught."""
+    learner = FewShotLearner().double()
+    features, labels, weights, gammas = small_problem(seed=3)
+
+    def cut(features):
+        tau = learner.zero_model(features, labels.shape[1])
+        return learner(tau, features.detach() + 0 * features, labels, weights, gammas, 2).detach() + 0 * features.sum()
+
+    assert not torch.autograd.gradcheck(cut, (features.clone().requires_grad_(True),), eps=1e-6, atol=1e-5,
+                                        raise_exception=False)
