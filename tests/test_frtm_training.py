@@ -36,9 +36,11 @@ def tiny_config(embedded, cache_dir, **changes) -> dict:
     return {**config, **changes}
 
 
-def run_training(config: dict, out: Path, *launcher: str, options: tuple[str, ...] = ()) -> subprocess.Popen:
+def run_training(config: dict, out: Path, *launcher: str, options: tuple[str, ...] = (),
+                 module: str = "methods.frtm.training") -> subprocess.Popen:
+    """The training CLI of `module` in a subprocess (both methods share it: methods.core.trainer)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    command = [*(launcher or (sys.executable,)), "-m", "methods.frtm.training", "--config", json.dumps(config),
+    command = [*(launcher or (sys.executable,)), "-m", module, "--config", json.dumps(config),
                "--out", str(out), "--quiet", *options]
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

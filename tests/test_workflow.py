@@ -40,13 +40,18 @@ def shrink_embedded_preset(data: dict) -> None:
     The full default DAG is measured as a workflow run, not in the tests (see README)."""
     data["datasets"]["embedded"].update(n_train=2, n_val=2, n_frames=8)
     data["rows"] = {name: data["rows"][name] for name in ("first-frame-copy", "frtm-ours", "frtm-d-only",
-                                                          "frtm-base-net-ft")}
+                                                          "frtm-base-net-ft", "lwl-box-init")}
     data["rows"]["frtm-base-net-ft"]["settings"] = {"fine_tune_iterations": 1}
     data["method_defaults"]["frtm"].update(augmented_samples=3, target_channels=8, memory_capacity=8,
                                            init_cg_iterations=[2, 2], update_cg_iterations=2)
+    data["method_defaults"]["lwl"].update(crop_size=[96, 160], init_iterations=3)
     for training in data["trainings"].values():
-        training["settings"].update(epochs=1, lr_step=1, reference_frames_per_object=1, cache_samples=3,
-                                    cache_init_cg_iterations=[2, 2])
+        if training["method"] == "frtm":
+            training["settings"].update(epochs=1, lr_step=1, reference_frames_per_object=1, cache_samples=3,
+                                        cache_init_cg_iterations=[2, 2])
+        else:  # LWL: stage 1 -> stage 2 -> box encoder, one tiny epoch each
+            training["settings"].update(epochs=1, iterations_per_epoch=1, batch_size=1, crop_size=[96, 160],
+                                        milestones=[1])
 
 
 @pytest.mark.slow
@@ -57,10 +62,10 @@ def test_default_dag_produces_the_tables(tmp_path):
     tables = (work / "reports/tables.md").read_text()
     assert "**Preset:** `embedded`" in tables
     assert "| First-frame copy (lower bound) |" in tables
-    for label in ("FRTM Ours", "FRTM D-only", "FRTM Base net + F-T"):
+    for label in ("FRTM Ours", "FRTM D-only", "FRTM Base net + F-T", "LWL box-init"):
         assert f"| {label} |" in tables, label
     summary = pd.read_csv(work / "results/embedded/summary.csv")
-    assert set(summary["preset"]) == {"embedded"} and len(summary) == 4
+    assert set(summary["preset"]) == {"embedded"} and len(summary) == 5
     # the summary's figure is the evaluator's, re-computed here independently
     from metrics import Protocol, evaluate
 
@@ -134,6 +139,18 @@ def test_unknown_variant_and_training_are_named(tmp_path):
     edit_embedded_preset(work, lambda data: data["rows"]["frtm-ours"].update(training="nope"))
     done = snakemake(work, "-n", check=False)
     assert "rows.frtm-ours.training: unknown training 'nope'" in done.stdout + done.stderr
+
+
+def test_a_row_whose_training_builds_another_network_is_named(tmp_path):
+    """An LWL Table 1 row is its network's switches: the row's training must build that network."""
+    work = workflow_copy(tmp_path)
+    edit_embedded_preset(work, lambda data: data["rows"]["lwl-baseline"].update(training="lwl-stage1"))
+    done = snakemake(work, "-n", check=False)
+    assert "rows.lwl-baseline: its variant needs a network with" in done.stdout + done.stderr
+    work = workflow_copy(tmp_path / "second")
+    edit_embedded_preset(work, lambda data: data["rows"]["lwl"].update(training="frtm-refiner"))
+    done = snakemake(work, "-n", check=False)
+    assert "rows.lwl.training: 'frtm-refiner' trains frtm, not lwl" in done.stdout + done.stderr
 
 
 def test_davis2016_check_preset_plans_every_frtm_row(tmp_path, shared):

@@ -147,6 +147,15 @@ class LWLNet(nn.Module):
         self.box_encoder = (BoxEncoder(config.feature_channels, config.encoding_channels)
                             if config.box_encoder else None)
 
+    def train(self, mode: bool = True) -> LWLNet:
+        """Training mode for everything but BatchNorm: LWL trains with every BatchNorm layer in eval mode
+        (notes §2.6), so the decoder's statistics stay those it was built with."""
+        super().train(mode)
+        for module in self.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+        return self
+
     # --- pieces ------------------------------------------------------------------------------------
     def features(self, images: torch.Tensor) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
         """Backbone pyramid and the target model's C-channel features of images (B, 3, H, W) in [0, 255]."""

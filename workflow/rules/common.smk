@@ -39,6 +39,10 @@ def _check_references():
         for source in training["sources"]:
             if source["dataset"] not in config["datasets"]:
                 raise WorkflowError(f"trainings.{name}.sources: unknown dataset {source['dataset']!r}")
+        start = training.get("init_from")
+        if start is not None and (start not in TRAININGS or TRAININGS[start]["method"] != training["method"]):
+            raise WorkflowError(f"trainings.{name}.init_from: {start!r} is not a {training['method']} training "
+                                f"of this preset; known: {sorted(TRAININGS)}")
     for name, row in config["rows"].items():
         for evaluation in row["evaluate_on"]:
             if evaluation not in config["evaluations"]:
@@ -50,8 +54,29 @@ def _check_references():
         training = row.get("training")
         if training is not None and training not in TRAININGS:
             raise WorkflowError(f"rows.{name}.training: unknown training {training!r}; known: {sorted(TRAININGS)}")
-        if row["method"] == "frtm" and (variant is None or training is None):
-            raise WorkflowError(f"rows.{name}: an frtm row needs `variant:` and `training:`")
+        if row["method"] in ("frtm", "lwl") and (variant is None or training is None):
+            raise WorkflowError(f"rows.{name}: an {row['method']} row needs `variant:` and `training:`")
+        if training is not None and TRAININGS[training]["method"] != row["method"]:
+            raise WorkflowError(f"rows.{name}.training: {training!r} trains {TRAININGS[training]['method']}, "
+                                f"not {row['method']}")
+        if variant is not None and training is not None:
+            _check_network(name, VARIANTS[row["method"]][variant], TRAININGS[training])
+
+
+def _check_network(row, variant, training):
+    """An LWL variant's network switches (E, W, end-to-end, box encoder) must be those its training builds."""
+    wanted = variant.get("network", {})
+    if not wanted:
+        return
+    from methods.lwl.networks import NetworkConfig
+
+    built = {**vars(NetworkConfig()), **training["settings"].get("network", {})}
+    if training["settings"].get("box_encoder"):
+        built["box_encoder"] = True
+    wrong = {key: built.get(key) for key, value in wanted.items() if built.get(key) != value}
+    if wrong:
+        raise WorkflowError(f"rows.{row}: its variant needs a network with {wanted}, but its training builds "
+                            f"{wrong}; name a training whose settings.network matches")
 
 
 _check_references()
@@ -107,7 +132,7 @@ def dataset_spec(evaluation):
 
 
 def source_spec(source):
-    """A training source's dataset entry handed to the training as JSON (see methods.frtm.training)."""
+    """A training source's dataset entry handed to the training as JSON (methods.<method>.training)."""
     spec = config["datasets"][source["dataset"]]
     dataset = {
         "kind": "youtube_vos" if spec["kind"] == "youtube_vos" else "davis",
@@ -116,20 +141,26 @@ def source_spec(source):
         "year": spec.get("year", "2017"),
         "sequences": source.get("sequences"),
     }
-    weight = {"repeats": source["repeats"]} if "repeats" in source else {"pairs": source["pairs"]}
-    return {"dataset": dataset, **weight}
+    share = {key: source[key] for key in ("repeats", "pairs", "weight") if key in source}
+    return {"dataset": dataset, **share}
 
 
 def training_config(training):
-    """The training's settings with its sources resolved, as JSON for `python -m methods.frtm.training`."""
+    """The training's settings with its sources (and starting weights) resolved, as JSON for
+    `python -m methods.<method>.training`."""
     entry = TRAININGS[training]
     settings = {**entry["settings"], "sources": [source_spec(s) for s in entry["sources"]]}
-    settings.setdefault("cache_dir", "resources/cache/target-models")
+    if entry["method"] == "frtm":
+        settings.setdefault("cache_dir", "resources/cache/target-models")
+    if entry.get("init_from"):
+        settings["init_from"] = trained_head(entry["init_from"])
     return json.dumps(settings)
 
 
 def training_inputs(training):
-    return sorted({dataset_root(s["dataset"]) for s in TRAININGS[training]["sources"]})
+    entry = TRAININGS[training]
+    inputs = sorted({dataset_root(s["dataset"]) for s in entry["sources"]})
+    return inputs + ([trained_head(entry["init_from"])] if entry.get("init_from") else [])
 
 
 def trained_head(training):

@@ -9,6 +9,7 @@ rule train:
         head=f"{RESULTS}/training/{{training}}/head.pt",
         history=f"{RESULTS}/training/{{training}}/head.json",
     params:
+        module=lambda wildcards: f"methods.{TRAININGS[wildcards.training]['method']}.training",
         config=lambda wildcards: training_config(wildcards.training),
         # several GPUs: one process each through torchrun (torch.distributed); otherwise plain python
         launcher=lambda wildcards: (
@@ -28,7 +29,7 @@ rule train:
         runtime=lambda wildcards: 4320 if TRAININGS[wildcards.training].get("gpus", 0) else 120,
         gpu=lambda wildcards: TRAININGS[wildcards.training].get("gpus", 0),
     shell:
-        "{params.launcher} -m methods.frtm.training --config {params.config:q} --out {output.head}"
+        "{params.launcher} -m {params.module} --config {params.config:q} --out {output.head}"
         " --discard-other-settings --quiet"
         " > {log} 2>&1"
 

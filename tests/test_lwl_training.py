@@ -1,0 +1,113 @@
+"""LWL training end to end: mini-sequence sampling, resumption after a kill, the two stages, the box
+encoder alone, and two processes (gloo) through the shared training loop."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from methods.lwl.training import TrainingConfig, draw_frames, load_objects, sample_crops
+from tests.test_frtm_training import run_training
+from vos_datasets import synthetic
+
+MODULE = "methods.lwl.training"
+NETWORK = {"backbone": "efficientnet_lite0", "feature_channels": 16, "label_channels": 4,
+           "decoder_widths": [16, 16, 16, 8]}
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    return synthetic.generate(tmp_path_factory.mktemp("emb") / "d", seed=4, n_train=2, n_val=1, n_frames=8,
+                              height=96, width=160)
+
+
+def tiny_config(embedded, **changes) -> dict:
+    config = {"network": NETWORK, "device": "cpu", "crop_size": [64, 96], "epochs": 3, "iterations_per_epoch": 2,
+              "batch_size": 2, "milestones": [2], "window": 4,
+              "sources": [{"dataset": {"kind": "davis", "root": str(embedded), "split": "train"}, "weight": 1}]}
+    return {**config, **changes}
+
+
+def state(path):
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def test_mini_sequences_are_a_visible_train_frame_then_test_frames_in_its_window(embedded):
+    config = TrainingConfig.from_dict(tiny_config(embedded))
+    objects = load_objects(config.sources[0], config)
+    rng = random.Random(0)
+    for _ in range(50):
+        obj = rng.choice(objects)
+        frames = draw_frames(obj, config, rng)
+        assert len(frames) == 4
+        indices = [obj.frames.index(f) for f in frames]
+        assert indices[0] in obj.visible
+        assert all(0 < abs(i - indices[0]) <= config.window for i in indices[1:])
+        images, masks = sample_crops(obj, frames, config, rng)
+        assert images.shape == (4, 64, 96, 3) and images.dtype == np.uint8 and masks.shape == (4, 64, 96)
+        assert masks[0].sum() > 0  # the train frame shows its object
+
+
+def test_bad_training_settings_are_refused(embedded):
+    with pytest.raises(ValueError, match="unknown LWL training settings"):
+        TrainingConfig.from_dict(tiny_config(embedded, epoch=3))
+    with pytest.raises(ValueError, match="set init_from"):
+        TrainingConfig.from_dict(tiny_config(embedded, stage=2))
+    with pytest.raises(ValueError, match="unknown LWL network settings"):
+        TrainingConfig.from_dict(tiny_config(embedded, network={"label_encoders": False}))
+
+
+def test_training_resumes_after_being_killed(embedded, tmp_path):
+    config = tiny_config(embedded)
+    reference = run_training(config, tmp_path / "reference.pt", module=MODULE)
+    assert reference.wait(timeout=600) == 0, reference.stdout.read()
+    out = tmp_path / "killed.pt"
+    checkpoint = tmp_path / "killed.pt.work" / "checkpoint.pt"
+    process = run_training(config, out, module=MODULE)
+    deadline = time.time() + 600
+    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists() and not out.exists(), "killed too late: no partial run to resume"
+    epoch_done = torch.load(checkpoint, weights_only=True)["epoch"]
+    resumed = run_training(config, out, module=MODULE)
+    output = resumed.communicate(timeout=600)[0]
+    assert resumed.returncode == 0 and f"after epoch {epoch_done + 1}" in output, output
+    expected = state(tmp_path / "reference.pt")
+    for name, tensor in state(out).items():
+        torch.testing.assert_close(tensor, expected[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_stage_two_trains_the_backbone_and_the_box_encoder_trains_alone(embedded, tmp_path):
+    stage1, stage2, box = tmp_path / "s1.pt", tmp_path / "s2.pt", tmp_path / "box.pt"
+    for config, out in ((tiny_config(embedded, epochs=1), stage1),
+                        (tiny_config(embedded, epochs=1, stage=2, init_from=str(stage1)), stage2),
+                        (tiny_config(embedded, epochs=1, box_encoder=True, init_from=str(stage2)), box)):
+        process = run_training(config, out, module=MODULE)
+        assert process.wait(timeout=600) == 0, process.stdout.read()
+    first, second, third = state(stage1), state(stage2), state(box)
+    deep = "backbone.blocks.12._project_conv.weight"
+    stem = "backbone.stem.0.weight"
+    assert not torch.equal(first[deep], second[deep]) and torch.equal(first[stem], second[stem])
+    assert any(key.startswith("box_encoder.") for key in third)
+    for key, tensor in second.items():  # only B moved in the box-encoder training
+        assert torch.equal(tensor, third[key]), key
+
+
+def test_two_processes_train_through_torch_distributed_gloo(embedded, tmp_path):
+    config = tiny_config(embedded, epochs=1, network={**NETWORK, "label_encoder": False, "weight_predictor": False,
+                                                      "end_to_end": False})
+    process = run_training(config, tmp_path / "net.pt", sys.executable, "-m", "torch.distributed.run",
+                           "--standalone", "--nproc_per_node", "2", module=MODULE)
+    output = process.communicate(timeout=600)[0]
+    assert process.returncode == 0, output
+    history = json.loads((tmp_path / "net.json").read_text())["history"]
+    assert [h["processes"] for h in history] == [2]
