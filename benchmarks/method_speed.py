@@ -1,8 +1,15 @@
-"""FRTM inference speed beside the backbone's own forward pass on the same frames, in one run.
+"""A method's inference speed (FRTM or LWL variants) beside the backbone's own forward pass on the same
+frames, in one run.
 
-    python benchmarks/frtm_speed.py --backbone efficientnet_lite0 --input-size 240 432 \\
-        --checkpoint results/davis2016/training/frtm-refiner/head.pt --record benchmarks/RESULTS-frtm.md
-    python benchmarks/frtm_speed.py --backbone resnet101 --random-weights --device cuda   # GPU, 480p
+    python benchmarks/method_speed.py --method frtm --backbone efficientnet_lite0 --input-size 240 432 \\
+        --checkpoint results/davis2016/training/frtm-refiner/head.pt --record benchmarks/RESULTS-speed.md
+    python benchmarks/method_speed.py --method frtm --backbone resnet101 --random-weights --device cuda  # GPU, 480p
+    python benchmarks/method_speed.py --method lwl --backbone efficientnet_lite0 --input-size 240 432 \\
+        --random-weights --record benchmarks/RESULTS-speed.md
+    python benchmarks/method_speed.py --method lwl --backbone resnet50 --input-size 480 832 --random-weights --device cuda
+
+LWL runs its backbone on a search region per object resized to the crop size (--input-size, default the
+paper's 480x832), so its backbone-only pass runs on the frames resized to that size.
 
 What is timed (FRTM's protocol, notes §1.8): per sequence, the whole loop of the method (frame reading,
 first-frame augmentation and target-model initialisation, tracking, updates; PNG writing excluded), a
@@ -34,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from methods.core.backbones import build_backbone, image_to_tensor  # noqa: E402
 from methods.frtm.networks import build_head, save_head  # noqa: E402
+from methods.lwl.networks import LWLNet, NetworkConfig, save_network  # noqa: E402
 from methods.runner import build_dataset, build_method, device_description, run  # noqa: E402
 from vos_datasets.fileio import atomic_write_text  # noqa: E402
 from vos_datasets.shared import require_shared  # noqa: E402
@@ -62,10 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset-root", help="DAVIS 2016 folder (default: the shared folder's)")
     parser.add_argument("--sequences", nargs="+", default=DEFAULT_SEQUENCES)
-    parser.add_argument("--variants", nargs="+", default=["ours", "fast", "no-update", "d-only"])
+    parser.add_argument("--method", choices=["frtm", "lwl"], default="frtm")
+    parser.add_argument("--variants", nargs="+", help="default: frtm ours fast no-update d-only; lwl full baseline")
+    parser.add_argument("--decoder-widths", nargs=4, type=int, help="LWL random network: decoder widths")
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--input-size", nargs=2, type=int, help="H W (default: native frame size)")
-    parser.add_argument("--checkpoint", help="trained refiner head; --random-weights otherwise")
+    parser.add_argument("--checkpoint", help="trained refiner head (FRTM) or network (LWL); --random-weights otherwise")
     parser.add_argument("--d-only-checkpoint", help="trained scale/offset head for d-only")
     parser.add_argument("--random-weights", action="store_true")
     parser.add_argument("--device", default="cpu")
@@ -78,43 +88,66 @@ def main(argv: list[str] | None = None) -> int:
     dataset = build_dataset({"kind": "davis", "root": root, "split": "val", "year": "2016",
                              "sequences": args.sequences})
     sequences = list(dataset)
-    variants = yaml.safe_load((REPO / "config/variants.yaml").read_text())["frtm"]
+    variants = yaml.safe_load((REPO / "config/variants.yaml").read_text())[args.method]
+    names = args.variants or (["ours", "fast", "no-update", "d-only"] if args.method == "frtm" else ["full", "baseline"])
 
-    scratch = Path(tempfile.mkdtemp(prefix="frtm-speed-"))
+    scratch = Path(tempfile.mkdtemp(prefix="speed-"))
     weights = {}
     offline = args.backbone == "efficientnet_lite0"  # its ImageNet weights ship with the package
     backbone = build_backbone(args.backbone, pretrained=offline or not args.random_weights)
-    if args.random_weights:
-        if not offline:
-            weights["backbone_weights"] = str(scratch / "backbone.pt")
-            import torchvision
+    if args.random_weights and not offline:
+        weights["backbone_weights"] = str(scratch / "backbone.pt")
+        import torchvision
 
-            torch.save(getattr(torchvision.models, args.backbone)(weights=None).state_dict(),
-                       weights["backbone_weights"])
-            backbone = build_backbone(args.backbone, weights["backbone_weights"])
-        for kind in ("refiner", "scale_offset"):
-            save_head(scratch / f"{kind}.pt", build_head(kind, backbone.channels), kind, args.backbone)
-    heads = {"refiner": args.checkpoint or str(scratch / "refiner.pt"),
-             "scale_offset": args.d_only_checkpoint or str(scratch / "scale_offset.pt")}
+        torch.save(getattr(torchvision.models, args.backbone)(weights=None).state_dict(), weights["backbone_weights"])
+        backbone = build_backbone(args.backbone, weights["backbone_weights"])
+    base = {"device": args.device, **weights}
+    if args.method == "frtm":
+        if args.random_weights:
+            for kind in ("refiner", "scale_offset"):
+                save_head(scratch / f"{kind}.pt", build_head(kind, backbone.channels), kind, args.backbone)
+        heads = {"refiner": args.checkpoint or str(scratch / "refiner.pt"),
+                 "scale_offset": args.d_only_checkpoint or str(scratch / "scale_offset.pt")}
+        base["backbone"] = args.backbone
+        if args.input_size:
+            base["input_size"] = list(args.input_size)
+
+        def checkpoint(name, settings):
+            return heads["scale_offset" if settings.get("head") == "scale_offset" else "refiner"]
+    else:
+        crop = list(args.input_size or (480, 832))
+        args.input_size = crop
+        base["crop_size"] = crop
+
+        networks = {}  # one random network per Table 1 kind
+
+        def checkpoint(name, settings):
+            if args.checkpoint and not args.random_weights:
+                return args.checkpoint
+            network = {"backbone": args.backbone, **variants[name].get("network", {})}
+            if args.decoder_widths:
+                network["decoder_widths"] = args.decoder_widths
+            key = json.dumps(network, sort_keys=True)
+            if key not in networks:
+                networks[key] = str(scratch / f"lwl-{len(networks)}.pt")
+                save_network(networks[key], LWLNet(NetworkConfig(**network), backbone=backbone))
+            return networks[key]
     backbone = backbone.to(device)
-    base = {"backbone": args.backbone, "device": args.device, **weights}
-    if args.input_size:
-        base["input_size"] = list(args.input_size)
 
     # warm-up, then backbone-only and every variant on the same frames
     backbone_only_fps(backbone, sequences[:1], args.input_size, device)
     rows = [("backbone only", backbone_only_fps(backbone, sequences, args.input_size, device))]
-    for name in args.variants:
+    for name in names:
         settings = {**variants[name].get("settings", {}), **base}
-        settings["checkpoint"] = heads["scale_offset" if settings.get("head") == "scale_offset" else "refiner"]
-        method = build_method("frtm", settings)
+        settings["checkpoint"] = checkpoint(name, settings)
+        method = build_method(args.method, settings)
         record = run(method, dataset, scratch / f"out-{name}", progress=False, warm_up=True)
         rows.append((name, record["mean_fps_over_sequences"]))
 
     size = "x".join(map(str, args.input_size)) if args.input_size else "native"
-    lines = [f"### FRTM speed: {args.backbone}, input {size}, {args.device}",
+    lines = [f"### {args.method.upper()} speed: {args.backbone}, input {size}, {args.device}",
              "",
-             f"Command: `python benchmarks/frtm_speed.py {' '.join(argv if argv is not None else sys.argv[1:])}`  ",
+             f"Command: `python benchmarks/method_speed.py {' '.join(argv if argv is not None else sys.argv[1:])}`  ",
              f"Machine: {device_description()}, torch {torch.__version__}, {args.threads} threads, "
              f"{torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or 'CPU'}  ",
              f"Frames: {sum(len(s.frames) for s in sequences)} in {len(sequences)} DAVIS 2016 val sequences; "
@@ -127,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines) + "\n"
     print(table)
     if args.record:
-        previous = args.record.read_text() if args.record.exists() else "# FRTM speed benchmarks\n"
+        previous = args.record.read_text() if args.record.exists() else "# Speed benchmarks\n"
         atomic_write_text(args.record, previous.rstrip("\n") + "\n\n" + table)
     (scratch / "rows.json").write_text(json.dumps(rows))
     return 0
