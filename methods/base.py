@@ -36,3 +36,24 @@ def given_masks(sequence: Sequence) -> dict[str, dict[int, np.ndarray]]:
             )
         given.setdefault(frame, {})[oid] = mask
     return given
+
+
+def read_frame_checked(sequence: Sequence, frame: str) -> np.ndarray:
+    """The frame's RGB image; a frame whose size differs from the sequence's is refused, naming the file."""
+    from vos_datasets.davis import DatasetError
+
+    image = sequence.read_image(frame)
+    height, width = sequence.size
+    if image.shape[:2] != (height, width):
+        raise DatasetError(f"{sequence.image_path(frame)}: frame is {image.shape[1]}x{image.shape[0]} but "
+                           f"the sequence is {width}x{height}; all frames of a video must have one size")
+    return image
+
+
+def check_mask_size(sequence: Sequence, frame: str, mask: np.ndarray) -> None:
+    from vos_datasets.davis import DatasetError
+
+    height, width = sequence.size
+    if mask.shape != (height, width):
+        raise DatasetError(f"{sequence.mask_path(frame)}: mask is {mask.shape[1]}x{mask.shape[0]} but "
+                           f"the frames are {width}x{height}")

@@ -69,15 +69,15 @@ def test_bad_training_settings_are_refused(embedded, tmp_path):
         TrainingConfig.from_dict(tiny_config(embedded, tmp_path, sources=[{"dataset": {}}]))
 
 
-def test_training_resumes_after_being_killed(embedded, tmp_path):
-    cache = tmp_path / "cache"
-    config = tiny_config(embedded, cache)
-    reference = run_training(config, tmp_path / "reference.pt")
+def assert_resumes_after_kill(config: dict, folder: Path, module: str = "methods.frtm.training") -> None:
+    """Train once uninterrupted; train again, SIGKILL after the first checkpoint, rerun: the rerun resumes
+    and ends at the uninterrupted run's weights. Both methods' trainings are checked with this."""
+    reference = run_training(config, folder / "reference.pt", module=module)
     assert reference.wait(timeout=600) == 0, reference.stdout.read()
 
-    out = tmp_path / "killed.pt"
-    checkpoint = tmp_path / "killed.pt.work" / "checkpoint.pt"
-    process = run_training(config, out)
+    out = folder / "killed.pt"
+    checkpoint = folder / "killed.pt.work" / "checkpoint.pt"
+    process = run_training(config, out, module=module)
     deadline = time.time() + 600
     while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -87,14 +87,18 @@ def test_training_resumes_after_being_killed(embedded, tmp_path):
     epoch_done = torch.load(checkpoint, weights_only=True)["epoch"]
     assert epoch_done < config["epochs"] - 1
 
-    resumed = run_training(config, out)
+    resumed = run_training(config, out, module=module)
     output = resumed.communicate(timeout=600)[0]
     assert resumed.returncode == 0, output
     assert f"resuming from {checkpoint} after epoch {epoch_done + 1}" in output
     final = torch.load(out, weights_only=True)["state_dict"]
-    expected = torch.load(tmp_path / "reference.pt", weights_only=True)["state_dict"]
+    expected = torch.load(folder / "reference.pt", weights_only=True)["state_dict"]
     for name, tensor in expected.items():  # the resumed run ends where the uninterrupted one does
         torch.testing.assert_close(final[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_training_resumes_after_being_killed(embedded, tmp_path):
+    assert_resumes_after_kill(tiny_config(embedded, tmp_path / "cache"), tmp_path)
 
 
 def test_a_checkpoint_from_other_settings_is_not_resumed(embedded, tmp_path):

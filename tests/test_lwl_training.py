@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import json
 import random
-import signal
 import sys
-import time
 
 import numpy as np
 import pytest
 import torch
 
 from methods.lwl.training import TrainingConfig, draw_frames, load_objects, sample_crops
-from tests.test_frtm_training import run_training
+from tests.test_frtm_training import assert_resumes_after_kill, run_training
 from vos_datasets import synthetic
 
 MODULE = "methods.lwl.training"
@@ -65,25 +63,7 @@ def test_bad_training_settings_are_refused(embedded):
 
 
 def test_training_resumes_after_being_killed(embedded, tmp_path):
-    config = tiny_config(embedded)
-    reference = run_training(config, tmp_path / "reference.pt", module=MODULE)
-    assert reference.wait(timeout=600) == 0, reference.stdout.read()
-    out = tmp_path / "killed.pt"
-    checkpoint = tmp_path / "killed.pt.work" / "checkpoint.pt"
-    process = run_training(config, out, module=MODULE)
-    deadline = time.time() + 600
-    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert checkpoint.exists() and not out.exists(), "killed too late: no partial run to resume"
-    epoch_done = torch.load(checkpoint, weights_only=True)["epoch"]
-    resumed = run_training(config, out, module=MODULE)
-    output = resumed.communicate(timeout=600)[0]
-    assert resumed.returncode == 0 and f"after epoch {epoch_done + 1}" in output, output
-    expected = state(tmp_path / "reference.pt")
-    for name, tensor in state(out).items():
-        torch.testing.assert_close(tensor, expected[name], rtol=1e-5, atol=1e-6, msg=name)
+    assert_resumes_after_kill(tiny_config(embedded), tmp_path, module=MODULE)
 
 
 def test_stage_two_trains_the_backbone_and_the_box_encoder_trains_alone(embedded, tmp_path):

@@ -4,9 +4,10 @@ config/variants.yaml (one place for every table row)."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from methods.core.backbones import BACKBONES, target_feature_scale
+from methods.core.settings import from_known_keys
 from methods.frtm.networks import HEADS
 from methods.frtm.target_model import TargetModelSettings
 
@@ -44,11 +45,7 @@ class FRTMSettings:
 
     @classmethod
     def from_dict(cls, values: dict) -> FRTMSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown FRTM settings {unknown}; known settings: {sorted(known)}")
-        settings = cls(**values)
+        settings = from_known_keys(cls, values, "FRTM settings")
         settings.validate()
         return settings
 

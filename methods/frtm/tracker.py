@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from methods.base import given_masks
+from methods.base import check_mask_size, given_masks, read_frame_checked
 from methods.core.augmentation import augment_first_frame, initial_sample_weights
 from methods.core.backbones import build_backbone, image_to_tensor
 from methods.core.device import resolve_device
@@ -28,7 +28,7 @@ from methods.core.merging import merge_frtm
 from methods.frtm.networks import load_head
 from methods.frtm.settings import FRTMSettings
 from methods.frtm.target_model import MIN_FOREGROUND_PIXELS, TargetModel
-from vos_datasets.davis import DatasetError, Sequence
+from vos_datasets.davis import Sequence
 
 
 class ObjectTracker:
@@ -132,10 +132,7 @@ class FRTM:
         size = tuple(s.input_size) if s.input_size else (height, width)  # where the networks run
         trackers: list[ObjectTracker] = []
         for frame in sequence.frames:
-            image = sequence.read_image(frame)
-            if image.shape[:2] != (height, width):
-                raise DatasetError(f"{sequence.image_path(frame)}: frame is {image.shape[1]}x{image.shape[0]} but "
-                                   f"the sequence is {width}x{height}; all frames of a video must have one size")
+            image = read_frame_checked(sequence, frame)
             if size != (height, width):
                 image = cv2.resize(image, size[::-1], interpolation=cv2.INTER_LINEAR)
             with torch.no_grad():
@@ -156,9 +153,7 @@ class FRTM:
                         self.score_maps[(frame, tracker.object_id)] = score[0].cpu().numpy()
             new_objects = {}
             for object_id, mask in sorted(given.get(frame, {}).items()):
-                if mask.shape != (height, width):
-                    raise DatasetError(f"{sequence.mask_path(frame)}: mask is {mask.shape[1]}x{mask.shape[0]} but "
-                                       f"the frames are {width}x{height}")
+                check_mask_size(sequence, frame, mask)
                 labels[mask] = object_id
                 new_objects[object_id] = resize_mask(mask, size)
                 if soft is not None:

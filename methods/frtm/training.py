@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from methods.core.augmentation import augment_first_frame, initial_sample_weights
 from methods.core.backbones import build_backbone, image_to_tensor, target_feature_scale
 from methods.core.memory import SampleMemory
+from methods.core.settings import from_known_keys
 from methods.core.trainer import TrainingJob, backward_share, run_training, training_cli
 from methods.core.training_data import object_areas
 from methods.frtm.networks import HEADS, build_head, save_head
@@ -74,11 +75,7 @@ class TrainingConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainingConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown FRTM training settings {unknown}; known: {sorted(known)}")
-        config = cls(**values)
+        config = from_known_keys(cls, values, "FRTM training settings")
         if config.head not in HEADS:
             raise ValueError(f"training head={config.head!r}: choose one of {list(HEADS)}")
         if not config.sources:

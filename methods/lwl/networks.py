@@ -21,7 +21,7 @@ predictor" adds W (the full LWL).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -31,6 +31,7 @@ from torchvision.models.resnet import BasicBlock
 
 from methods.core.backbones import Backbone, build_backbone
 from methods.core.refinement import RefinementNetwork
+from methods.core.settings import from_known_keys
 from methods.lwl.learner import FewShotLearner
 
 PYRAMID = (32, 16, 8, 4)  # decoder levels, deepest first
@@ -49,11 +50,7 @@ class NetworkConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> NetworkConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown LWL network settings {unknown}; known: {sorted(known)}")
-        config = cls(**values)
+        config = from_known_keys(cls, values, "LWL network settings")
         if config.feature_channels < 1 or config.label_channels < 1 or len(config.decoder_widths) != len(PYRAMID):
             raise ValueError(f"LWL network: feature_channels and label_channels >= 1 and {len(PYRAMID)} "
                              f"decoder_widths (deepest first), got {asdict(config)}")

@@ -3,7 +3,9 @@ config/variants.yaml. The network's own switches (E, W, end-to-end, D) travel in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+
+from methods.core.settings import from_known_keys
 
 
 @dataclass
@@ -26,11 +28,7 @@ class LWLSettings:
 
     @classmethod
     def from_dict(cls, values: dict) -> LWLSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown LWL settings {unknown}; known settings: {sorted(known)}")
-        settings = cls(**values)
+        settings = from_known_keys(cls, values, "LWL settings")
         settings.validate()
         return settings
 

@@ -22,7 +22,7 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from methods.base import given_masks
+from methods.base import check_mask_size, given_masks, read_frame_checked
 from methods.core.backbones import image_to_tensor
 from methods.core.device import resolve_device
 from methods.core.memory import SampleMemory
@@ -30,7 +30,7 @@ from methods.core.merging import merge_lwl
 from methods.lwl.crops import Box, Region, box_from_probability, crop, paste, search_region
 from methods.lwl.networks import load_network
 from methods.lwl.settings import LWLSettings
-from vos_datasets.davis import DatasetError, Sequence
+from vos_datasets.davis import Sequence
 
 
 class ObjectState:
@@ -105,10 +105,7 @@ class LWL:
         crop_size = tuple(s.crop_size)
         states: list[ObjectState] = []
         for frame in sequence.frames:
-            image = sequence.read_image(frame)
-            if image.shape[:2] != (height, width):
-                raise DatasetError(f"{sequence.image_path(frame)}: frame is {image.shape[1]}x{image.shape[0]} but "
-                                   f"the sequence is {width}x{height}; all frames of a video must have one size")
+            image = read_frame_checked(sequence, frame)
             labels = np.zeros((height, width), np.uint8)
             probabilities = None
             if states:
@@ -125,9 +122,7 @@ class LWL:
                 probabilities = probs[1:].numpy()
             new_states = []
             for object_id, mask in sorted(given.get(frame, {}).items()):
-                if mask.shape != (height, width):
-                    raise DatasetError(f"{sequence.mask_path(frame)}: mask is {mask.shape[1]}x{mask.shape[0]} but "
-                                       f"the frames are {width}x{height}")
+                check_mask_size(sequence, frame, mask)
                 state, used = self._new_object(object_id, image, mask)
                 labels[used] = object_id
                 if probabilities is not None:  # the given object enters the merge as certain (+-100 logits)

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from methods.core.backbones import image_to_tensor
+from methods.core.settings import from_known_keys
 from methods.core.trainer import TrainingJob, backward_share, run_training, training_cli
 from methods.core.training_data import object_areas
 from methods.lwl.crops import Box, box_from_probability, search_region
@@ -80,11 +81,7 @@ class TrainingConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainingConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown LWL training settings {unknown}; known: {sorted(known)}")
-        config = cls(**values)
+        config = from_known_keys(cls, values, "LWL training settings")
         NetworkConfig.from_dict(config.network)
         if not config.sources:
             raise ValueError("training sources is empty: name at least one dataset to train on")
