@@ -101,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.save(getattr(torchvision.models, args.backbone)(weights=None).state_dict(), weights["backbone_weights"])
         backbone = build_backbone(args.backbone, weights["backbone_weights"])
-    base = {"device": args.device, **weights}
+    base = {"device": args.device}
     if args.method == "frtm":
+        base.update(weights)  # LWL's checkpoint carries its backbone's weights
         if args.random_weights:
             for kind in ("refiner", "scale_offset"):
                 save_head(scratch / f"{kind}.pt", build_head(kind, backbone.channels), kind, args.backbone)

@@ -78,6 +78,7 @@ def test_box_follows_the_probability_mass_with_limited_scale_change():
     assert grown.width == pytest.approx(box.width * 1.1) and grown.height == pytest.approx(box.height * 1.1)
     faint = box_from_probability(p * 0.1, previous=box)  # 20 pixels of mass < 100: keep the previous box
     assert faint == box
+    assert box_from_probability(np.zeros((10, 10), np.float32), min_mass=0) is None  # nothing to follow
 
 
 def test_settings_and_networks_are_checked_with_clear_messages(networks, tmp_path):

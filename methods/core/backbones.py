@@ -25,7 +25,6 @@ calls in torch.no_grad). LWL's second training stage lets the levels below strid
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +101,9 @@ class Backbone(nn.Module):
     def weights_sha256(self) -> str | None:
         if not self.weights_file:
             return None
-        return hashlib.sha256(Path(self.weights_file).read_bytes()).hexdigest()
+        from vos_datasets.download import sha256_of
+
+        return sha256_of(self.weights_file)
 
 
 def image_to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -35,8 +35,10 @@ def box_from_probability(probability: np.ndarray, previous: Box | None = None, m
     """The target estimate from a probability (or binary) map (H, W); None if empty and no previous box."""
     p = probability.astype(np.float64)
     mass = p.sum()
-    if mass < min_mass:
-        return previous if previous is not None or mass <= 0 else _moments(p, mass)
+    if mass < min_mass and previous is not None:
+        return previous
+    if mass <= 0:
+        return None
     box = _moments(p, mass)
     if previous is None:
         return box
@@ -53,6 +55,15 @@ def _moments(p: np.ndarray, mass: float) -> Box:
     sy = float(np.sqrt(max(row @ (ys - cy) ** 2 / mass, 0.0)))
     sx = float(np.sqrt(max(col @ (xs - cx) ** 2 / mass, 0.0)))
     return Box(cx, cy, max(4 * sx, 1.0), max(4 * sy, 1.0))
+
+
+def box_mask(mask: np.ndarray) -> np.ndarray:
+    """The mask's bounding box rasterised, same shape and dtype (box initialisation's input, §3.7)."""
+    out = np.zeros_like(mask)
+    ys, xs = np.nonzero(mask > 0.5)
+    if len(ys):
+        out[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = 1
+    return out
 
 
 @dataclass(frozen=True)

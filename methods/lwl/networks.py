@@ -235,8 +235,9 @@ def save_network(path: str | Path, net: LWLNet, extra: dict | None = None) -> No
         torch.save(payload, tmp)
 
 
-def load_network(path: str | Path, backbone_weights: str | None = None) -> LWLNet:
-    """A trained LWL network from its file (data only: weights_only=True); its config comes with it."""
+def load_network(path: str | Path) -> LWLNet:
+    """A trained LWL network from its file (data only: weights_only=True); its config and its backbone's
+    weights (fine-tuned in stage 2) come with it, so no ImageNet weights are downloaded or read."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: trained LWL weights not found; run the training rule first "
@@ -245,7 +246,7 @@ def load_network(path: str | Path, backbone_weights: str | None = None) -> LWLNe
     if payload.get("method") != "lwl":
         raise ValueError(f"{path}: not an LWL network (holds {payload.get('method') or payload.get('head')!r})")
     config = NetworkConfig.from_dict(payload["network"])
-    backbone = build_backbone(config.backbone, backbone_weights)
+    backbone = build_backbone(config.backbone, pretrained=False)
     net = LWLNet(config, backbone=backbone)
     net.load_state_dict(payload["state_dict"])
     return net.eval()

@@ -1,5 +1,6 @@
 """LWL's inference settings: the defaults are the paper's (§3.5; notes §2.4); variants override them in
-config/variants.yaml. The network's own switches (E, W, end-to-end, D) travel inside its checkpoint."""
+config/variants.yaml. The network's own switches (E, W, end-to-end, D) and its backbone's weights travel
+inside its checkpoint."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from methods.core.settings import from_known_keys
 @dataclass
 class LWLSettings:
     checkpoint: str | None = None  # the trained network (the train rule's output)
-    backbone_weights: str | None = None  # a local file for the backbone instead of torchvision's download
     crop_size: list[int] = field(default_factory=lambda: [480, 832])  # [H, W] of the search region
     search_area_scale: float = 5.0  # the region is 5x the target estimate
     init_iterations: int = 20  # N_init (inference)

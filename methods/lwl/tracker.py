@@ -27,10 +27,11 @@ from methods.core.backbones import image_to_tensor
 from methods.core.device import resolve_device
 from methods.core.memory import SampleMemory
 from methods.core.merging import merge_lwl
-from methods.lwl.crops import Box, Region, box_from_probability, crop, paste, search_region
+from methods.lwl.crops import Box, Region, box_from_probability, box_mask, crop, paste, search_region
 from methods.lwl.networks import load_network
 from methods.lwl.settings import LWLSettings
 from vos_datasets.davis import Sequence
+from vos_datasets.download import sha256_of
 
 
 class ObjectState:
@@ -52,11 +53,11 @@ class LWL:
     def __init__(self, **settings) -> None:
         self.settings = LWLSettings.from_dict(settings)
         self.device = resolve_device(self.settings.device)
-        self.net = load_network(self.settings.checkpoint, self.settings.backbone_weights).to(self.device)
+        self.net = load_network(self.settings.checkpoint).to(self.device)
 
     def describe(self) -> dict:
         return {"settings": asdict(self.settings), "network": asdict(self.net.config), "device": str(self.device),
-                "backbone_weights_sha256": self.net.backbone.weights_sha256()}
+                "checkpoint_sha256": sha256_of(self.settings.checkpoint)}  # the backbone's weights are in it
 
     # --- pieces ------------------------------------------------------------------------------------
     def _crop_features(self, image: np.ndarray, region: Region):
@@ -76,9 +77,7 @@ class LWL:
         s = self.settings
         crop_size = tuple(s.crop_size)
         if s.box_init:
-            ys, xs = np.nonzero(mask)
-            mask = np.zeros_like(mask)
-            mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = True  # the box, rasterised
+            mask = box_mask(mask)
         box = box_from_probability(mask.astype(np.float32))
         state = ObjectState(object_id, box)
         region = search_region(box, mask.shape, crop_size, s.search_area_scale)

@@ -40,7 +40,7 @@ from methods.core.backbones import image_to_tensor
 from methods.core.settings import from_known_keys
 from methods.core.trainer import TrainingJob, backward_share, run_training, training_cli
 from methods.core.training_data import object_areas
-from methods.lwl.crops import Box, box_from_probability, search_region
+from methods.lwl.crops import Box, box_from_probability, box_mask, search_region
 from methods.lwl.networks import LWLNet, NetworkConfig, load_network, save_network
 from vos_datasets.fileio import atomic_write_text
 
@@ -178,15 +178,6 @@ def sample_crops(obj: TrainingObject, frames: list[str], config: TrainingConfig,
         images.append(image.astype(np.uint8))
         masks.append(mask)
     return np.stack(images), np.stack(masks)
-
-
-def box_mask(mask: np.ndarray) -> np.ndarray:
-    """The object's bounding box rasterised (the box encoder's input)."""
-    out = np.zeros_like(mask)
-    ys, xs = np.nonzero(mask > 0.5)
-    if len(ys):
-        out[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = 1
-    return out
 
 
 # --- the job ----------------------------------------------------------------------------------------
