@@ -34,4 +34,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/evaluator_speed.py --workers 2 --repeats 5 --record benchmarks/RESULTS-evaluator.md
 
 clean-outputs:
-	rm -rf results resources/embedded reports/tables.md reports/figures .snakemake
+	rm -rf results resources/generated reports/tables.md reports/embedded reports/ci reports/davis2016 reports/paper .snakemake

@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     infer.add_argument("--timing", type=Path)
     infer.add_argument("--label", default="", help="free text stored in the timing record (preset, row)")
     infer.add_argument("--score-maps", type=Path, help="also save the target model's coarse scores (FRTM) here")
+    infer.add_argument("--score-map-sequences", nargs="+", metavar="SEQUENCE",
+                       help="whose score maps to save (default: the first sequence by name; 'all': every one)")
     infer.add_argument("--warm-up", action="store_true", help="run the first sequence once, untimed (FPS protocol)")
     infer.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -31,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         method = build_method(args.method, json.loads(args.settings))
         dataset = build_dataset(json.loads(args.dataset))
         record = run(method, dataset, args.out, args.timing, progress=not args.quiet, extra={"label": args.label},
-                     warm_up=args.warm_up, score_maps_dir=args.score_maps)
+                     warm_up=args.warm_up, score_maps_dir=args.score_maps,
+                     score_map_sequences=args.score_map_sequences)
     except (DatasetError, MaskFormatError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -53,17 +53,30 @@ def device_description() -> str:
 
 def run(method: VOSMethod, dataset, out_dir: str | Path, timing_path: str | Path | None = None,
         progress: bool = True, extra: dict | None = None, warm_up: bool = False,
-        score_maps_dir: str | Path | None = None) -> dict:
+        score_maps_dir: str | Path | None = None, score_map_sequences: list[str] | None = None) -> dict:
     """Write <out_dir>/<sequence>/<frame>.png for every frame and return the timing record.
 
     warm_up: run the first sequence once, untimed and unsaved, before the timed pass (FRTM's FPS
     protocol on DAVIS 2016: first calls pay for memory allocation and kernel selection).
+    score_maps_dir: save the target model's coarse scores (FRTM) of `score_map_sequences` there (default:
+    the first sequence by name; ["all"]: every sequence). Keeping them copies each map to the CPU inside
+    the timed loop, so they are kept only for the few sequences the figures show.
     """
     sequences = list(dataset)
+    keep_maps: set[str] = set()
     if score_maps_dir is not None:
         if not hasattr(method, "enable_score_maps"):
             raise ValueError(f"{method.name} has no coarse score maps to save (only FRTM's target model has)")
-        method.enable_score_maps()
+        names = [s.name for s in sequences]
+        if score_map_sequences == ["all"]:
+            keep_maps = set(names)
+        elif score_map_sequences:
+            keep_maps = set(score_map_sequences)
+        else:
+            keep_maps = {min(names)} if names else set()
+        unknown = keep_maps - set(names)
+        if unknown:
+            raise ValueError(f"score maps asked for sequences not in the dataset: {sorted(unknown)}")
     if warm_up and sequences:
         for _ in method.run_sequence(sequences[0]):
             pass
@@ -72,6 +85,8 @@ def run(method: VOSMethod, dataset, out_dir: str | Path, timing_path: str | Path
         maps_tmp = stack.enter_context(atomic_directory(score_maps_dir)) if score_maps_dir is not None else None
         for sequence in tqdm(sequences, desc=f"{method.name}", unit="seq", disable=not progress):
             seconds, frames = 0.0, 0
+            if score_maps_dir is not None:
+                method.enable_score_maps() if sequence.name in keep_maps else method.disable_score_maps()
             results = method.run_sequence(sequence)
             while True:
                 started = time.perf_counter()
@@ -85,7 +100,7 @@ def run(method: VOSMethod, dataset, out_dir: str | Path, timing_path: str | Path
                                      f"{sequence.name}/{frame}; expected uint8 {sequence.size}")
                 write_label_png(tmp / sequence.name / f"{frame}.png", labels)
                 frames += 1
-            if maps_tmp is not None:  # D's coarse scores, one array per (frame, object), for the figures
+            if maps_tmp is not None and sequence.name in keep_maps:  # D's coarse scores, one array per (frame, object), for the figures
                 np.savez_compressed(maps_tmp / f"{sequence.name}.npz",
                                     **{f"{frame}_{oid}": m for (frame, oid), m in method.score_maps.items()})
                 method.score_maps.clear()
@@ -106,6 +121,7 @@ def run(method: VOSMethod, dataset, out_dir: str | Path, timing_path: str | Path
         "resolution": sorted({"x".join(map(str, seq.size[::-1])) for seq in sequences}),
         **(method.describe() if hasattr(method, "describe") else {}),
         "sequences": per_sequence,
+        "score_maps_kept_for": sorted(keep_maps),
         **(extra or {}),
     }
     if timing_path is not None:

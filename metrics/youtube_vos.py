@@ -350,3 +350,40 @@ def write_youtube_vos_tables(result: YouTubeVOSResult, out_dir: str | os.PathLik
             frame.to_csv(tmp, index=False)
         paths[kind] = path
     return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m metrics.youtube_vos ROOT SPLIT PRED_DIR --out DIR [--videos-list NAME] [--set NAME]"""
+    import argparse
+    import sys
+
+    from vos_datasets.splits import read_split
+
+    parser = argparse.ArgumentParser(prog="python -m metrics.youtube_vos",
+                                     description="Score predictions on YouTube-VOS videos with known ground truth "
+                                                 "(the papers' held-out train splits).")
+    parser.add_argument("root", type=Path, help="YouTube-VOS folder holding <split>/Annotations and <split>/meta.json")
+    parser.add_argument("split", help="the folder under root, e.g. train")
+    parser.add_argument("predictions", type=Path, help="<video>/<frame>.png result folders")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--videos", nargs="+", help="the videos to score (default: all of meta.json)")
+    parser.add_argument("--videos-list", help="a named split of vos_datasets/splits or a file of video ids")
+    parser.add_argument("--set", default="youtube_vos", help="name in the CSV file names")
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    videos = args.videos or (read_split(args.videos_list) if args.videos_list else None)
+    try:
+        result = evaluate_youtube_vos(args.root / args.split / "Annotations", args.predictions,
+                                      args.root / args.split / "meta.json", videos, workers=args.workers,
+                                      progress=not args.quiet)
+    except EvaluationError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    write_youtube_vos_tables(result, args.out, args.set)
+    print(f"J {100 * result.J:.1f}  F {100 * result.F:.1f}  G {100 * result.G:.1f} ({result.note})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,16 +1,23 @@
-"""python -m reports aggregate|render ...   (called by the workflow's report rules)"""
+"""python -m reports aggregate|plots|provenance|render|regress ...   (called by the workflow's report rules)"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 from .aggregate import collect, write_summary
+from .plots import EvaluationData, evaluation_figures, figure_list, speed_accuracy
+from .provenance import build_manifest, hardware, write_manifest
+from .published import PUBLISHED_FILE, load_published
+from .regression import DEFAULT_TOLERANCE, compare, render_comparison, write_baseline
 from .render import render, write
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,21 +27,79 @@ def main(argv: list[str] | None = None) -> int:
     agg.add_argument("--preset", required=True)
     agg.add_argument("--rows", required=True, help="the preset's rows config as JSON")
     agg.add_argument("--results", type=Path, required=True)
+    agg.add_argument("--protocols", default="{}", help="JSON: evaluation -> davis | youtube_vos | server")
+    agg.add_argument("--server-results", type=Path, help="the figures the YouTube-VOS server returned (YAML)")
     agg.add_argument("--out", type=Path, required=True)
-    ren = sub.add_parser("render", help="render reports/tables.md from a summary CSV")
+
+    speed = sub.add_parser("plot-speed", help="the speed vs accuracy figure (PNG)")
+    speed.add_argument("--summary", type=Path, required=True)
+    speed.add_argument("--evaluations", required=True, help="the preset's evaluations config as JSON")
+    speed.add_argument("--published", type=Path, default=PUBLISHED_FILE)
+    speed.add_argument("--out", type=Path, required=True)
+    plots = sub.add_parser("plot-evaluation", help="the figures of one evaluation (PNG)")
+    plots.add_argument("--summary", type=Path, required=True)
+    plots.add_argument("--results", type=Path, required=True)
+    plots.add_argument("--evaluation", required=True)
+    plots.add_argument("--root", type=Path, required=True, help="the evaluation's dataset root")
+    plots.add_argument("--qualitative-sequence", help="the sequence of the qualitative strips")
+    plots.add_argument("--out-dir", type=Path, required=True)
+
+    prov = sub.add_parser("provenance", help="write the provenance manifest of a run")
+    prov.add_argument("--preset", required=True)
+    prov.add_argument("--config", required=True, help="the resolved config as JSON")
+    prov.add_argument("--heads", nargs="*", default=[], help="trained weight files")
+    prov.add_argument("--datasets", required=True, help="JSON: dataset name -> root")
+    prov.add_argument("--out", type=Path, required=True)
+
+    ren = sub.add_parser("render", help="render the tables (markdown) from a summary CSV")
     ren.add_argument("--summary", type=Path, required=True)
     ren.add_argument("--preset", required=True)
     ren.add_argument("--description", default="")
     ren.add_argument("--datasets", default="{}", help="the preset's datasets config as JSON")
-    ren.add_argument("--out", type=Path, required=True)
+    ren.add_argument("--evaluations", default="{}", help="the preset's evaluations config as JSON")
+    ren.add_argument("--published", type=Path, default=PUBLISHED_FILE)
+    ren.add_argument("--figures", type=Path, help="the figures folder")
+    ren.add_argument("--provenance", type=Path, help="the provenance manifest to link")
+    ren.add_argument("--out", type=Path, nargs="+", required=True, help="one or more copies to write")
+
+    reg = sub.add_parser("regress", help="compare a summary with a committed baseline (CI regression check)")
+    reg.add_argument("--summary", type=Path, required=True)
+    reg.add_argument("--baseline", type=Path, required=True)
+    reg.add_argument("--tolerance", type=float, default=None, help="override the baseline's tolerance (points)")
+    base = sub.add_parser("baseline", help="write a regression baseline from a summary (refreshing it)")
+    base.add_argument("--summary", type=Path, required=True)
+    base.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
+    base.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+
     if args.command == "aggregate":
-        write_summary(collect(args.preset, json.loads(args.rows), args.results), args.out)
+        write_summary(collect(args.preset, json.loads(args.rows), args.results, json.loads(args.protocols),
+                              args.server_results), args.out)
+    elif args.command == "plot-speed":
+        speed_accuracy(pd.read_csv(args.summary), load_published(args.published), json.loads(args.evaluations),
+                       hardware(), args.out)
+    elif args.command == "plot-evaluation":
+        evaluation = EvaluationData(args.evaluation, args.root, qualitative_sequence=args.qualitative_sequence)
+        evaluation_figures(pd.read_csv(args.summary), evaluation, args.results, args.out_dir)
+    elif args.command == "provenance":
+        manifest = build_manifest(args.preset, json.loads(args.config), args.heads, json.loads(args.datasets), REPO)
+        write_manifest(manifest, args.out)
+    elif args.command == "render":
+        summary, published = pd.read_csv(args.summary), load_published(args.published)
+        found = figure_list(args.figures, summary) if args.figures is not None else []
+        for out in args.out:  # links are relative to each copy
+            figures = [(os.path.relpath(path, out.parent), text) for path, text in found]
+            provenance = os.path.relpath(args.provenance, out.parent) if args.provenance else None
+            text = render(summary, args.preset, args.description, json.loads(args.datasets),
+                          json.loads(args.evaluations), published, REPO, figures, provenance)
+            write(text, out)
+    elif args.command == "baseline":
+        write_baseline(pd.read_csv(args.summary), args.tolerance, hardware(), args.out)
     else:
-        summary = pd.read_csv(args.summary)
-        repo = Path(__file__).resolve().parent.parent
-        write(render(summary, args.preset, args.description, json.loads(args.datasets), repo), args.out)
-    print(f"wrote {args.out}")
+        result = compare(pd.read_csv(args.summary), args.baseline, args.tolerance)
+        print(render_comparison(result))
+        return 0 if result.passed else 1
+    print(f"{args.command}: done")
     return 0
 
 

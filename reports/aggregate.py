@@ -1,4 +1,9 @@
-"""Collect each (row, evaluation) of a preset into one summary table (CSV)."""
+"""Collect each (row, evaluation) of a preset into one summary table (CSV).
+
+Three kinds of evaluation: `davis` (the official DAVIS protocol's protocol-<set>.json), `youtube_vos` (local
+scoring of held-out train videos: J, F and G without a seen/unseen split) and `server` (YouTube-VOS valid:
+the figures the official server returned for the submission zip, read from the server results file; until
+they are entered the row says what to do)."""
 
 from __future__ import annotations
 
@@ -6,22 +11,68 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from metrics.davis import GLOBAL_COLUMNS
 from vos_datasets.fileio import atomic_path
 
-SUMMARY_COLUMNS = ["preset", "row", "label", "method", "evaluation", *GLOBAL_COLUMNS, "objects", "FPS", "device"]
+YOUTUBE_VOS_COLUMNS = ["G", "J-seen", "J-unseen", "F-seen", "F-unseen"]
+SUMMARY_COLUMNS = ["preset", "row", "label", "method", "evaluation", *GLOBAL_COLUMNS, *YOUTUBE_VOS_COLUMNS,
+                   "objects", "FPS", "device", "status"]
 
 
-def collect(preset: str, rows: dict, results_dir: str | Path) -> pd.DataFrame:
-    """rows: the preset's `rows` config; results_dir holds <evaluation>/<row>/{scores,timing.json}."""
+def read_server_results(path: str | Path | None, preset: str) -> dict:
+    """{evaluation: {row: {G, J-seen, ...} in percent}} of this preset from the server results file."""
+    if path is None or not Path(path).is_file():
+        return {}
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    return data.get(preset) or {}
+
+
+def _davis_figures(scores: Path, evaluation: str) -> dict:
+    protocol = json.loads((scores / f"protocol-{evaluation}.json").read_text())
+    objects = len(pd.read_csv(scores / f"per-object_results-{evaluation}.csv"))
+    return {**protocol["global"], "objects": objects}  # full precision (the official CSV rounds)
+
+
+def _youtube_vos_figures(scores: Path, evaluation: str) -> dict:
+    table = pd.read_csv(scores / f"global_results-{evaluation}.csv").iloc[0]
+    figures = {"J-Mean": table["J"], "F-Mean": table["F"], "J&F-Mean": (table["J"] + table["F"]) / 2,
+               "G": table["G"], "objects": int(table["n_objects"])}
+    for column, key in zip(YOUTUBE_VOS_COLUMNS[1:], ("J_seen", "J_unseen", "F_seen", "F_unseen"), strict=True):
+        figures[column] = table[key]
+    return figures
+
+
+def _server_figures(returned: dict | None, submission: Path) -> dict:
+    if not returned:
+        return {"status": f"awaiting server scores for {submission}"}
+    figures = {key: float(returned[key]) / 100 for key in YOUTUBE_VOS_COLUMNS if returned.get(key) is not None}
+    if "J-seen" in figures and "J-unseen" in figures:
+        figures["J-Mean"] = (figures["J-seen"] + figures["J-unseen"]) / 2
+    if "F-seen" in figures and "F-unseen" in figures:
+        figures["F-Mean"] = (figures["F-seen"] + figures["F-unseen"]) / 2
+    return {**figures, "status": "official server"}
+
+
+def collect(preset: str, rows: dict, results_dir: str | Path, protocols: dict | None = None,
+            server_results: str | Path | None = None) -> pd.DataFrame:
+    """rows: the preset's `rows` config; results_dir holds <evaluation>/<row>/{scores,timing.json};
+    protocols: evaluation -> davis | youtube_vos | server (default davis)."""
     results_dir = Path(results_dir)
+    protocols = protocols or {}
+    returned = read_server_results(server_results, preset)
     records = []
     for row, spec in rows.items():
         for evaluation in spec["evaluate_on"]:
             base = results_dir / evaluation / row
-            scores = pd.read_csv(base / "scores" / f"per-object_results-{evaluation}.csv")
-            protocol = json.loads((base / "scores" / f"protocol-{evaluation}.json").read_text())
+            protocol = protocols.get(evaluation, "davis")
+            if protocol == "davis":
+                figures = _davis_figures(base / "scores", evaluation)
+            elif protocol == "youtube_vos":
+                figures = _youtube_vos_figures(base / "scores", evaluation)
+            else:
+                figures = _server_figures(returned.get(evaluation, {}).get(row), base / "submission.zip")
             timing = json.loads((base / "timing.json").read_text())
             records.append({
                 "preset": preset,
@@ -29,8 +80,7 @@ def collect(preset: str, rows: dict, results_dir: str | Path) -> pd.DataFrame:
                 "label": spec.get("label", row),
                 "method": spec["method"],
                 "evaluation": evaluation,
-                **protocol["global"],  # full precision (the official CSV rounds to 3 decimals)
-                "objects": len(scores),
+                **figures,
                 "FPS": timing["mean_fps_over_sequences"],
                 "device": timing["device"],
             })

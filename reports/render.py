@@ -1,44 +1,164 @@
-"""Render reports/tables.md from a preset's summary: a provenance header, then one table per evaluation."""
+"""Render reports/tables.md from a preset's summary: a provenance header, the papers' tables with the
+published and reproduced numbers side by side, every reproduced row with all DAVIS measures, and the
+figures."""
 
 from __future__ import annotations
 
 import datetime as dt
-import platform
-import subprocess
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from vos_datasets.fileio import atomic_write_text
 
+from .provenance import git_commit, hardware
+from .published import Published, PublishedTable
+
 SHOWN = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
+PERCENT_METRICS = {"J&F-Mean", "J-Mean", "F-Mean", "G", "J-seen", "J-unseen", "F-seen", "F-unseen"}
 
 
-def git_commit(repo: Path) -> str:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return commit + (" (with uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
+@dataclass(frozen=True)
+class CellSource:
+    """Which of the preset's evaluations fills a published column, and whether it is that benchmark."""
+
+    evaluation: str
+    exact: bool
 
 
-def hardware() -> str:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return f"GPU {torch.cuda.get_device_name(0)}; CPU {platform.machine()}"
-    except ImportError:
-        pass
-    import os
-
-    return f"CPU only: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+def evaluation_for(benchmark: str, evaluations: dict) -> CellSource | None:
+    """The preset's evaluation that scores `benchmark` itself, else the first that stands in for it."""
+    for name, spec in evaluations.items():
+        if spec.get("benchmark") == benchmark:
+            return CellSource(name, True)
+    for name, spec in evaluations.items():
+        if benchmark in spec.get("stands_in_for", ()):
+            return CellSource(name, False)
+    return None
 
 
-def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict, repo: Path) -> str:
+def reproduced_value(summary: pd.DataFrame, row: str, evaluation: str, metric: str) -> float | None:
+    """A summary figure on the papers' scale (percent, or FPS); None when not run or not measured.
+
+    A DAVIS-protocol evaluation standing in for a YouTube-VOS column has no seen/unseen classes: its G
+    is (J + F) / 2, i.e. J&F-Mean, and the seen/unseen cells stay empty."""
+    match = summary[(summary["row"] == row) & (summary["evaluation"] == evaluation)]
+    if match.empty:
+        return None
+    record = match.iloc[0]
+    column = metric
+    if metric == "G" and (metric not in record or pd.isna(record[metric])):
+        column = "J&F-Mean"
+    if column not in record or pd.isna(record[column]):
+        return None
+    value = float(record[column])
+    return 100 * value if metric in PERCENT_METRICS else value
+
+
+def chosen_row(summary: pd.DataFrame, candidates: tuple[str, ...], evaluation: str) -> str:
+    """The first candidate row that ran on `evaluation` (else the first candidate)."""
+    for name in candidates:
+        if ((summary["row"] == name) & (summary["evaluation"] == evaluation)).any():
+            return name
+    return candidates[0]
+
+
+def run_status(summary: pd.DataFrame, row: str, evaluation: str) -> str | None:
+    """The summary's status of a (row, evaluation), e.g. awaiting the YouTube-VOS server's figures."""
+    if "status" not in summary:
+        return None
+    match = summary[(summary["row"] == row) & (summary["evaluation"] == evaluation)]
+    if match.empty or pd.isna(match.iloc[0]["status"]):
+        return None
+    return str(match.iloc[0]["status"])
+
+
+def _number(value: float | None, metric: str, published: bool = False) -> str:
+    """Published values as printed in the paper; reproduced ones to 0.1 (FPS below 10: 0.01)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if published:
+        return str(value)
+    if metric == "FPS":
+        return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+    return f"{value:.1f}"
+
+
+def format_cell(published: float | None, reproduced: float | None, metric: str, has_row: bool,
+                ran: bool) -> str:
+    """"published / reproduced (difference)" for a reproduced row; the published value alone otherwise."""
+    if not has_row:
+        return _number(published, metric, published=True)
+    if not ran:
+        return f"{_number(published, metric, published=True)} / not run"
+    text = f"{_number(published, metric, published=True)} / {_number(reproduced, metric)}"
+    if published is not None and reproduced is not None:
+        text += f" ({reproduced - published:+.1f})".replace("-", "−")
+    return text
+
+
+def render_paper_table(table: PublishedTable, published: Published, summary: pd.DataFrame,
+                       evaluations: dict) -> list[str]:
+    sources = [evaluation_for(column.benchmark, evaluations) for column in table.columns]
+    lines = [f"### {table.title}", "", f"Source: {published.sources[table.source]['citation']}.", ""]
+    notes = []
+    for benchmark in dict.fromkeys(column.benchmark for column in table.columns):
+        source = next(s for c, s in zip(table.columns, sources, strict=True) if c.benchmark == benchmark)
+        headers = ", ".join(c.header for c in table.columns if c.benchmark == benchmark)
+        if source is None:
+            notes.append(f"{headers}: this preset has no evaluation of or for {benchmark} "
+                         f"({published.benchmarks[benchmark]})")
+        elif not source.exact:
+            notes.append(f"{headers}: reproduced on `{source.evaluation}`, a STAND-IN for {benchmark}, "
+                         "not the paper's benchmark")
+        else:
+            notes.append(f"{headers}: reproduced on `{source.evaluation}` ({benchmark})")
+    lines += ["Reproduced cells: " + "; ".join(notes) + ".", ""]
+    header = ["Method", *table.flags, *(column.header for column in table.columns)]
+    any_pending = False
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    group = None
+    for row in table.rows:
+        if row.group != group and row.group is not None:
+            lines.append("| " + " | ".join([f"*{row.group}*", *[""] * (len(header) - 1)]) + " |")
+        group = row.group
+        label = row.label
+        if row.source != table.source:
+            label += f" [{published.sources[row.source]['short']}]"
+        if row.candidates:
+            label += " (row " + " / ".join(f"`{name}`" for name in row.candidates) + ")"
+        ran = bool(row.candidates) and summary["row"].isin(row.candidates).any()
+        cells = []
+        pending = False
+        for column, source, value in zip(table.columns, sources, row.values, strict=True):
+            reproduced = None
+            status = None
+            if row.candidates and source is not None:
+                name = chosen_row(summary, row.candidates, source.evaluation)
+                reproduced = reproduced_value(summary, name, source.evaluation, column.metric)
+                status = run_status(summary, name, source.evaluation)
+            if reproduced is None and status and status != "official server":
+                cells.append(f"{_number(value, column.metric, published=True)} / {status.split(' for ')[0]}")
+                pending = True
+            else:
+                cells.append(format_cell(value, reproduced, column.metric, bool(row.candidates), ran))
+        lines.append("| " + " | ".join([label, *row.flags, *cells]) + " |")
+        any_pending = any_pending or pending
+    lines.append("")
+    if any_pending:
+        lines += ["*Awaiting server:* YouTube-VOS valid has no public ground truth. Upload the row's "
+                  "`results/<preset>/<evaluation>/<row>/submission.zip` to the official YouTube-VOS server "
+                  "(CodaLab), enter the returned G, J and F (seen / unseen) in the server results file "
+                  "(`server_results` in config.yaml, format in its header) and run the workflow again.", ""]
+    return lines
+
+
+def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict, evaluations: dict,
+           published: Published, repo: Path, figures: list[tuple[str, str]] = (),
+           provenance: str | None = None) -> str:
+    """figures: (relative path, caption) pairs shown at the end; provenance: relative path of the manifest."""
     lines = [
         "# Reproduced tables",
         "",
@@ -49,25 +169,43 @@ def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict,
         f"- **Hardware:** {hardware()}",
         f"- **Commit:** {git_commit(repo)}",
         f"- **Date:** {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+    ]
+    if provenance:
+        lines.append(f"- **Provenance** (package versions, checksums of weights and data, config): "
+                     f"[provenance.json]({provenance})")
+    lines += [
         "",
-        "Figures are percentages (J, F as in the DAVIS toolkit x 100); FPS is the mean over sequences of "
-        "frames per second of the method alone (PNG writing excluded), on the hardware above.",
+        "## The papers' tables",
+        "",
+        "Each cell of a reproduced row reads **published / reproduced (reproduced − published)**; rows "
+        "without a reproduction (other methods) show the published value only, `–` is a value the paper "
+        "does not give or this run does not measure. Figures are percentages; FPS is frames per second, "
+        "published on the papers' GPUs, reproduced on the hardware above. Methods are rows in every table "
+        "(LWL's Tables 2 and 3 print them as columns).",
         "",
     ]
+    for table in published.tables.values():
+        lines += render_paper_table(table, published, summary, evaluations)
+    lines += ["## Every reproduced row", "",
+              "All DAVIS measures (x 100) of each row this preset ran; FPS is the mean over sequences of the "
+              "method's frames per second (PNG writing excluded).", ""]
     for evaluation, group in summary.groupby("evaluation", sort=False):
-        lines += [f"## {evaluation}", ""]
+        lines += [f"### {evaluation}", ""]
         header = ["Method", *SHOWN, "FPS", "Objects"]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
         for _, row in group.iterrows():
-            cells = [str(row["label"])] + [f"{100 * row[c]:.1f}" for c in SHOWN]
-            cells += [f"{row['FPS']:.1f}", str(int(row["objects"]))]
+            cells = [f"{row['label']} (`{row['row']}`)"] + [_number(100 * row[c], c) for c in SHOWN]
+            cells += [_number(row["FPS"], "FPS"), str(int(row["objects"]))]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-    lines += ["Published numbers beside these rows arrive with the method issues (FRTM, LWL); this table lists "
-              "what this preset reproduced.", ""]
+    if figures:
+        lines += ["## Figures", ""]
+        for path, caption in figures:
+            lines += [f"![{caption}]({path})", "", f"*{caption}*", ""]
     return "\n".join(lines)
 
 
-def write(text: str, out: str | Path) -> None:
-    atomic_write_text(out, text)
+def write(text: str, *outs: str | Path) -> None:
+    for out in outs:
+        atomic_write_text(out, text)

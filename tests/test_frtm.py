@@ -204,11 +204,19 @@ def test_a_frame_of_another_size_is_refused(embedded, heads, tmp_path):
 def test_score_maps_are_saved_beside_the_masks(embedded, heads, tmp_path):
     method = build_method("frtm", {**SMALL, "checkpoint": str(heads["refiner"])})
     dataset = build_dataset({"kind": "davis", "root": str(embedded), "split": "val"})
-    run(method, dataset, tmp_path / "masks", progress=False, score_maps_dir=tmp_path / "score_maps")
+    run(method, dataset, tmp_path / "masks", progress=False, score_maps_dir=tmp_path / "score_maps",
+        score_map_sequences=["all"])
     for sequence in dataset:
         maps = np.load(tmp_path / "score_maps" / f"{sequence.name}.npz")
         first = min(sequence.object_first_frames().values())
         later = [f for f in sequence.frames if f > first]
         assert {key.split("_")[0] for key in maps.files} == set(later)
+    # By default only the first sequence's maps are kept (copying them sits inside the timed loop).
+    record = run(method, dataset, tmp_path / "m1", tmp_path / "t.json", progress=False, score_maps_dir=tmp_path / "s1")
+    first_name = min(sequence.name for sequence in dataset)
+    assert sorted(p.name for p in (tmp_path / "s1").iterdir()) == [f"{first_name}.npz"]
+    assert record["score_maps_kept_for"] == [first_name]
+    with pytest.raises(ValueError, match="not in the dataset: \\['nope'\\]"):
+        run(method, dataset, tmp_path / "m3", progress=False, score_maps_dir=tmp_path / "s3", score_map_sequences=["nope"])
     with pytest.raises(ValueError, match="has no coarse score maps"):
         run(build_method("first_frame_copy"), dataset, tmp_path / "m2", progress=False, score_maps_dir=tmp_path / "s2")

@@ -20,9 +20,12 @@ SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 def workflow_copy(tmp_path: Path) -> Path:
     work = tmp_path / "wf"
     work.mkdir(parents=True)
-    for item in ("Snakefile", "config.yaml", "config", "workflow", "envs"):
+    for item in ("Snakefile", "config.yaml", "config", "workflow", "envs", "profiles"):
         source = REPO / item
         (shutil.copytree if source.is_dir() else shutil.copy)(source, work / item)
+    # the report code and its published numbers (jobs import the packages from the working directory)
+    shutil.copytree(REPO / "reports", work / "reports", ignore=shutil.ignore_patterns(
+        "__pycache__", "tables.md", "embedded", "ci", "davis2016", "paper"))
     return work
 
 
@@ -60,16 +63,43 @@ def test_default_dag_produces_the_tables(tmp_path):
     edit_embedded_preset(work, shrink_embedded_preset)
     snakemake(work, "reports/tables.md")
     tables = (work / "reports/tables.md").read_text()
+    assert tables == (work / "reports/embedded/tables.md").read_text().replace("](figures/", "](embedded/figures/") \
+        .replace("](provenance.json)", "](embedded/provenance.json)")
     assert "**Preset:** `embedded`" in tables
-    assert "| First-frame copy (lower bound) |" in tables
-    for label in ("FRTM Ours", "FRTM D-only", "FRTM Base net + F-T", "LWL box-init"):
+    assert "| First-frame copy (lower bound) (`first-frame-copy`) |" in tables
+    for label in ("FRTM Ours (`frtm-ours`)", "FRTM D-only (`frtm-d-only`)", "FRTM Base net + F-T (`frtm-base-net-ft`)",
+                  "LWL box-init (`lwl-box-init`)"):
         assert f"| {label} |" in tables, label
+    # the papers' tables: published / reproduced (difference) on the stand-in, other methods published only
+    assert "### FRTM Table 1: ablation" in tables and "### LWL Table 4: box initialisation" in tables
+    assert "| D-only (row `frtm-d-only`) | x |  |  |  | 58.8 / " in tables
+    assert "| Ours - no update (row `frtm-no-update`) | x | x |  |  | 67.6 / not run |" in tables
+    assert "| FEELVOS | 71.5 | 69.1 | 74.0 | 81.7 | 81.1 | 82.2 | 2.22 |" in tables
+    assert "| RGMP | 66.7 | 64.8 | 68.6 | 81.8 | 81.5 | 82.0 | 7.7 |" in tables
+    figures = work / "reports/embedded/figures"
+    expected = {"speed_accuracy.png", "per_sequence-embedded-val.png", "decay-embedded-val.png",
+                "attributes-embedded-val.png"}
+    assert expected <= {p.name for p in figures.glob("*.png")}
+    strips = {p.stem for p in (figures / "qualitative-embedded-val").glob("*.png")}
+    assert strips == {"first-frame-copy", "frtm-ours", "frtm-d-only", "frtm-base-net-ft", "lwl-box-init"}
+    for name in expected:
+        assert f"](embedded/figures/{name})" in tables
+    maps = list((work / "results/embedded/embedded-val/frtm-ours/score-maps").glob("*.npz"))
+    assert [p.stem for p in maps] == ["synth-val-00"]  # the figures' sequence only
+    base_net_maps = work / "results/embedded/embedded-val/frtm-base-net-ft/score-maps"
+    assert not list(base_net_maps.glob("*.npz"))  # no target model, no maps
+    manifest = json.loads((work / "reports/embedded/provenance.json").read_text())
+    assert manifest["preset"] == "embedded" and "results/embedded/training/frtm-refiner/head.pt" in manifest["trained_weights"]
+    assert manifest["datasets"]["embedded"]["files"] > 0 and manifest["config"]["preset"] == "embedded"
+    snakemake(work, "--report", "report.html")
+    html = (work / "report.html").read_text(errors="replace")
+    assert "speed_accuracy.png" in html and "Speed against accuracy" in html
     summary = pd.read_csv(work / "results/embedded/summary.csv")
     assert set(summary["preset"]) == {"embedded"} and len(summary) == 5
     # the summary's figure is the evaluator's, re-computed here independently
     from metrics import Protocol, evaluate
 
-    result = evaluate(work / "resources/embedded/embedded/Annotations/480p",
+    result = evaluate(work / "resources/generated/embedded/embedded/Annotations/480p",
                       work / "results/embedded/embedded-val/first-frame-copy/masks",
                       ["synth-val-00", "synth-val-01"],
                       protocol=Protocol(objects="all"), workers=1, progress=False)

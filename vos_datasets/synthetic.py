@@ -18,6 +18,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import yaml
 from PIL import Image
 
 from .fileio import atomic_directory
@@ -186,6 +187,41 @@ def render_sequence(seed: int, index: int, n_frames: int, size: tuple[int, int],
     return frames, labels, first_frames
 
 
+# Attributes written to db_info.yml (DAVIS layout), measured on the ground truth of each video; DAVIS's codes
+# where the meaning matches, with DAVIS's thresholds scaled to the frame height. ENT is ours.
+ATTRIBUTES = {
+    "FM": "fast motion: an object's centroid moves more than 20 px per frame at 480p on average",
+    "SV": "scale variation: an object's bounding box area varies by more than a factor of 2",
+    "OCC": "occlusion (a proxy): in some frame an object shows less than half its median visible area",
+    "ENT": "an object enters mid-video (given after the first frame)",
+}
+
+
+def sequence_attributes(labels: list[np.ndarray], first_frames: dict[int, int]) -> list[str]:
+    """The ATTRIBUTES a video has, from its label maps and each object's first (given) frame."""
+    found = set()
+    height = labels[0].shape[0]
+    for oid, start in first_frames.items():
+        if start > 0:
+            found.add("ENT")
+        centroids, boxes, areas = [], [], []
+        for label in labels[start:]:
+            ys, xs = np.nonzero(label == oid)
+            areas.append(len(ys))
+            if len(ys):
+                centroids.append((xs.mean(), ys.mean()))
+                boxes.append((xs.max() - xs.min() + 1) * (ys.max() - ys.min() + 1))
+        if len(centroids) > 1:
+            steps = np.linalg.norm(np.diff(np.array(centroids), axis=0), axis=1)
+            if steps.mean() > 20 * height / 480:
+                found.add("FM")
+        if boxes and min(boxes) < 0.5 * max(boxes):
+            found.add("SV")
+        if areas and min(areas) < 0.5 * np.median(areas):
+            found.add("OCC")
+    return [code for code in ATTRIBUTES if code in found]
+
+
 def generate(root: str | Path, seed: int = 0, n_train: int = DEFAULTS["n_train"], n_val: int = DEFAULTS["n_val"],
              n_frames: int = DEFAULTS["n_frames"], height: int = DEFAULTS["height"], width: int = DEFAULTS["width"]) -> Path:
     """Write the embedded dataset to `root` (atomically: the folder appears complete or not at all)."""
@@ -196,6 +232,7 @@ def generate(root: str | Path, seed: int = 0, n_train: int = DEFAULTS["n_train"]
         raise ValueError(f"height and width must be at least 64 pixels, got {height}x{width}")
     meta: dict = {"generator": "vos_datasets.synthetic", "seed": seed, "size": [height, width], "videos": {}}
     splits = {"train": [], "val": []}
+    info = {"attributes": list(ATTRIBUTES), "definitions": ATTRIBUTES, "sets": ["train", "val"], "sequences": []}
     with atomic_directory(root) as tmp:
         for index in range(n_train + n_val):
             split = "train" if index < n_train else "val"
@@ -215,11 +252,14 @@ def generate(root: str | Path, seed: int = 0, n_train: int = DEFAULTS["n_train"]
                 }
             }
             splits[split].append(name)
+            info["sequences"].append({"name": name, "attributes": sequence_attributes(labels, first),
+                                      "num_frames": n_frames, "set": split})
         for split, names in splits.items():
             sets = tmp / "ImageSets" / "2017"
             sets.mkdir(parents=True, exist_ok=True)
             (sets / f"{split}.txt").write_text("".join(f"{n}\n" for n in names))
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        (tmp / "db_info.yml").write_text(yaml.safe_dump(info, sort_keys=False))
     return root
 
 

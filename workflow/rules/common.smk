@@ -32,9 +32,18 @@ TRAININGS = config.get("trainings", {})
 
 def _check_references():
     """Names that point elsewhere in the config must exist; the message names the bad key."""
+    from reports.published import load_published
+
+    benchmarks = load_published().benchmarks
     for name, evaluation in config["evaluations"].items():
         if evaluation["dataset"] not in config["datasets"]:
             raise WorkflowError(f"evaluations.{name}.dataset: unknown dataset {evaluation['dataset']!r}")
+        for key in ("benchmark", "stands_in_for"):
+            value = evaluation.get(key)
+            for benchmark in [value] if isinstance(value, str) else value or []:
+                if benchmark not in benchmarks:
+                    raise WorkflowError(f"evaluations.{name}.{key}: unknown benchmark {benchmark!r}; known "
+                                        f"(reports/published.yaml): {sorted(benchmarks)}")
     for name, training in TRAININGS.items():
         for source in training["sources"]:
             if source["dataset"] not in config["datasets"]:
@@ -82,25 +91,53 @@ def _check_network(row, variant, training):
 _check_references()
 
 
+def _alternatives(names):
+    return "|".join(map(re.escape, names)) or "(?!)"
+
+
 wildcard_constraints:
-    evaluation="|".join(map(re.escape, config["evaluations"])),
+    evaluation=_alternatives(config["evaluations"]),
     row="|".join(map(re.escape, config["rows"])),
     training="|".join(map(re.escape, TRAININGS)) or "(?!)",
 
 
 def dataset_root(name):
-    """Where a dataset lives: generated, downloaded, or a configured folder."""
+    """Where a dataset lives: generated, downloaded, or a configured folder (`root` may name config.yaml's
+    `paths`, e.g. "{youtube_vos_2018}", and "{shared_dir}")."""
     spec = config["datasets"][name]
-    if spec["kind"] == "synthetic":
-        return f"resources/embedded/{name}"
+    if spec["kind"] == "synthetic":  # per preset: presets may generate different sets under one name
+        return f"resources/generated/{PRESET}/{name}"
     if spec.get("download"):
         return f"resources/datasets/{spec['download']}"
     root = spec.get("root")
-    if not root:
+    paths = config.get("paths") or {}
+    placeholders = re.findall(r"{(\w+)}", root or "")
+    unset = [key for key in placeholders if key != "shared_dir" and not paths.get(key)]
+    if not root or unset:
         from vos_datasets.youtube_vos import REGISTRATION_HINT
 
-        raise WorkflowError(f"datasets.{name}.root is not set. {REGISTRATION_HINT}")
-    return root.format(shared_dir=SHARED_DIR)
+        where = f"paths.{unset[0]} in config.yaml (or --config 'paths={{{unset[0]}: /data/...}}')" if unset else \
+            f"datasets.{name}.root"
+        raise WorkflowError(f"datasets.{name}: its location is not set; set {where}. {REGISTRATION_HINT}")
+    return root.format(shared_dir=SHARED_DIR, **{k: v for k, v in paths.items() if v})
+
+
+def evaluation_protocol(evaluation):
+    """davis (DAVIS toolkit), youtube_vos (local scoring of held-out train videos) or server (YouTube-VOS
+    valid/test: hidden ground truth, a submission zip and the server's returned figures)."""
+    entry = config["evaluations"][evaluation]
+    if config["datasets"][entry["dataset"]]["kind"] != "youtube_vos":
+        return "davis"
+    return "server" if entry["split"] in ("valid", "test") else "youtube_vos"
+
+
+def named_videos(entry):
+    """An evaluation's or training source's video selection: `sequences`, or the named list `videos_list`."""
+    if entry.get("videos_list"):
+        from vos_datasets.splits import read_split
+
+        return read_split(entry["videos_list"])
+    return entry.get("sequences")
 
 
 def described_datasets():
@@ -127,7 +164,7 @@ def dataset_spec(evaluation):
         "root": dataset_root(entry["dataset"]),
         "split": entry["split"],
         "year": spec.get("year", "2017"),
-        "sequences": entry.get("sequences"),
+        "sequences": named_videos(entry),
     }
 
 
@@ -139,7 +176,7 @@ def source_spec(source):
         "root": dataset_root(source["dataset"]),
         "split": source["split"],
         "year": spec.get("year", "2017"),
-        "sequences": source.get("sequences"),
+        "sequences": named_videos(source),
     }
     share = {key: source[key] for key in ("repeats", "pairs", "weight") if key in source}
     return {"dataset": dataset, **share}
@@ -213,8 +250,55 @@ def row_targets():
 
 
 def score_files():
-    return [f"{RESULTS}/{evaluation}/{row}/scores/global_results-{evaluation}.csv" for row, evaluation in row_targets()]
+    """What each (row, evaluation) is scored by: the global CSV, or for the server the submission zip."""
+    return [f"{RESULTS}/{evaluation}/{row}/submission.zip" if evaluation_protocol(evaluation) == "server"
+            else f"{RESULTS}/{evaluation}/{row}/scores/global_results-{evaluation}.csv"
+            for row, evaluation in row_targets()]
 
 
 def timing_files():
     return [f"{RESULTS}/{evaluation}/{row}/timing.json" for row, evaluation in row_targets()]
+
+
+def evaluated(protocol=None):
+    """The evaluations some row runs on (of one protocol, if given), in config order."""
+    return [name for name in config["evaluations"]
+            if any(name in spec["evaluate_on"] for spec in config["rows"].values())
+            and (protocol is None or evaluation_protocol(name) == protocol)]
+
+
+def evaluation_files(evaluation, kind):
+    """Every row's `kind` output (scores dir's per-frame CSV, masks, score-maps) on one evaluation."""
+    rows = [row for row, spec in config["rows"].items() if evaluation in spec["evaluate_on"]]
+    if kind == "scores":
+        return [f"{RESULTS}/{evaluation}/{row}/scores/per-frame_results-{evaluation}.csv" for row in rows]
+    return [f"{RESULTS}/{evaluation}/{row}/{kind}" for row in rows]
+
+
+def used_trainings():
+    """Trainings some row needs, with the trainings they start from."""
+    needed = {spec["training"] for spec in config["rows"].values() if spec.get("training")}
+    pending = list(needed)
+    while pending:
+        start = TRAININGS[pending.pop()].get("init_from")
+        if start and start not in needed:
+            needed.add(start)
+            pending.append(start)
+    return sorted(needed)
+
+
+def used_datasets():
+    """Datasets some evaluation or needed training reads."""
+    names = {config["evaluations"][evaluation]["dataset"] for evaluation in evaluated()}
+    names |= {source["dataset"] for training in used_trainings() for source in TRAININGS[training]["sources"]}
+    return sorted(names)
+
+
+def score_map_arguments(wildcards, output):
+    """FRTM rows with a target model keep D's score maps of the figures' sequence; other rows leave the
+    folder empty."""
+    spec = config["rows"][wildcards.row]
+    if spec["method"] != "frtm" or row_settings(wildcards.row).get("head") == "base_net":
+        return ""
+    sequence = config["evaluations"][wildcards.evaluation].get("qualitative_sequence")
+    return f"--score-maps {output.maps}" + (f" --score-map-sequences {sequence}" if sequence else "")

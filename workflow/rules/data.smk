@@ -4,13 +4,13 @@
 
 rule generate_embedded:
     output:
-        directory("resources/embedded/{dataset}"),
+        directory(f"resources/generated/{PRESET}/{{dataset}}"),
     params:
         spec=lambda wildcards: config["datasets"][wildcards.dataset],
     log:
-        "logs/data/generate_embedded-{dataset}.log",
+        f"logs/{PRESET}/data/generate_embedded-{{dataset}}.log",
     benchmark:
-        "logs/benchmarks/generate_embedded-{dataset}.tsv"
+        f"logs/{PRESET}/benchmarks/generate_embedded-{{dataset}}.tsv"
     conda:
         CONDA_ENV
     resources:

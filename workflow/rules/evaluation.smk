@@ -1,4 +1,5 @@
-# Scoring with the official DAVIS protocol (metrics/), and the per-preset summary.
+# Scoring: the official DAVIS protocol (metrics/), local YouTube-VOS scoring of the papers' held-out train
+# splits, and for YouTube-VOS valid (hidden ground truth) the server's submission zip.
 
 
 rule evaluate:
@@ -11,6 +12,8 @@ rule evaluate:
         per_object=f"{RESULTS}/{{evaluation}}/{{row}}/scores/per-object_results-{{evaluation}}.csv",
         per_frame=f"{RESULTS}/{{evaluation}}/{{row}}/scores/per-frame_results-{{evaluation}}.csv",
         protocol=f"{RESULTS}/{{evaluation}}/{{row}}/scores/protocol-{{evaluation}}.json",
+    wildcard_constraints:
+        evaluation=_alternatives(evaluated("davis")),
     params:
         outdir=lambda wildcards, output: os.path.dirname(output.global_csv),
         selection=lambda wildcards: sequence_selection(wildcards.evaluation),
@@ -31,3 +34,62 @@ rule evaluate:
         "python -m metrics {input.dataset}/Annotations/480p {input.masks} --out {params.outdir}"
         " --set {wildcards.evaluation} {params.selection} --objects {params.objects}"
         " --workers {threads} --cache-dir {params.cache} --quiet > {log} 2>&1"
+
+
+rule evaluate_youtube_vos:
+    input:
+        masks=f"{RESULTS}/{{evaluation}}/{{row}}/masks",
+        dataset=lambda wildcards: dataset_root(evaluation_dataset(wildcards.evaluation)),
+    output:
+        global_csv=f"{RESULTS}/{{evaluation}}/{{row}}/scores/global_results-{{evaluation}}.csv",
+        per_object=f"{RESULTS}/{{evaluation}}/{{row}}/scores/per-object_results-{{evaluation}}.csv",
+    wildcard_constraints:
+        evaluation=_alternatives(evaluated("youtube_vos")),
+    params:
+        outdir=lambda wildcards, output: os.path.dirname(output.global_csv),
+        split=lambda wildcards: config["evaluations"][wildcards.evaluation]["split"],
+        videos=lambda wildcards: (
+            f"--videos-list {config['evaluations'][wildcards.evaluation]['videos_list']}"
+            if config["evaluations"][wildcards.evaluation].get("videos_list")
+            else ""
+        ),
+    log:
+        f"logs/{PRESET}/evaluate/{{evaluation}}/{{row}}.log",
+    benchmark:
+        f"logs/{PRESET}/benchmarks/evaluate/{{evaluation}}/{{row}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: 4
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=0,
+    shell:
+        "python -m metrics.youtube_vos {input.dataset} {params.split} {input.masks} --out {params.outdir}"
+        " --set {wildcards.evaluation} {params.videos} --workers {threads} --quiet > {log} 2>&1"
+
+
+rule submission_zip:
+    """YouTube-VOS valid has no public ground truth: zip the scored frames for the official server; its
+    returned figures go into config.yaml's `server_results` file and fill the tables on the next run."""
+    input:
+        masks=f"{RESULTS}/{{evaluation}}/{{row}}/masks",
+        dataset=lambda wildcards: dataset_root(evaluation_dataset(wildcards.evaluation)),
+    output:
+        f"{RESULTS}/{{evaluation}}/{{row}}/submission.zip",
+    wildcard_constraints:
+        evaluation=_alternatives(evaluated("server")),
+    params:
+        split=lambda wildcards: config["evaluations"][wildcards.evaluation]["split"],
+    log:
+        f"logs/{PRESET}/submission/{{evaluation}}/{{row}}.log",
+    benchmark:
+        f"logs/{PRESET}/benchmarks/submission/{{evaluation}}/{{row}}.tsv"
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=2000,
+        runtime=30,
+        gpu=0,
+    shell:
+        "python -m vos_datasets.youtube_vos submit {input.dataset} {params.split} {input.masks} {output} > {log} 2>&1"

@@ -42,11 +42,13 @@ rule infer:
     output:
         masks=directory(f"{RESULTS}/{{evaluation}}/{{row}}/masks"),
         timing=f"{RESULTS}/{{evaluation}}/{{row}}/timing.json",
+        maps=directory(f"{RESULTS}/{{evaluation}}/{{row}}/score-maps"),
     params:
         method=lambda wildcards: config["rows"][wildcards.row]["method"],
         settings=lambda wildcards: json.dumps(row_settings(wildcards.row)),
         dataset=lambda wildcards: json.dumps(dataset_spec(wildcards.evaluation)),
         label=lambda wildcards: f"preset={PRESET} row={wildcards.row} evaluation={wildcards.evaluation}",
+        maps=score_map_arguments,
     log:
         f"logs/{PRESET}/infer/{{evaluation}}/{{row}}.log",
     benchmark:
@@ -56,9 +58,9 @@ rule infer:
     threads: 2
     resources:
         mem_mb=4000,
-        runtime=60,
-        gpu=0,
+        runtime=lambda wildcards: 60 if str(row_settings(wildcards.row).get("device", "cpu")).startswith("cpu") else 720,
+        gpu=lambda wildcards: int(str(row_settings(wildcards.row).get("device", "")).startswith("cuda")),
     shell:
         "python -m methods infer --method {params.method} --settings {params.settings:q}"
         " --dataset {params.dataset:q} --out {output.masks} --timing {output.timing}"
-        " --label {params.label:q} --quiet > {log} 2>&1"
+        " --label {params.label:q} {params.maps} --quiet > {log} 2>&1 && mkdir -p {output.maps}"

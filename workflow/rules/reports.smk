@@ -1,16 +1,22 @@
-# The preset's summary table and reports/tables.md.
+# The preset's summary, figures, provenance manifest and tables: results/<preset>/summary.csv,
+# reports/<preset>/{figures/,provenance.json,tables.md}, and reports/tables.md (a copy for the preset that ran
+# last; its header names the preset).
+
+REPORTS = f"reports/{PRESET}"
 
 
 rule aggregate:
     input:
         scores=score_files(),
         timings=timing_files(),
+        server_results=config["server_results"],
     output:
         f"{RESULTS}/summary.csv",
     params:
         preset=PRESET,
         results=lambda wildcards, output: os.path.dirname(output[0]),
         rows=json.dumps({row: {**spec, "label": row_label(row)} for row, spec in config["rows"].items()}),
+        protocols=json.dumps({name: evaluation_protocol(name) for name in evaluated()}),
     log:
         f"logs/{PRESET}/aggregate.log",
     benchmark:
@@ -23,22 +29,113 @@ rule aggregate:
         gpu=0,
     shell:
         "python -m reports aggregate --preset {params.preset} --rows {params.rows:q} --results {params.results}"
-        " --out {output} > {log} 2>&1"
+        " --protocols {params.protocols:q} --server-results {input.server_results} --out {output} > {log} 2>&1"
+
+
+rule plot_speed_accuracy:
+    input:
+        summary=f"{RESULTS}/summary.csv",
+        published="reports/published.yaml",
+    output:
+        report(f"{REPORTS}/figures/speed_accuracy.png", caption="../report/speed_accuracy.rst", category="Figures"),
+    params:
+        evaluations=json.dumps(config["evaluations"]),
+    log:
+        f"logs/{PRESET}/plots/speed_accuracy.log",
+    benchmark:
+        f"logs/{PRESET}/benchmarks/plots/speed_accuracy.tsv"
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=1000,
+        runtime=5,
+        gpu=0,
+    shell:
+        "python -m reports plot-speed --summary {input.summary} --evaluations {params.evaluations:q}"
+        " --published {input.published} --out {output} > {log} 2>&1"
+
+
+rule plot_evaluation:
+    input:
+        summary=f"{RESULTS}/summary.csv",
+        scores=lambda wildcards: evaluation_files(wildcards.evaluation, "scores"),
+        masks=lambda wildcards: evaluation_files(wildcards.evaluation, "masks"),
+        maps=lambda wildcards: evaluation_files(wildcards.evaluation, "score-maps"),
+        dataset=lambda wildcards: dataset_root(evaluation_dataset(wildcards.evaluation)),
+    output:
+        per_sequence=report(f"{REPORTS}/figures/per_sequence-{{evaluation}}.png",
+                            caption="../report/per_sequence.rst", category="Figures", subcategory="{evaluation}"),
+        decay=report(f"{REPORTS}/figures/decay-{{evaluation}}.png",
+                     caption="../report/decay.rst", category="Figures", subcategory="{evaluation}"),
+        attributes=report(f"{REPORTS}/figures/attributes-{{evaluation}}.png",
+                          caption="../report/attributes.rst", category="Figures", subcategory="{evaluation}"),
+        qualitative=report(directory(f"{REPORTS}/figures/qualitative-{{evaluation}}"), patterns=["{row}.png"],
+                           caption="../report/qualitative.rst", category="Qualitative", subcategory="{evaluation}"),
+    params:
+        results=RESULTS,
+        out_dir=f"{REPORTS}/figures",
+        sequence=lambda wildcards: (
+            f"--qualitative-sequence {config['evaluations'][wildcards.evaluation]['qualitative_sequence']}"
+            if config["evaluations"][wildcards.evaluation].get("qualitative_sequence")
+            else ""
+        ),
+    log:
+        f"logs/{PRESET}/plots/{{evaluation}}.log",
+    benchmark:
+        f"logs/{PRESET}/benchmarks/plots/{{evaluation}}.tsv"
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        gpu=0,
+    shell:
+        "python -m reports plot-evaluation --summary {input.summary} --results {params.results}"
+        " --evaluation {wildcards.evaluation} --root {input.dataset} {params.sequence}"
+        " --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule provenance:
+    input:
+        heads=[trained_head(training) for training in used_trainings()],
+        datasets=[dataset_root(name) for name in used_datasets()],
+    output:
+        report(f"{REPORTS}/provenance.json", caption="../report/provenance.rst", category="Provenance"),
+    params:
+        preset=PRESET,
+        config=json.dumps(config),
+        datasets=json.dumps({name: dataset_root(name) for name in used_datasets()}),
+    log:
+        f"logs/{PRESET}/provenance.log",
+    benchmark:
+        f"logs/{PRESET}/benchmarks/provenance.tsv"
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=1000,
+        runtime=30,
+        gpu=0,
+    shell:
+        "python -m reports provenance --preset {params.preset} --config {params.config:q} --heads {input.heads}"
+        " --datasets {params.datasets:q} --out {output} > {log} 2>&1"
 
 
 rule render_tables:
     input:
         summary=f"{RESULTS}/summary.csv",
+        published="reports/published.yaml",
+        speed=f"{REPORTS}/figures/speed_accuracy.png",
+        figures=expand(f"{REPORTS}/figures/per_sequence-{{evaluation}}.png", evaluation=evaluated("davis")),
+        provenance=f"{REPORTS}/provenance.json",
     output:
-        report(
-            "reports/tables.md",
-            caption="../report/tables.rst",
-            category="Tables",
-        ),
+        latest=report("reports/tables.md", caption="../report/tables.rst", category="Tables"),
+        preset=f"{REPORTS}/tables.md",
     params:
         preset=PRESET,
         description=config["description"],
         datasets=lambda wildcards: json.dumps(described_datasets()),
+        evaluations=json.dumps(config["evaluations"]),
+        figures=f"{REPORTS}/figures",
     log:
         f"logs/{PRESET}/render_tables.log",
     benchmark:
@@ -51,4 +148,6 @@ rule render_tables:
         gpu=0,
     shell:
         "python -m reports render --summary {input.summary} --preset {params.preset}"
-        " --description {params.description:q} --datasets {params.datasets:q} --out {output} > {log} 2>&1"
+        " --description {params.description:q} --datasets {params.datasets:q} --evaluations {params.evaluations:q}"
+        " --published {input.published} --figures {params.figures} --provenance {input.provenance}"
+        " --out {output.latest} {output.preset} > {log} 2>&1"

