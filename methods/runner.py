@@ -59,8 +59,8 @@ def run(method: VOSMethod, dataset, out_dir: str | Path, timing_path: str | Path
     warm_up: run the first sequence once, untimed and unsaved, before the timed pass (FRTM's FPS
     protocol on DAVIS 2016: first calls pay for memory allocation and kernel selection).
     score_maps_dir: save the target model's coarse scores (FRTM) of `score_map_sequences` there (default:
-    the first sequence by name; ["all"]: every sequence). Keeping them copies each map to the CPU inside
-    the timed loop, so they are kept only for the few sequences the figures show.
+    the first sequence by name; ["all"]: every sequence). They stay on the method's device until the
+    sequence is done (no GPU synchronisation inside the timed loop); only the figures' sequences keep them.
     """
     sequences = list(dataset)
     keep_maps: set[str] = set()
@@ -102,7 +102,8 @@ def run(method: VOSMethod, dataset, out_dir: str | Path, timing_path: str | Path
                 frames += 1
             if maps_tmp is not None and sequence.name in keep_maps:  # D's coarse scores, one array per (frame, object), for the figures
                 np.savez_compressed(maps_tmp / f"{sequence.name}.npz",
-                                    **{f"{frame}_{oid}": m for (frame, oid), m in method.score_maps.items()})
+                                    **{f"{frame}_{oid}": np.asarray(m.cpu() if hasattr(m, "cpu") else m)
+                                       for (frame, oid), m in method.score_maps.items()})
                 method.score_maps.clear()
             if frames != len(sequence.frames):
                 raise ValueError(f"{method.name} produced {frames} of {len(sequence.frames)} frames of {sequence.name}")

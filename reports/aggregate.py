@@ -72,7 +72,7 @@ def collect(preset: str, rows: dict, results_dir: str | Path, protocols: dict | 
             elif protocol == "youtube_vos":
                 figures = _youtube_vos_figures(base / "scores", evaluation)
             else:
-                figures = _server_figures(returned.get(evaluation, {}).get(row), base / "submission.zip")
+                figures = _server_figures((returned.get(evaluation) or {}).get(row), base / "submission.zip")
             timing = json.loads((base / "timing.json").read_text())
             records.append({
                 "preset": preset,

@@ -8,6 +8,7 @@ an intended change with `python -m reports baseline` (see README, "Regression ch
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +54,12 @@ def write_baseline(summary: pd.DataFrame, tolerance: float, hardware: str, out: 
 
 def compare(summary: pd.DataFrame, baseline_path: str | Path, tolerance: float | None = None) -> Comparison:
     baseline_path = Path(baseline_path)
+    if not baseline_path.is_file():
+        raise FileNotFoundError(f"{baseline_path}: no regression baseline; make one with `make regression-baseline` "
+                                "and commit it")
     baseline = yaml.safe_load(baseline_path.read_text())
+    if not baseline.get("rows"):
+        raise ValueError(f"{baseline_path}: the baseline lists no rows; nothing would be checked")
     tolerance = float(baseline["tolerance"] if tolerance is None else tolerance)
     current = {f"{row}@{evaluation}": values for (row, evaluation), values in _figures(summary).items()}
     lines, missing = [], []
@@ -63,10 +69,12 @@ def compare(summary: pd.DataFrame, baseline_path: str | Path, tolerance: float |
             continue
         for measure in CHECKED:
             difference = current[key][measure] - expected[measure]
+            if math.isnan(difference):
+                status = "MISSING (NaN)"
+            else:
+                status = "ok" if abs(difference) <= tolerance else "REGRESSED" if difference < 0 else "IMPROVED"
             lines.append({"row@evaluation": key, "measure": measure, "baseline": expected[measure],
-                          "now": current[key][measure], "difference": round(difference, 3),
-                          "status": "ok" if abs(difference) <= tolerance else "REGRESSED" if difference < 0
-                          else "IMPROVED"})
+                          "now": current[key][measure], "difference": round(difference, 3), "status": status})
     new = sorted(set(current) - set(baseline["rows"]))
     return Comparison(pd.DataFrame(lines, columns=["row@evaluation", "measure", "baseline", "now", "difference",
                                                    "status"]), tolerance, baseline_path, missing, new)

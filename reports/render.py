@@ -196,7 +196,8 @@ def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict,
         lines.append("|" + "---|" * len(header))
         for _, row in group.iterrows():
             cells = [f"{row['label']} (`{row['row']}`)"] + [_number(100 * row[c], c) for c in SHOWN]
-            cells += [_number(row["FPS"], "FPS"), str(int(row["objects"]))]
+            objects = "–" if pd.isna(row["objects"]) else str(int(row["objects"]))
+            cells += [_number(row["FPS"], "FPS"), objects]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     if figures:

