@@ -18,7 +18,8 @@ import yaml
 from vos_datasets.fileio import atomic_write_text
 
 CHECKED = ("J&F-Mean", "J-Mean", "F-Mean")
-DEFAULT_TOLERANCE = 1.0  # points of J&F / J / F: CPU float reductions differ between machines
+DEFAULT_TOLERANCE = 2.0  # points of J&F / J / F: CPU float reductions differ between machines, and a short
+# training amplifies them; a broken component moves a row by far more
 
 
 @dataclass

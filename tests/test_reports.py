@@ -156,3 +156,37 @@ def test_provenance_manifest_lists_weights_data_and_config(tmp_path):
     assert manifest["pretrained_backbones"]["efficientnet_lite0"]["sha256"]
     assert manifest["datasets"]["d"]["files"] == 1
     assert manifest["packages"]["torch"] != "not installed" and manifest["config"] == config
+
+
+def test_aggregate_reads_davis_youtube_vos_and_server_rows(tmp_path):
+    from reports.aggregate import collect
+
+    timing = json.dumps({"mean_fps_over_sequences": 12.5, "device": "cpu"})
+    local = tmp_path / "jj" / "lwl"
+    (local / "scores").mkdir(parents=True)
+    (local / "timing.json").write_text(timing)
+    pd.DataFrame([{"G": 0.7, "J": 0.68, "F": 0.72, "J_seen": None, "J_unseen": None, "F_seen": None,
+                   "F_unseen": None, "n_objects": 5, "n_videos": 2, "split": False, "G_definition": "x"}]) \
+        .to_csv(local / "scores" / "global_results-jj.csv", index=False)
+    server = tmp_path / "valid" / "lwl"
+    server.mkdir(parents=True)
+    (server / "timing.json").write_text(timing)
+    rows = {"lwl": {"method": "lwl", "label": "LWL", "evaluate_on": ["jj", "valid"]}}
+    protocols = {"jj": "youtube_vos", "valid": "server"}
+    summary = collect("paper", rows, tmp_path, protocols, tmp_path / "no-such-file.yaml").set_index("evaluation")
+    assert summary.loc["jj", "J&F-Mean"] == pytest.approx(0.70) and summary.loc["jj", "objects"] == 5
+    assert summary.loc["valid", "status"].startswith("awaiting server scores")
+    returned = tmp_path / "server-results.yaml"
+    returned.write_text(yaml.safe_dump({"paper": {"valid": {"lwl": {"G": 81.5, "J-seen": 80.4, "J-unseen": 76.4,
+                                                                   "F-seen": 84.9, "F-unseen": 84.4}}}}))
+    summary = collect("paper", rows, tmp_path, protocols, returned).set_index("evaluation")
+    assert summary.loc["valid", "G"] == pytest.approx(0.815) and summary.loc["valid", "status"] == "official server"
+    assert summary.loc["valid", "J-Mean"] == pytest.approx((0.804 + 0.764) / 2)
+    published = load_published()
+    text = "\n".join(render_paper_table(published.tables["lwl-table2"], published, summary.reset_index(),
+                                        {"valid": {"benchmark": "ytvos2018-valid"}}))
+    assert "| LWL (row `lwl`) | 81.5 / 81.5 (+0.0) |" in text
+    pending = collect("paper", rows, tmp_path, protocols, None)
+    text = "\n".join(render_paper_table(published.tables["lwl-table2"], published, pending,
+                                        {"valid": {"benchmark": "ytvos2018-valid"}}))
+    assert "| LWL (row `lwl`) | 81.5 / awaiting server scores |" in text and "*Awaiting server:*" in text

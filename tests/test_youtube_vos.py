@@ -313,3 +313,34 @@ def test_submission_zip_holds_exactly_the_scored_frames(ytvos_valid, tmp_path):
     assert str(missing) in str(info.value)
     assert not out2.exists()
     assert not out2.parent.exists() or not list(out2.parent.iterdir())
+
+
+def test_scoring_cli_writes_the_tables_the_workflow_reads(ytvos, tmp_path):
+    from metrics.youtube_vos import main as score_main
+
+    gt_root, _ = ytvos
+    pred = write_prediction(tmp_path / "pred")
+    out = tmp_path / "scores"
+    root = gt_root.parent.parent
+    assert score_main([str(root), "train", str(pred), "--out", str(out), "--set", "jj", "--videos", "vid_a", "vid_c",
+                       "--workers", "1", "--quiet"]) == 0
+    table = pd.read_csv(out / "global_results-jj.csv")
+    assert table.loc[0, "J"] == 1.0 and table.loc[0, "n_objects"] == 3  # vid_a's two objects and vid_c's
+    assert (out / "per-object_results-jj.csv").is_file()
+    (pred / "vid_a" / f"{ANNOTATED[2]}.png").unlink()
+    assert score_main([str(root), "train", str(pred), "--out", str(tmp_path / "s2"), "--quiet"]) == 1
+
+
+def test_submission_cli_names_what_to_do_next(ytvos_valid, tmp_path, capsys):
+    from vos_datasets.youtube_vos import main as submit_main
+
+    pred = tmp_path / "pred"
+    for video in VIDEOS:
+        for frame in ANNOTATED:
+            write_label_png(pred / video / f"{frame}.png", np.zeros((HEIGHT, WIDTH), np.uint8))
+    out = tmp_path / "submission.zip"
+    assert submit_main(["submit", str(ytvos_valid), "valid", str(pred), str(out)]) == 0
+    assert "server results file" in capsys.readouterr().out and zipfile.is_zipfile(out)
+    (pred / "vid_a" / f"{ANNOTATED[0]}.png").unlink()
+    assert submit_main(["submit", str(ytvos_valid), "valid", str(pred), str(tmp_path / "other.zip")]) == 1
+    assert "missing prediction" in capsys.readouterr().err
