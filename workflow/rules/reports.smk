@@ -72,8 +72,8 @@ rule plot_evaluation:
         qualitative=report(directory(f"{REPORTS}/figures/qualitative-{{evaluation}}"), patterns=["{row}.png"],
                            caption="../report/qualitative.rst", category="Qualitative", subcategory="{evaluation}"),
     params:
-        results=RESULTS,
-        out_dir=f"{REPORTS}/figures",
+        results=lambda wildcards, input: os.path.dirname(input.summary),
+        out_dir=lambda wildcards, output: os.path.dirname(output.per_sequence),
         sequence=lambda wildcards: (
             f"--qualitative-sequence {config['evaluations'][wildcards.evaluation]['qualitative_sequence']}"
             if config["evaluations"][wildcards.evaluation].get("qualitative_sequence")
@@ -135,7 +135,7 @@ rule render_tables:
         description=config["description"],
         datasets=lambda wildcards: json.dumps(described_datasets()),
         evaluations=lambda wildcards: json.dumps(config["evaluations"]),
-        figures=f"{REPORTS}/figures",
+        figures=lambda wildcards, input: os.path.dirname(input.speed),
     log:
         f"logs/{PRESET}/render_tables.log",
     benchmark:
