@@ -26,7 +26,17 @@ def read_server_results(path: str | Path | None, preset: str) -> dict:
     if path is None or not Path(path).is_file():
         return {}
     data = yaml.safe_load(Path(path).read_text()) or {}
-    return data.get(preset) or {}
+    returned = data.get(preset) or {}
+    for evaluation, rows in returned.items():
+        for row, figures in (rows or {}).items():
+            where = f"{path}: {preset}.{evaluation}.{row}"
+            unknown = sorted(set(figures or {}) - set(YOUTUBE_VOS_COLUMNS))
+            if unknown:
+                raise ValueError(f"{where}: unknown keys {unknown}; the server's figures are {YOUTUBE_VOS_COLUMNS}")
+            for key, value in (figures or {}).items():
+                if not isinstance(value, int | float):
+                    raise ValueError(f"{where}.{key}: {value!r} is not a number (percent, as the server prints it)")
+    return returned
 
 
 def _davis_figures(scores: Path, evaluation: str) -> dict:

@@ -95,11 +95,15 @@ def speed_accuracy(summary: pd.DataFrame, published: Published, evaluations: dic
     return save(figure, out)
 
 
-def per_sequence(summary: pd.DataFrame, results: Path, evaluation: str, out: Path) -> Path:
-    """Heat map of J&F: one line per method, one column per object (sequence_id)."""
+def object_scores(summary: pd.DataFrame, results: Path, evaluation: str) -> dict[str, pd.Series]:
+    """Row label -> J&F of every object, for each row of one evaluation."""
     rows = summary[summary["evaluation"] == evaluation]
-    table = pd.DataFrame({record["label"]: per_object_jf(results, evaluation, record["row"])
-                          for _, record in rows.iterrows()}).T
+    return {record["label"]: per_object_jf(results, evaluation, record["row"]) for _, record in rows.iterrows()}
+
+
+def per_sequence(scores: dict[str, pd.Series], evaluation: str, out: Path) -> Path:
+    """Heat map of J&F: one line per method, one column per object (sequence_id)."""
+    table = pd.DataFrame(scores).T
     width = max(6.0, 0.45 * table.shape[1] + 3)
     figure, ax = plt.subplots(figsize=(width, 0.4 * len(table) + 2))
     image = ax.imshow(table.to_numpy(), cmap="viridis", vmin=0, vmax=100, aspect="auto")
@@ -154,17 +158,15 @@ def read_attributes(root: Path) -> dict[str, list[str]] | None:
     return None
 
 
-def attributes(summary: pd.DataFrame, results: Path, evaluation: EvaluationData, out: Path) -> Path:
+def attributes(scores: dict[str, pd.Series], evaluation: EvaluationData, out: Path) -> Path:
     """Mean J&F over the objects of the sequences that have each attribute."""
-    rows = summary[summary["evaluation"] == evaluation.name]
     sequence_attributes = read_attributes(evaluation.root)
-    figure, ax = plt.subplots(figsize=(11, 0.4 * len(rows) + 2.2))
+    figure, ax = plt.subplots(figsize=(11, 0.4 * len(scores) + 2.2))
     if not sequence_attributes:
         ax.text(0.5, 0.5, f"{evaluation.root} has no db_info.yml: no attributes to group by",
                 ha="center", va="center")
         ax.set_axis_off()
         return save(figure, out)
-    scores = {record["label"]: per_object_jf(results, evaluation.name, record["row"]) for _, record in rows.iterrows()}
     objects = next(iter(scores.values())).index
     sequences = sorted({name.rsplit("_", 1)[0] for name in objects})
     present = sorted({a for s in sequences for a in sequence_attributes.get(s, [])})
@@ -264,9 +266,10 @@ def evaluation_figures(summary: pd.DataFrame, evaluation: EvaluationData, result
     """Per-sequence, decay and attribute figures of one evaluation, and a qualitative strip per row in
     out_dir/qualitative-<evaluation>/."""
     name = evaluation.name
-    paths = [per_sequence(summary, results, name, out_dir / f"per_sequence-{name}.png"),
+    scores = object_scores(summary, results, name)
+    paths = [per_sequence(scores, name, out_dir / f"per_sequence-{name}.png"),
              decay(summary, results, name, out_dir / f"decay-{name}.png"),
-             attributes(summary, results, evaluation, out_dir / f"attributes-{name}.png")]
+             attributes(scores, evaluation, out_dir / f"attributes-{name}.png")]
     sequence = qualitative_sequence(evaluation, summary, results)
     for _, record in summary[summary["evaluation"] == name].iterrows():
         path = out_dir / f"qualitative-{name}" / f"{record['row']}.png"

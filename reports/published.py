@@ -32,10 +32,6 @@ class PublishedRow:
     group: str | None = None
     flags: tuple[str, ...] = ()
 
-    @property
-    def row(self) -> str | None:
-        return self.candidates[0] if self.candidates else None
-
 
 @dataclass(frozen=True)
 class PublishedTable:

@@ -42,3 +42,12 @@ def write_sequence(root: Path, name: str, frames: list[np.ndarray]) -> Path:
     for index, ids in enumerate(frames):
         write_label_png(root / name / f"{index:05d}.png", ids)
     return root / name
+
+
+@pytest.fixture(scope="session")
+def small_embedded(tmp_path_factory) -> Path:
+    """A small embedded set (1 train, 2 val videos of 6 frames at 96x160) shared by the method tests."""
+    from vos_datasets import synthetic
+
+    return synthetic.generate(tmp_path_factory.mktemp("small-embedded") / "d", seed=2, n_train=1, n_val=2,
+                              n_frames=6, height=96, width=160)

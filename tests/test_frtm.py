@@ -16,18 +16,12 @@ from methods.core.memory import SampleMemory
 from methods.frtm.networks import build_head, load_head, save_head
 from methods.frtm.settings import FRTMSettings
 from methods.runner import build_dataset, build_method, run
-from vos_datasets import synthetic
 from vos_datasets.davis import DatasetError
 from vos_datasets.masks import read_label_png, write_label_png
 
 SMALL = {"backbone": "efficientnet_lite0", "device": "cpu", "target_channels": 8, "augmented_samples": 3,
          "init_cg_iterations": [3, 3], "update_cg_iterations": 3, "update_interval": 2, "memory_capacity": 6}
 
-
-@pytest.fixture(scope="module")
-def embedded(tmp_path_factory):
-    return synthetic.generate(tmp_path_factory.mktemp("emb") / "d", seed=2, n_train=1, n_val=2, n_frames=6,
-                              height=96, width=160)
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +122,9 @@ def test_a_head_for_another_backbone_is_refused(heads):
     {"head": "base_net", "update": False},
     {"head": "base_net", "update": False, "fine_tune_iterations": 2, "fine_tune_batch": 2},
 ])
-def test_every_head_kind_tracks_every_frame_and_object(embedded, heads, tmp_path, variant):
+def test_every_head_kind_tracks_every_frame_and_object(small_embedded, heads, tmp_path, variant):
     method = build_method("frtm", {**SMALL, **variant, "checkpoint": str(heads[variant["head"]])})
-    dataset = build_dataset({"kind": "davis", "root": str(embedded), "split": "val"})
+    dataset = build_dataset({"kind": "davis", "root": str(small_embedded), "split": "val"})
     record = run(method, dataset, tmp_path / "out", progress=False)
     assert record["frames"] == 12 and record["settings"]["head"] == variant["head"]
     for sequence in dataset:
@@ -139,8 +133,8 @@ def test_every_head_kind_tracks_every_frame_and_object(embedded, heads, tmp_path
             np.testing.assert_array_equal(given, sequence.read_mask(frame) == object_id)
 
 
-def test_tracker_is_deterministic_and_keeps_score_maps(embedded, heads):
-    dataset = build_dataset({"kind": "davis", "root": str(embedded), "split": "val"})
+def test_tracker_is_deterministic_and_keeps_score_maps(small_embedded, heads):
+    dataset = build_dataset({"kind": "davis", "root": str(small_embedded), "split": "val"})
     sequence = next(iter(dataset))
     outputs = []
     for _ in range(2):
@@ -151,22 +145,22 @@ def test_tracker_is_deterministic_and_keeps_score_maps(embedded, heads):
     assert method.score_maps and all(s.ndim == 2 for s in method.score_maps.values())
 
 
-def test_input_size_runs_smaller_and_writes_native_size(embedded, heads, tmp_path):
+def test_input_size_runs_smaller_and_writes_native_size(small_embedded, heads, tmp_path):
     method = build_method("frtm", {**SMALL, "checkpoint": str(heads["refiner"]), "input_size": [64, 96]})
-    dataset = build_dataset({"kind": "davis", "root": str(embedded), "split": "val"})
+    dataset = build_dataset({"kind": "davis", "root": str(small_embedded), "split": "val"})
     sequence = next(iter(dataset))
     for _, labels in method.run_sequence(sequence):
         assert labels.shape == sequence.size
 
 
-def _copy(embedded, tmp_path):
+def _copy(small_embedded, tmp_path):
     copy = tmp_path / "copy"
-    shutil.copytree(embedded, copy)
+    shutil.copytree(small_embedded, copy)
     return copy
 
 
-def test_an_empty_first_mask_is_refused(embedded, heads, tmp_path):
-    copy = _copy(embedded, tmp_path)
+def test_an_empty_first_mask_is_refused(small_embedded, heads, tmp_path):
+    copy = _copy(small_embedded, tmp_path)
     sequence = next(iter(build_dataset({"kind": "davis", "root": str(copy), "split": "val"})))
     object_id, frame = sorted(sequence.object_first_frames().items())[0]
     ids = sequence.read_mask(frame)
@@ -177,8 +171,8 @@ def test_an_empty_first_mask_is_refused(embedded, heads, tmp_path):
         list(method.run_sequence(sequence))
 
 
-def test_an_object_id_that_never_appears_is_refused(embedded, heads, tmp_path):
-    copy = _copy(embedded, tmp_path)
+def test_an_object_id_that_never_appears_is_refused(small_embedded, heads, tmp_path):
+    copy = _copy(small_embedded, tmp_path)
     meta = json.loads((copy / "meta.json").read_text())
     name = sorted(meta["videos"])[-1]
     first = sorted(meta["videos"][name]["objects"].values(), key=lambda o: o["frames"][0])[0]["frames"][0]
@@ -191,8 +185,8 @@ def test_an_object_id_that_never_appears_is_refused(embedded, heads, tmp_path):
         list(method.run_sequence(sequence))
 
 
-def test_a_frame_of_another_size_is_refused(embedded, heads, tmp_path):
-    copy = _copy(embedded, tmp_path)
+def test_a_frame_of_another_size_is_refused(small_embedded, heads, tmp_path):
+    copy = _copy(small_embedded, tmp_path)
     sequence = next(iter(build_dataset({"kind": "davis", "root": str(copy), "split": "val"})))
     path = sequence.image_path(sequence.frames[3])
     Image.open(path).resize((120, 80)).save(path)
@@ -201,9 +195,9 @@ def test_a_frame_of_another_size_is_refused(embedded, heads, tmp_path):
         list(method.run_sequence(sequence))
 
 
-def test_score_maps_are_saved_beside_the_masks(embedded, heads, tmp_path):
+def test_score_maps_are_saved_beside_the_masks(small_embedded, heads, tmp_path):
     method = build_method("frtm", {**SMALL, "checkpoint": str(heads["refiner"])})
-    dataset = build_dataset({"kind": "davis", "root": str(embedded), "split": "val"})
+    dataset = build_dataset({"kind": "davis", "root": str(small_embedded), "split": "val"})
     run(method, dataset, tmp_path / "masks", progress=False, score_maps_dir=tmp_path / "score_maps",
         score_map_sequences=["all"])
     for sequence in dataset:

@@ -17,7 +17,6 @@ from methods.lwl.crops import Box, box_from_probability, crop, paste, search_reg
 from methods.lwl.networks import LWLNet, NetworkConfig, load_network, save_network
 from methods.lwl.settings import LWLSettings
 from methods.runner import build_dataset, build_method, run
-from vos_datasets import synthetic
 from vos_datasets.davis import DatasetError
 from vos_datasets.masks import read_label_png, write_label_png
 
@@ -25,11 +24,6 @@ SMALL = {"device": "cpu", "crop_size": [64, 96], "init_iterations": 3, "update_i
 TINY_NETWORK = {"backbone": "efficientnet_lite0", "feature_channels": 16, "label_channels": 4,
                 "decoder_widths": [16, 16, 16, 8]}
 
-
-@pytest.fixture(scope="module")
-def embedded(tmp_path_factory):
-    return synthetic.generate(tmp_path_factory.mktemp("emb") / "d", seed=2, n_train=1, n_val=2, n_frames=6,
-                              height=96, width=160)
 
 
 @pytest.fixture(scope="module")
@@ -110,9 +104,9 @@ def test_baseline_cuts_the_graph_at_the_learner_and_the_others_do_not(networks):
 
 
 @pytest.mark.parametrize("kind", ["full", "baseline", "label-generator"])
-def test_every_network_kind_tracks_every_frame_and_object(embedded, networks, tmp_path, kind):
+def test_every_network_kind_tracks_every_frame_and_object(small_embedded, networks, tmp_path, kind):
     method = build_method("lwl", {**SMALL, "checkpoint": str(networks[kind])})
-    dataset = build_dataset({"kind": "davis", "root": str(embedded), "split": "val"})
+    dataset = build_dataset({"kind": "davis", "root": str(small_embedded), "split": "val"})
     record = run(method, dataset, tmp_path / "out", progress=False)
     assert record["frames"] == 12 and record["network"]["label_encoder"] == (kind != "baseline")
     for sequence in dataset:
@@ -121,10 +115,10 @@ def test_every_network_kind_tracks_every_frame_and_object(embedded, networks, tm
             np.testing.assert_array_equal(given, sequence.read_mask(frame) == object_id)
 
 
-def test_box_initialisation_uses_only_the_box(embedded, networks, tmp_path):
+def test_box_initialisation_uses_only_the_box(small_embedded, networks, tmp_path):
     settings = {**SMALL, "checkpoint": str(networks["box"]), "box_init": True, "update_interval": 2,
                 "memory_learning_rate": 0.2, "first_weight_floor": None}
-    dataset = build_dataset({"kind": "davis", "root": str(embedded), "split": "val"})
+    dataset = build_dataset({"kind": "davis", "root": str(small_embedded), "split": "val"})
     sequence = next(iter(dataset))
     outputs = [labels for _, labels in build_method("lwl", settings).run_sequence(sequence)]
     assert len(outputs) == len(sequence.frames)
@@ -132,8 +126,8 @@ def test_box_initialisation_uses_only_the_box(embedded, networks, tmp_path):
         list(build_method("lwl", {**settings, "checkpoint": str(networks["full"])}).run_sequence(sequence))
 
 
-def test_tracker_is_deterministic(embedded, networks):
-    sequence = next(iter(build_dataset({"kind": "davis", "root": str(embedded), "split": "val"})))
+def test_tracker_is_deterministic(small_embedded, networks):
+    sequence = next(iter(build_dataset({"kind": "davis", "root": str(small_embedded), "split": "val"})))
     runs = [[labels for _, labels in build_method("lwl", {**SMALL, "checkpoint": str(networks["full"])})
              .run_sequence(sequence)] for _ in range(2)]
     for a, b in zip(*runs, strict=True):
@@ -167,9 +161,9 @@ def _frame_of_another_size(copy):
 
 
 @pytest.mark.parametrize("corrupt", [_empty_first_mask, _unknown_object, _frame_of_another_size])
-def test_bad_inputs_are_refused_naming_the_file(embedded, networks, tmp_path, corrupt):
+def test_bad_inputs_are_refused_naming_the_file(small_embedded, networks, tmp_path, corrupt):
     copy = tmp_path / "copy"
-    shutil.copytree(embedded, copy)
+    shutil.copytree(small_embedded, copy)
     sequence, error, message = corrupt(copy)
     method = build_method("lwl", {**SMALL, "checkpoint": str(networks["full"])})
     with pytest.raises(error, match=message):

@@ -13,11 +13,11 @@ import torch
 
 from methods.lwl.training import TrainingConfig, draw_frames, load_objects, sample_crops
 from tests.test_frtm_training import assert_resumes_after_kill, run_training
+from tests.test_lwl import TINY_NETWORK
 from vos_datasets import synthetic
 
 MODULE = "methods.lwl.training"
-NETWORK = {"backbone": "efficientnet_lite0", "feature_channels": 16, "label_channels": 4,
-           "decoder_widths": [16, 16, 16, 8]}
+NETWORK = TINY_NETWORK
 
 
 @pytest.fixture(scope="module")

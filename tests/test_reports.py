@@ -190,3 +190,15 @@ def test_aggregate_reads_davis_youtube_vos_and_server_rows(tmp_path):
     text = "\n".join(render_paper_table(published.tables["lwl-table2"], published, pending,
                                         {"valid": {"benchmark": "ytvos2018-valid"}}))
     assert "| LWL (row `lwl`) | 81.5 / awaiting server scores |" in text and "*Awaiting server:*" in text
+
+
+def test_a_mistyped_server_results_file_names_the_entry(tmp_path):
+    from reports.aggregate import read_server_results
+
+    path = tmp_path / "server-results.yaml"
+    path.write_text(yaml.safe_dump({"paper": {"valid": {"lwl": {"J_seen": 80.4}}}}))
+    with pytest.raises(ValueError, match=r"paper.valid.lwl: unknown keys \['J_seen'\]"):
+        read_server_results(path, "paper")
+    path.write_text(yaml.safe_dump({"paper": {"valid": {"lwl": {"G": "81,5"}}}}))
+    with pytest.raises(ValueError, match=r"paper.valid.lwl.G: '81,5' is not a number"):
+        read_server_results(path, "paper")
