@@ -27,6 +27,7 @@ class PublishedRow:
     label: str
     values: tuple[float | None, ...]
     source: str
+    printed: tuple[str | None, ...] = ()  # each value as the paper prints it ("0.00" stays "0.00")
     candidates: tuple[str, ...] = ()  # the reproduced row(s) (a preset's rows keys) placed beside it: the first
     # that ran on a column's evaluation fills the cell (e.g. LWL's DAVIS-fine-tuned row, else the main one)
     group: str | None = None
@@ -53,6 +54,23 @@ class Published:
         return {name for table in self.tables.values() for row in table.rows for name in row.candidates}
 
 
+def parse_values(raw: list, where: str) -> tuple[tuple[float | None, ...], tuple[str | None, ...]]:
+    """Numbers of a published row and their printed text. A value whose printed form a YAML float would lose
+    (trailing zeros: "0.00") is written as a quoted string."""
+    values, printed = [], []
+    for value in raw:
+        if value is None:
+            values.append(None)
+            printed.append(None)
+            continue
+        try:
+            values.append(float(value))
+        except ValueError:
+            raise PublishedTableError(f"{where}: {value!r} is not a number (write null for a blank cell)") from None
+        printed.append(str(value))
+    return tuple(values), tuple(printed)
+
+
 def load_published(path: str | Path = PUBLISHED_FILE) -> Published:
     path = Path(path)
     data = yaml.safe_load(path.read_text())
@@ -71,7 +89,7 @@ def load_published(path: str | Path = PUBLISHED_FILE) -> Published:
         flags = tuple(spec.get("flags", ()))
         rows = []
         for index, row in enumerate(spec["rows"]):
-            values = tuple(row["values"])
+            values, printed = parse_values(row["values"], f"{where}: row {index} ({row['label']!r})")
             if len(values) != len(columns):
                 raise PublishedTableError(f"{where}: row {index} ({row['label']!r}) has {len(values)} values for "
                                           f"{len(columns)} columns")
@@ -81,7 +99,7 @@ def load_published(path: str | Path = PUBLISHED_FILE) -> Published:
             if source not in sources:
                 raise PublishedTableError(f"{where}: row {row['label']!r} names unknown source {source!r}")
             named = row.get("row") or []
-            rows.append(PublishedRow(label=row["label"], values=values, source=source,
+            rows.append(PublishedRow(label=row["label"], values=values, printed=printed, source=source,
                                      candidates=tuple([named] if isinstance(named, str) else named),
                                      group=row.get("group"), flags=tuple(row.get("flags", ()))))
         if spec["source"] not in sources:

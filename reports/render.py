@@ -75,25 +75,32 @@ def run_status(summary: pd.DataFrame, row: str, evaluation: str) -> str | None:
     return str(match.iloc[0]["status"])
 
 
-def _number(value: float | None, metric: str, published: bool = False) -> str:
-    """Published values as printed in the paper; reproduced ones to 0.1 (FPS below 10: 0.01)."""
+def _published(value: float | None, printed: str | None = None) -> str:
+    """A published value as the paper prints it (`printed`, else the number as Python writes it)."""
+    if value is None:
+        return "–"
+    return printed if printed is not None else str(value)
+
+
+def _number(value: float | None, metric: str) -> str:
+    """A reproduced value to 0.1 (FPS below 10: 0.01)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    if published:
-        return str(value)
     if metric == "FPS":
         return f"{value:.2f}" if value < 10 else f"{value:.1f}"
     return f"{value:.1f}"
 
 
 def format_cell(published: float | None, reproduced: float | None, metric: str, has_row: bool,
-                ran: bool) -> str:
-    """"published / reproduced (difference)" for a reproduced row; the published value alone otherwise."""
+                ran: bool, printed: str | None = None) -> str:
+    """"published / reproduced (difference)" for a reproduced row; the published value alone otherwise.
+    `printed`: the published value as the paper prints it (default: the number as Python writes it)."""
+    shown = _published(published, printed)
     if not has_row:
-        return _number(published, metric, published=True)
+        return shown
     if not ran:
-        return f"{_number(published, metric, published=True)} / not run"
-    text = f"{_number(published, metric, published=True)} / {_number(reproduced, metric)}"
+        return f"{shown} / not run"
+    text = f"{shown} / {_number(reproduced, metric)}"
     if published is not None and reproduced is not None:
         text += f" ({reproduced - published:+.1f})".replace("-", "−")
     return text
@@ -132,7 +139,8 @@ def render_paper_table(table: PublishedTable, published: Published, summary: pd.
         ran = bool(row.candidates) and summary["row"].isin(row.candidates).any()
         cells = []
         pending = False
-        for column, source, value in zip(table.columns, sources, row.values, strict=True):
+        printed = row.printed or (None,) * len(row.values)
+        for column, source, value, text in zip(table.columns, sources, row.values, printed, strict=True):
             reproduced = None
             status = None
             if row.candidates and source is not None:
@@ -140,10 +148,10 @@ def render_paper_table(table: PublishedTable, published: Published, summary: pd.
                 reproduced = reproduced_value(summary, name, source.evaluation, column.metric)
                 status = run_status(summary, name, source.evaluation)
             if reproduced is None and status and status != "official server":
-                cells.append(f"{_number(value, column.metric, published=True)} / {status.split(' for ')[0]}")
+                cells.append(f"{_published(value, text)} / {status.split(' for ')[0]}")
                 pending = True
             else:
-                cells.append(format_cell(value, reproduced, column.metric, bool(row.candidates), ran))
+                cells.append(format_cell(value, reproduced, column.metric, bool(row.candidates), ran, text))
         lines.append("| " + " | ".join([label, *row.flags, *cells]) + " |")
         any_pending = any_pending or pending
     lines.append("")

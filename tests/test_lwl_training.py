@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from methods.lwl.training import TrainingConfig, draw_frames, load_objects, sample_crops
+from methods.lwl.training import TrainingConfig, draw_frames, load_objects, lovasz_loss, sample_crops
 from tests.test_frtm_training import assert_resumes_after_kill, run_training
 from tests.test_lwl import TINY_NETWORK
 from vos_datasets import synthetic
@@ -35,6 +35,19 @@ def tiny_config(embedded, **changes) -> dict:
 
 def state(path):
     return torch.load(path, weights_only=True)["state_dict"]
+
+
+def test_the_loss_is_lovasz_softmax_on_sigmoid_probabilities():
+    """Lovasz-softmax of hard predictions is exactly 1 - IoU; uncertain ones (logit 0) cost 0.5 (the Lovasz
+    hinge, a different surrogate, would give 1 there)."""
+    generator = torch.Generator().manual_seed(0)
+    labels = (torch.rand(2, 1, 16, 16, generator=generator) > 0.6).float()
+    predicted = torch.rand(2, 1, 16, 16, generator=generator) > 0.5
+    logits = torch.where(predicted, 30.0, -30.0)
+    iou = (predicted & labels.bool()).sum() / (predicted | labels.bool()).sum()
+    assert lovasz_loss(logits, labels).item() == pytest.approx(1 - iou.item(), abs=1e-6)
+    assert lovasz_loss(torch.zeros_like(labels), labels).item() == pytest.approx(0.5, abs=1e-6)
+    assert lovasz_loss(torch.where(labels.bool(), 30.0, -30.0), labels).item() == pytest.approx(0.0, abs=1e-6)
 
 
 def test_mini_sequences_are_a_visible_train_frame_then_test_frames_in_its_window(embedded):

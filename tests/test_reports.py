@@ -67,6 +67,18 @@ def test_cells_show_published_reproduced_and_difference():
     assert format_cell(None, 25.5, "J&F-Mean", True, True) == "– / 25.5"
     assert format_cell(71.5, None, "J&F-Mean", False, False) == "71.5"
     assert format_cell(70.6, None, "J-Mean", True, False) == "70.6 / not run"
+    assert format_cell(0.0, None, "FPS", False, False, printed="0.00") == "0.00"
+
+
+def test_published_values_keep_their_printed_form(tmp_path):
+    cinm = next(row for row in load_published().tables["frtm-table3"].rows if row.label == "CINM")
+    assert cinm.values[-1] == 0.0 and cinm.printed[-1] == "0.00"
+    data = yaml.safe_load(PUBLISHED_FILE.read_text())
+    data["tables"]["frtm-table3"]["rows"][1]["values"][0] = "seventy"
+    path = tmp_path / "published.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(PublishedTableError, match=r"'seventy' is not a number"):
+        load_published(path)
 
 
 def test_tables_take_the_exact_benchmark_before_a_stand_in():

@@ -110,6 +110,11 @@ class FRTM:
         weights = memory.filled_weights().float().to(self.device)
         tracker.target_model.update(memory.stacked(0), memory.stacked(1), weights)
 
+    def _memory_label(self, frame: str, object_id: int, soft_mask: torch.Tensor) -> torch.Tensor:
+        """The label a tracked frame adds to an object's memory: its soft mask after merging (paper §3.4).
+        benchmarks/frtm_update_diagnosis.py overrides this to test the update with other labels."""
+        return soft_mask
+
     def _predict(self, trackers: list[ObjectTracker], features: dict[int, torch.Tensor],
                  size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-object probabilities (N, H, W) and coarse scores (N, 1, h, w)."""
@@ -166,7 +171,7 @@ class FRTM:
             if soft is not None and s.update and s.head != "base_net":
                 for index, tracker in enumerate(trackers):
                     tracker.tracked_frames += 1
-                    label = soft[index]
+                    label = self._memory_label(frame, tracker.object_id, soft[index])
                     if int((label > 0.5).sum()) >= MIN_FOREGROUND_PIXELS:
                         tracker.memory.add((tracker.projected[0], label))
                     if tracker.tracked_frames % s.update_interval == 0:

@@ -4,7 +4,8 @@ A sample is a mini-sequence of Q = 4 frames of one object: a train frame and 3 t
 replacement from the Q' = 100 annotated frames after it, in time order. As at inference, the few-shot
 learner builds tau from the train frame (5 steepest-descent steps from zero); each test frame is then
 predicted, its detached prediction joins the few-shot training set (uniform weights) and 2 more steps
-update tau. The Lovasz loss (one sigmoid class, pooled over the batch; x100) of the 3 predictions is
+update tau. The Lovasz-softmax loss of the 3 predictions (on sigmoid probabilities, one class, pooled over
+the batch; x100: the released code's LovaszSegLoss(per_image=False), see `lovasz_loss`) is
 back-propagated through the decoder, the learner's steps, E, W, lambda and the feature conv (and, in the
 second stage, the backbone's deeper levels). Table 1's Baseline cuts the graph at the learner
 (network `end_to_end: false`).
@@ -180,11 +181,24 @@ def sample_crops(obj: TrainingObject, frames: list[str], config: TrainingConfig,
     return np.stack(images), np.stack(masks)
 
 
+# --- the loss ---------------------------------------------------------------------------------------
+def lovasz_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """LWL's segmentation loss: the Lovasz-softmax loss (Berman et al. 2018, the paper's [2]) of the sigmoid
+    probabilities for the one class "target", all pixels of the batch pooled (the released code's
+    LovaszSegLoss(classes=[1], per_image=False)). Errors are |label - p|, so it is 0.5 for logits of 0.
+
+    Not segmentation_models_pytorch's LovaszLoss("binary"): that is the Lovasz *hinge* on the logits, another
+    surrogate (1 for logits of 0, unbounded). Its Lovasz-softmax routine is Berman's reference code, which
+    takes a single sigmoid channel when given one class.
+    """
+    from segmentation_models_pytorch.losses.lovasz import _lovasz_softmax
+
+    return _lovasz_softmax(torch.sigmoid(logits), labels.to(torch.long), classes=[1], per_image=False)
+
+
 # --- the job ----------------------------------------------------------------------------------------
 class LWLTrainingJob(TrainingJob):
     def __init__(self, config: TrainingConfig) -> None:
-        from segmentation_models_pytorch.losses import LovaszLoss
-
         self.config = config
         self.network_config = NetworkConfig.from_dict(config.network)
         if config.box_encoder:
@@ -192,7 +206,6 @@ class LWLTrainingJob(TrainingJob):
         self.settings_json = json.dumps(asdict(config), sort_keys=True)
         self.seed, self.epochs = config.seed, config.epochs
         self.find_unused_parameters = True  # Baseline: lambda gets no gradient (the learner is cut off)
-        self.lovasz = LovaszLoss("binary", per_image=False)  # one sigmoid class, pooled over the batch
 
     def build(self, device: torch.device) -> torch.nn.Module:
         from methods.core.backbones import build_backbone
@@ -259,7 +272,7 @@ class LWLTrainingJob(TrainingJob):
         else:
             logits = model(images, masks, c.init_iterations, c.update_iterations)
             labels = masks[:, 1:].flatten(0, 1)
-        loss = self.lovasz(logits, labels) * c.loss_weight
+        loss = lovasz_loss(logits, labels) * c.loss_weight
         backward_share(loss, len(share), batch_size)
         return float(loss.detach())
 
