@@ -27,7 +27,7 @@ class PublishedRow:
     label: str
     values: tuple[float | None, ...]
     source: str
-    printed: tuple[str | None, ...] = ()  # each value as the paper prints it ("0.00" stays "0.00")
+    printed: tuple[str | None, ...]  # each value as the paper prints it ("0.00" stays "0.00")
     candidates: tuple[str, ...] = ()  # the reproduced row(s) (a preset's rows keys) placed beside it: the first
     # that ran on a column's evaluation fills the cell (e.g. LWL's DAVIS-fine-tuned row, else the main one)
     group: str | None = None

@@ -139,8 +139,7 @@ def render_paper_table(table: PublishedTable, published: Published, summary: pd.
         ran = bool(row.candidates) and summary["row"].isin(row.candidates).any()
         cells = []
         pending = False
-        printed = row.printed or (None,) * len(row.values)
-        for column, source, value, text in zip(table.columns, sources, row.values, printed, strict=True):
+        for column, source, value, text in zip(table.columns, sources, row.values, row.printed, strict=True):
             reproduced = None
             status = None
             if row.candidates and source is not None:

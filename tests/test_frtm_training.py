@@ -115,6 +115,16 @@ def test_a_checkpoint_from_other_settings_is_not_resumed(embedded, tmp_path):
     assert fresh.returncode == 0 and "discarding" in output and (tmp_path / "head.pt").is_file()
 
 
+def test_a_checkpoint_of_another_code_revision_is_not_resumed():
+    from types import SimpleNamespace
+
+    from methods.core.trainer import checkpoint_identity
+
+    old, new = SimpleNamespace(settings_json="{}", revision=""), SimpleNamespace(settings_json="{}", revision="v2")
+    assert checkpoint_identity(old) != checkpoint_identity(new)
+    assert checkpoint_identity(new) == checkpoint_identity(SimpleNamespace(settings_json="{}", revision="v2"))
+
+
 def test_two_processes_train_through_torch_distributed_gloo(embedded, tmp_path):
     config = tiny_config(embedded, tmp_path / "cache", epochs=2, batch_size=4)
     process = run_training(config, tmp_path / "head.pt", sys.executable, "-m", "torch.distributed.run",

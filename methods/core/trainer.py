@@ -66,6 +66,9 @@ class TrainingJob(ABC):
     """What a method trains and how; `run_training` drives it."""
 
     settings_json: str  # every setting, sorted JSON: a checkpoint is resumed only under the same text
+    # ... and the same revision: bump it when a code change alters what a training computes (its loss, its
+    # sampling, its model), so that a checkpoint of the old code is not resumed under the new one
+    revision: str = ""
     seed: int
     epochs: int
     find_unused_parameters: bool = False  # DDP: some rows leave trained parameters without gradients
@@ -98,6 +101,11 @@ class TrainingJob(ABC):
         """Write the trained result (atomically)."""
 
 
+def checkpoint_identity(job: TrainingJob) -> str:
+    """What a checkpoint must match to be resumed: the job's settings and its code revision."""
+    return json.dumps({"settings": job.settings_json, "revision": job.revision})
+
+
 def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_after_epochs: int | None = None,
                  discard_other_settings: bool = False, device_name: str = "auto") -> dict:
     rank, world = distributed_setup()
@@ -110,13 +118,14 @@ def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_
     module = job.build(device)
     optimiser, scheduler = job.optimiser(module)
     start_epoch, history = 0, []
+    identity = checkpoint_identity(job)
     state = torch.load(checkpoint_path, map_location="cpu", weights_only=True) if checkpoint_path.is_file() else None
-    if state is not None and state["config"] != job.settings_json:
+    if state is not None and state["config"] != identity:
         if not discard_other_settings:
-            raise ValueError(f"{checkpoint_path}: was written with other training settings; delete {work} "
+            raise ValueError(f"{checkpoint_path}: was written with other training settings (or another code revision of the training); delete {work} "
                              "to start again, or restore the settings it was made with")
         if rank == 0:
-            print(f"discarding {checkpoint_path}: written with other training settings", flush=True)
+            print(f"discarding {checkpoint_path}: written with other training settings or code revision", flush=True)
             checkpoint_path.unlink()
         if world > 1:
             dist.barrier()
@@ -162,7 +171,7 @@ def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_
             with atomic_path(checkpoint_path) as tmp:
                 torch.save({"module": module.state_dict(), "optimiser": optimiser.state_dict(),
                             "scheduler": scheduler.state_dict(), "epoch": epoch, "history": json.dumps(history),
-                            "config": job.settings_json}, tmp)
+                            "config": identity}, tmp)
         if world > 1:
             dist.barrier()
         if stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs:

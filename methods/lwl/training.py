@@ -182,9 +182,6 @@ def sample_crops(obj: TrainingObject, frames: list[str], config: TrainingConfig,
 
 
 # --- the loss ---------------------------------------------------------------------------------------
-LOSS = "lovasz-softmax (sigmoid, class 1, batch pooled)"
-
-
 def lovasz_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """LWL's segmentation loss: the Lovasz-softmax loss (Berman et al. 2018, the paper's [2]) of the sigmoid
     probabilities for the one class "target", all pixels of the batch pooled (the released code's
@@ -201,14 +198,14 @@ def lovasz_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 # --- the job ----------------------------------------------------------------------------------------
 class LWLTrainingJob(TrainingJob):
+    revision = "lovasz-softmax"  # checkpoints of the Lovasz hinge used before 2026-11-21 are not resumed
+
     def __init__(self, config: TrainingConfig) -> None:
         self.config = config
         self.network_config = NetworkConfig.from_dict(config.network)
         if config.box_encoder:
             self.network_config.box_encoder = True
-        # The loss is part of a checkpoint's identity: one made with another loss (the Lovasz hinge used
-        # before 2026-11-21) is not resumed.
-        self.settings_json = json.dumps({**asdict(config), "loss": LOSS}, sort_keys=True)
+        self.settings_json = json.dumps(asdict(config), sort_keys=True)
         self.seed, self.epochs = config.seed, config.epochs
         self.find_unused_parameters = True  # Baseline: lambda gets no gradient (the learner is cut off)
 
