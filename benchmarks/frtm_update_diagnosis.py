@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record", default=None, help="append the tables to this markdown file")
     args = parser.parse_args(argv)
     root = args.root or str(require_shared("data/davis2016"))
-    dataset = DavisDataset(root, year=args.year, split="val")
+    # the dataset refuses a sequence name that its val split does not list, naming the split file
+    dataset = DavisDataset(root, year=args.year, split="val", sequences=args.sequences)
     settings = {"checkpoint": args.checkpoint, "backbone": args.backbone, "input_size": args.input_size,
                 "device": args.device}
     table = diagnose(dataset, args.sequences, settings)
