@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from methods.lwl.training import TrainingConfig, draw_frames, load_objects, lovasz_loss, sample_crops
+from methods.lwl.training import (
+    PAPER_LEARNING_RATES,
+    LWLTrainingJob,
+    TrainingConfig,
+    draw_frames,
+    load_objects,
+    lovasz_loss,
+    sample_crops,
+)
 from tests.test_frtm_training import assert_resumes_after_kill, run_training
 from tests.test_lwl import TINY_NETWORK
 from vos_datasets import synthetic
@@ -73,6 +81,29 @@ def test_bad_training_settings_are_refused(embedded):
         TrainingConfig.from_dict(tiny_config(embedded, stage=2))
     with pytest.raises(ValueError, match="unknown LWL network settings"):
         TrainingConfig.from_dict(tiny_config(embedded, network={"label_encoders": False}))
+
+
+def test_learning_rates_name_only_the_parts_a_preset_changes(embedded):
+    config = TrainingConfig.from_dict(tiny_config(embedded, learning_rates={"decoder": 1e-3}))
+    assert config.learning_rates == {**PAPER_LEARNING_RATES, "decoder": 1e-3}
+    with pytest.raises(ValueError, match=r"unknown parts \['decodr'\]"):
+        TrainingConfig.from_dict(tiny_config(embedded, learning_rates={"decodr": 1e-3}))
+    with pytest.raises(ValueError, match="must be positive"):
+        TrainingConfig.from_dict(tiny_config(embedded, learning_rates={"decoder": 0}))
+
+
+@pytest.mark.parametrize("batch_statistics", [False, True])
+def test_batchnorm_trains_in_eval_mode_unless_the_decoder_uses_batch_statistics(embedded, batch_statistics):
+    """Paper: every BatchNorm layer stays in eval mode while training; the CPU-preset switch lets only the
+    decoder's layers use batch statistics."""
+    job = LWLTrainingJob(TrainingConfig.from_dict(tiny_config(embedded, decoder_batch_statistics=batch_statistics)))
+    net = job.build(torch.device("cpu")).train()
+    decoder_layers = {m for m in net.decoder.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    others = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d) and m not in decoder_layers]
+    assert decoder_layers and others  # the decoder's RRBs and the backbone's layers
+    assert all(m.training == batch_statistics for m in decoder_layers)
+    assert not any(m.training for m in others)
+    assert not any(m.training for m in net.eval().modules())
 
 
 def test_training_resumes_after_being_killed(embedded, tmp_path):

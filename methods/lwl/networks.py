@@ -144,12 +144,17 @@ class LWLNet(nn.Module):
         self.box_encoder = (BoxEncoder(config.feature_channels, config.encoding_channels)
                             if config.box_encoder else None)
 
+    # Set by a training that lets the decoder's BatchNorm layers use batch statistics (a CPU-preset deviation)
+    decoder_batch_statistics = False
+
     def train(self, mode: bool = True) -> LWLNet:
         """Training mode for everything but BatchNorm: LWL trains with every BatchNorm layer in eval mode
-        (notes §2.6), so the decoder's statistics stay those it was built with."""
+        (notes §2.6), so the decoder's statistics stay those it was built with; with
+        `decoder_batch_statistics` the decoder's layers use batch statistics instead (as FRTM's R)."""
         super().train(mode)
+        keep = set(self.decoder.modules()) if self.decoder_batch_statistics else set()
         for module in self.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module not in keep:
                 module.eval()
         return self
 

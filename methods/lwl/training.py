@@ -45,6 +45,9 @@ from methods.lwl.crops import Box, box_from_probability, box_mask, search_region
 from methods.lwl.networks import LWLNet, NetworkConfig, load_network, save_network
 from vos_datasets.fileio import atomic_write_text
 
+PAPER_LEARNING_RATES = {"learner": 1e-4, "target_features": 2e-5, "decoder": 1e-4, "mask_encoder": 2e-4,
+                        "backbone": 2e-5, "box_encoder": 1e-3}
+
 
 @dataclass
 class TrainingConfig:
@@ -60,9 +63,11 @@ class TrainingConfig:
     batch_size: int = 20
     milestones: list[int] = field(default_factory=lambda: [40])
     lr_gamma: float = 0.2
-    learning_rates: dict = field(default_factory=lambda: {"learner": 1e-4, "target_features": 2e-5,
-                                                          "decoder": 1e-4, "mask_encoder": 2e-4,
-                                                          "backbone": 2e-5, "box_encoder": 1e-3})
+    # Adam's rate per part (paper stage 1; stage 2 uses `backbone` for all); a preset names only those it changes
+    learning_rates: dict = field(default_factory=lambda: dict(PAPER_LEARNING_RATES))
+    # False (paper, released code): every BatchNorm layer in eval mode while training. True: the decoder's
+    # BatchNorm layers use batch statistics, as FRTM's R trains (a CPU-preset deviation, see docs/lwl.md)
+    decoder_batch_statistics: bool = False
     loss_weight: float = 100.0  # Lovasz x100 (box encoder: x10)
     crop_size: list[int] = field(default_factory=lambda: [480, 832])  # [H, W]
     frames_per_sequence: int = 4  # Q
@@ -84,6 +89,12 @@ class TrainingConfig:
     def from_dict(cls, values: dict) -> TrainingConfig:
         config = from_known_keys(cls, values, "LWL training settings")
         NetworkConfig.from_dict(config.network)
+        unknown = sorted(set(config.learning_rates) - set(PAPER_LEARNING_RATES))
+        if unknown:
+            raise ValueError(f"learning_rates: unknown parts {unknown}; known: {sorted(PAPER_LEARNING_RATES)}")
+        config.learning_rates = {**PAPER_LEARNING_RATES, **config.learning_rates}
+        if any(not float(rate) > 0 for rate in config.learning_rates.values()):
+            raise ValueError(f"learning_rates must be positive, got {config.learning_rates}")
         if not config.sources:
             raise ValueError("training sources is empty: name at least one dataset to train on")
         for source in config.sources:
@@ -215,6 +226,7 @@ class LWLTrainingJob(TrainingJob):
         self.device = device
         backbone = build_backbone(self.network_config.backbone, self.config.backbone_weights)
         net = LWLNet(self.network_config, backbone=backbone).to(device)
+        net.decoder_batch_statistics = self.config.decoder_batch_statistics
         self.sources = [(source, load_objects(source, self.config)) for source in self.config.sources]
         return net
 
@@ -262,19 +274,20 @@ class LWLTrainingJob(TrainingJob):
             batches.append(batch)
         return batches
 
-    def batch_loss(self, model, module: LWLNet, share: list, batch_size: int) -> float:
+    def batch_predictions(self, model, share: list) -> tuple[torch.Tensor, torch.Tensor]:
+        """The logits of a share of a batch and the labels they are scored against."""
         c = self.config
         crops = [sample_crops(obj, frames, c, random.Random(seed)) for obj, frames, seed in share]
         images = torch.stack([torch.cat([image_to_tensor(image, self.device) for image in imgs]) for imgs, _ in crops])
         masks = torch.from_numpy(np.stack([m for _, m in crops])).to(self.device)[:, :, None]
         if c.box_encoder:
             boxes = torch.from_numpy(np.stack([[box_mask(m) for m in ms] for _, ms in crops])).to(self.device)
-            logits = model(images, masks, box_masks=boxes[:, :, None])
-            labels = masks.flatten(0, 1)
-        else:
-            logits = model(images, masks, c.init_iterations, c.update_iterations)
-            labels = masks[:, 1:].flatten(0, 1)
-        loss = lovasz_loss(logits, labels) * c.loss_weight
+            return model(images, masks, box_masks=boxes[:, :, None]), masks.flatten(0, 1)
+        return model(images, masks, c.init_iterations, c.update_iterations), masks[:, 1:].flatten(0, 1)
+
+    def batch_loss(self, model, module: LWLNet, share: list, batch_size: int) -> float:
+        logits, labels = self.batch_predictions(model, share)
+        loss = lovasz_loss(logits, labels) * self.config.loss_weight
         backward_share(loss, len(share), batch_size)
         return float(loss.detach())
 
