@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from methods.lwl.training import LWLTrainingJob, TrainingConfig, lovasz_loss  # noqa: E402
+from methods.lwl.training import LWLTrainingJob, TrainingConfig  # noqa: E402
 from vos_datasets.fileio import atomic_write_text  # noqa: E402
 
 
@@ -52,7 +52,7 @@ def probe(config: TrainingConfig, iterations: int, threads: int) -> pd.DataFrame
         batch = batches.pop(0)
         optimiser.zero_grad()
         logits, labels = job.batch_predictions(net, batch)
-        loss = lovasz_loss(logits, labels) * config.loss_weight
+        loss = job.loss(logits, labels)
         loss.backward()
         optimiser.step()
         predicted, target = logits.detach() > 0, labels > 0.5
@@ -72,8 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--record", type=Path, help="write the per-iteration table here (CSV)")
     args = parser.parse_args(argv)
-    text = Path(args.config).read_text() if args.config.endswith(".json") else args.config
-    settings = {**json.loads(text), **dict(args.overrides), "device": "cpu"}
+    if args.iterations < 1:
+        parser.error(f"--iterations {args.iterations}: at least 1")
+    try:
+        text = Path(args.config).read_text() if args.config.endswith(".json") else args.config
+        loaded = json.loads(text)
+    except (OSError, json.JSONDecodeError) as error:
+        parser.error(f"--config {args.config}: not a readable JSON file or JSON text ({error})")
+    settings = {**loaded, **dict(args.overrides), "device": "cpu"}
     table = probe(TrainingConfig.from_dict(settings), args.iterations, args.threads)
     window = max(len(table) // 10, 1)
     summary = table.groupby(table.iteration // window).agg(

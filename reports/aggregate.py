@@ -34,7 +34,7 @@ def read_server_results(path: str | Path | None, preset: str) -> dict:
             if unknown:
                 raise ValueError(f"{where}: unknown keys {unknown}; the server's figures are {YOUTUBE_VOS_COLUMNS}")
             for key, value in (figures or {}).items():
-                if not isinstance(value, int | float):
+                if isinstance(value, bool) or not isinstance(value, int | float):
                     raise ValueError(f"{where}.{key}: {value!r} is not a number (percent, as the server prints it)")
     return returned
 

@@ -65,7 +65,7 @@ def parse_values(raw: list, where: str) -> tuple[tuple[float | None, ...], tuple
             continue
         try:
             values.append(float(value))
-        except ValueError:
+        except (TypeError, ValueError):
             raise PublishedTableError(f"{where}: {value!r} is not a number (write null for a blank cell)") from None
         printed.append(str(value))
     return tuple(values), tuple(printed)

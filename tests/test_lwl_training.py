@@ -90,6 +90,8 @@ def test_learning_rates_name_only_the_parts_a_preset_changes(embedded):
         TrainingConfig.from_dict(tiny_config(embedded, learning_rates={"decodr": 1e-3}))
     with pytest.raises(ValueError, match="must be positive"):
         TrainingConfig.from_dict(tiny_config(embedded, learning_rates={"decoder": 0}))
+    with pytest.raises(ValueError, match="positive numbers, got {'decoder': '1e-3'}"):
+        TrainingConfig.from_dict(tiny_config(embedded, learning_rates={"decoder": "1e-3"}))
 
 
 @pytest.mark.parametrize("batch_statistics", [False, True])

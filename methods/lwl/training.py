@@ -93,8 +93,10 @@ class TrainingConfig:
         if unknown:
             raise ValueError(f"learning_rates: unknown parts {unknown}; known: {sorted(PAPER_LEARNING_RATES)}")
         config.learning_rates = {**PAPER_LEARNING_RATES, **config.learning_rates}
-        if any(not float(rate) > 0 for rate in config.learning_rates.values()):
-            raise ValueError(f"learning_rates must be positive, got {config.learning_rates}")
+        bad = {part: rate for part, rate in config.learning_rates.items()
+               if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0}
+        if bad:
+            raise ValueError(f"learning_rates must be positive numbers, got {bad}")
         if not config.sources:
             raise ValueError("training sources is empty: name at least one dataset to train on")
         for source in config.sources:
@@ -285,9 +287,11 @@ class LWLTrainingJob(TrainingJob):
             return model(images, masks, box_masks=boxes[:, :, None]), masks.flatten(0, 1)
         return model(images, masks, c.init_iterations, c.update_iterations), masks[:, 1:].flatten(0, 1)
 
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return lovasz_loss(logits, labels) * self.config.loss_weight
+
     def batch_loss(self, model, module: LWLNet, share: list, batch_size: int) -> float:
-        logits, labels = self.batch_predictions(model, share)
-        loss = lovasz_loss(logits, labels) * self.config.loss_weight
+        loss = self.loss(*self.batch_predictions(model, share))
         backward_share(loss, len(share), batch_size)
         return float(loss.detach())
 
