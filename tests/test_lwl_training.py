@@ -4,6 +4,7 @@ encoder alone, and two processes (gloo) through the shared training loop."""
 from __future__ import annotations
 
 import json
+import math
 import random
 import sys
 
@@ -56,6 +57,18 @@ def test_the_loss_is_lovasz_softmax_on_sigmoid_probabilities():
     assert lovasz_loss(logits, labels).item() == pytest.approx(1 - iou.item(), abs=1e-6)
     assert lovasz_loss(torch.zeros_like(labels), labels).item() == pytest.approx(0.5, abs=1e-6)
     assert lovasz_loss(torch.where(labels.bool(), 30.0, -30.0), labels).item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["lovasz", "bce"])
+def test_the_training_loss_is_the_one_the_settings_name(embedded, loss):
+    """The paper's Lovasz unless a preset names "bce" (FRTM's loss for R); both x loss_weight. At logits of
+    0 the Lovasz loss is 0.5 and cross-entropy log 2; a name that is neither is refused."""
+    job = LWLTrainingJob(TrainingConfig.from_dict(tiny_config(embedded, loss=loss, loss_weight=10.0)))
+    labels = (torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    expected = {"lovasz": 0.5, "bce": math.log(2)}[loss] * 10
+    assert job.loss(torch.zeros_like(labels), labels).item() == pytest.approx(expected, abs=1e-5)
+    with pytest.raises(ValueError, match=r"loss='dice': one of \['bce', 'lovasz'\]"):
+        TrainingConfig.from_dict(tiny_config(embedded, loss="dice"))
 
 
 def test_mini_sequences_are_a_visible_train_frame_then_test_frames_in_its_window(embedded):

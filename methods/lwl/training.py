@@ -5,9 +5,10 @@ replacement from the Q' = 100 annotated frames after it, in time order. As at in
 learner builds tau from the train frame (5 steepest-descent steps from zero); each test frame is then
 predicted, its detached prediction joins the few-shot training set (uniform weights) and 2 more steps
 update tau. The Lovasz-softmax loss of the 3 predictions (on sigmoid probabilities, one class, pooled over
-the batch; x100: the released code's LovaszSegLoss(per_image=False), see `lovasz_loss`) is
-back-propagated through the decoder, the learner's steps, E, W, lambda and the feature conv (and, in the
-second stage, the backbone's deeper levels). Table 1's Baseline cuts the graph at the learner
+the batch; x100: the released code's LovaszSegLoss(per_image=False), see `lovasz_loss`; the ci and
+davis2016 presets' `loss: bce` swaps in binary cross-entropy, see `bce_loss`) is back-propagated through
+the decoder, the learner's steps, E, W, lambda and the feature conv (and, in the second stage, the
+backbone's deeper levels). Table 1's Baseline cuts the graph at the learner
 (network `end_to_end: false`).
 
 Each frame is cropped around its object (5x the box, sized with jitter: x exp(N(0, sigma)), sigma 0.25 for
@@ -68,7 +69,10 @@ class TrainingConfig:
     # False (paper, released code): every BatchNorm layer in eval mode while training. True: the decoder's
     # BatchNorm layers use batch statistics, as FRTM's R trains (a CPU-preset deviation, see docs/lwl.md)
     decoder_batch_statistics: bool = False
-    loss_weight: float = 100.0  # Lovasz x100 (box encoder: x10)
+    # "lovasz" (paper, released code): Lovasz-softmax. "bce": binary cross-entropy on the logits, FRTM's loss
+    # for R (a CPU-preset deviation: CPU-length trainings stay on the Lovasz plateau, see docs/lwl.md)
+    loss: str = "lovasz"
+    loss_weight: float = 100.0  # Lovasz x100 (box encoder: x10); the same factor multiplies "bce"
     crop_size: list[int] = field(default_factory=lambda: [480, 832])  # [H, W]
     frames_per_sequence: int = 4  # Q
     window: int = 100  # Q'
@@ -97,6 +101,8 @@ class TrainingConfig:
                if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0}
         if bad:
             raise ValueError(f"learning_rates must be positive numbers, got {bad}")
+        if config.loss not in TRAINING_LOSSES:
+            raise ValueError(f"loss={config.loss!r}: one of {sorted(TRAINING_LOSSES)} (paper: 'lovasz')")
         if not config.sources:
             raise ValueError("training sources is empty: name at least one dataset to train on")
         for source in config.sources:
@@ -209,6 +215,16 @@ def lovasz_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return _lovasz_softmax(torch.sigmoid(logits), labels.to(torch.long), classes=[1], per_image=False)
 
 
+def bce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of the logits, all pixels of the batch averaged: the loss FRTM trains R with.
+    Unlike the Lovasz loss its gradient does not vanish at "probability 0.5 everywhere", where a decoder
+    trained for only a few hundred iterations stays (docs/lwl.md, "Known limitation")."""
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+TRAINING_LOSSES = {"lovasz": lovasz_loss, "bce": bce_loss}
+
+
 # --- the job ----------------------------------------------------------------------------------------
 class LWLTrainingJob(TrainingJob):
     revision = "lovasz-softmax"  # checkpoints of the Lovasz hinge used before 2026-11-21 are not resumed
@@ -288,7 +304,7 @@ class LWLTrainingJob(TrainingJob):
         return model(images, masks, c.init_iterations, c.update_iterations), masks[:, 1:].flatten(0, 1)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return lovasz_loss(logits, labels) * self.config.loss_weight
+        return TRAINING_LOSSES[self.config.loss](logits, labels) * self.config.loss_weight
 
     def batch_loss(self, model, module: LWLNet, share: list, batch_size: int) -> float:
         loss = self.loss(*self.batch_predictions(model, share))
