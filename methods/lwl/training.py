@@ -218,7 +218,7 @@ def lovasz_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def bce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy of the logits, all pixels of the batch averaged: the loss FRTM trains R with.
     Unlike the Lovasz loss its gradient does not vanish at "probability 0.5 everywhere", where a decoder
-    trained for only a few hundred iterations stays (docs/lwl.md, "Known limitation")."""
+    trained for only a few hundred iterations stays (docs/lwl.md, "CPU-length trainings and the Lovasz plateau")."""
     return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
 
 
