@@ -6,7 +6,8 @@ loss and what the decoder outputs, without writing checkpoints.
 
 `--config` is what `python -m methods.lwl.training` takes (a JSON file or string; `snakemake -n -p <head.pt>`
 prints a training rule's); each `--set KEY=JSON` overrides one training setting. Columns:
-  loss       the training loss (Lovasz-softmax x100: 50.0 is the value of "probability 0.5 everywhere")
+  loss       the training loss x loss_weight (Lovasz-softmax x100: 50.0 is "probability 0.5 everywhere";
+             `--set loss='"bce"'`: cross-entropy x100, 69.3 there)
   logit_std  spread of the decoder's logits over the batch: near 0 means a constant output
   iou        IoU of logits > 0 with the labels, pooled over the batch: whether the output ranks target
              pixels above the background, even when its scale is still tiny
@@ -79,8 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         loaded = json.loads(text)
     except (OSError, json.JSONDecodeError) as error:
         parser.error(f"--config {args.config}: not a readable JSON file or JSON text ({error})")
-    settings = {**loaded, **dict(args.overrides), "device": "cpu"}
-    table = probe(TrainingConfig.from_dict(settings), args.iterations, args.threads)
+    try:
+        config = TrainingConfig.from_dict({**loaded, **dict(args.overrides), "device": "cpu"})
+    except ValueError as error:
+        parser.error(f"training settings: {error}")
+    table = probe(config, args.iterations, args.threads)
     window = max(len(table) // 10, 1)
     summary = table.groupby(table.iteration // window).agg(
         iterations=("iteration", lambda i: f"{i.min()}-{i.max()}"), loss=("loss", "mean"),

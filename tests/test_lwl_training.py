@@ -7,6 +7,7 @@ import json
 import math
 import random
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,3 +151,13 @@ def test_two_processes_train_through_torch_distributed_gloo(embedded, tmp_path):
     assert process.returncode == 0, output
     history = json.loads((tmp_path / "net.json").read_text())["history"]
     assert [h["processes"] for h in history] == [2]
+
+
+def test_the_training_probe_answers_bad_settings_with_a_usage_error(embedded, capsys):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import lwl_training_probe
+
+    with pytest.raises(SystemExit) as exit_info:
+        lwl_training_probe.main(["--config", json.dumps(tiny_config(embedded)), "--set", 'loss="dice"'])
+    assert exit_info.value.code == 2
+    assert "training settings: loss='dice'" in capsys.readouterr().err
