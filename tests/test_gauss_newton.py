@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from methods.core.gauss_newton import GaussNewtonCG
-from methods.frtm.target_model import TargetModel, TargetModelSettings, pixel_weights
+from methods.frtm.target_model import TargetModel, TargetModelSettings, pixel_weights, upsample_bilinear
 
 
 def _linear_problem(seed=0):
@@ -40,6 +40,22 @@ def test_cg_on_the_linear_subproblem_reaches_the_least_squares_solution():
     r0 = residual(zero)
     solution = torch.linalg.lstsq(jacobian, -r0[:, None]).solution[:, 0]
     assert torch.allclose(model.w2.flatten(), solution, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize(("low", "high"), [((15, 27), (240, 432)), ((6, 7), (12, 14)), ((5, 9), (23, 31)),
+                                           ((12, 14), (5, 6))])
+def test_matrix_upsampling_equals_torch_bilinear_in_value_and_gradient(low, high):
+    """U as A_h s A_w^T gives F.interpolate's values and gradients (integer and odd ratios, and shrinking)."""
+    generator = torch.Generator().manual_seed(4)
+    scores = torch.randn(3, 1, *low, generator=generator, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(3, *high, generator=generator, dtype=torch.float64)
+    reference = F.interpolate(scores, size=high, mode="bilinear", align_corners=False)[:, 0]
+    ours = upsample_bilinear(scores, high)
+    assert ours.shape == reference.shape
+    assert torch.allclose(ours, reference, rtol=0, atol=1e-12)
+    (expected,) = torch.autograd.grad((reference * weights).sum(), scores)
+    (got,) = torch.autograd.grad((ours * weights).sum(), scores)
+    assert torch.allclose(got, expected, rtol=0, atol=1e-10)
 
 
 def test_cg_with_too_few_iterations_does_not_reach_it():

@@ -8,6 +8,13 @@ score channel, no biases. The loss over the sample memory M = {(x_k, y_k, gamma_
 written as residuals for Gauss-Newton (methods.core.gauss_newton): sqrt(gamma_k) v_k (U(D(x_k)) - y_k)
 and sqrt(lambda_j) w_j. U is bilinear upsampling (align_corners=False) to the label size.
 
+U is applied as two matrix products, A_h s A_w^T (`upsample_bilinear`): bilinear interpolation is separable
+and linear, and A_h, A_w are F.interpolate's own weights (read off by interpolating an identity matrix), so
+the result equals F.interpolate to float rounding. Why: on the CPU, F.interpolate's backward at the label
+size took about a fifth of FRTM's inference time (Gauss-Newton runs it twice per CG iteration over up to
+80 full-resolution samples); the matrix form runs one Gauss-Newton update about 2x faster (benchmarks/
+RESULTS-speed.md).
+
 Decisions (see docs/frtm.md and METHODS.md §1.2):
 - Pixel weights v: the paper prints kappa = min(kappa_min, kappa_hat), which would down-weight large
   objects and never help small ones, against its own stated aim; the released code uses
@@ -21,6 +28,7 @@ Decisions (see docs/frtm.md and METHODS.md §1.2):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +50,26 @@ def pixel_weights(labels: torch.Tensor, kappa_min: float = 0.1) -> torch.Tensor:
     weight_foreground = (desired / fraction).view(-1, 1, 1)
     weight_background = ((1 - desired) / (1 - fraction).clamp(min=1e-12)).view(-1, 1, 1)
     return torch.sqrt(weight_foreground * labels + weight_background * (1 - labels))
+
+
+@lru_cache(maxsize=32)
+def _interpolation_matrix(size_in: int, size_out: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(size_out, size_in) weights of 1-D bilinear resizing (align_corners=False), taken from F.interpolate
+    itself: resizing an identity matrix along one axis (the other keeps its size, where bilinear is exact)."""
+    identity = torch.eye(size_in, dtype=dtype, device=device)[None, None]
+    return F.interpolate(identity, size=(size_out, size_in), mode="bilinear", align_corners=False)[0, 0]
+
+
+def upsample_bilinear(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """U: (B, 1, h, w) scores -> (B, H, W), equal to F.interpolate(scores, size, mode="bilinear",
+    align_corners=False)[:, 0] up to float rounding, as A_h s A_w^T (see the module doc for why)."""
+    h, w = scores.shape[-2:]
+    rows = _interpolation_matrix(h, size[0], scores.dtype, scores.device)
+    columns = _interpolation_matrix(w, size[1], scores.dtype, scores.device)
+    # the cheaper association (multiply-adds per sample): resize the columns first, or the rows first
+    if h * w * size[1] + size[0] * h * size[1] <= size[0] * h * w + size[0] * w * size[1]:
+        return rows @ (scores[:, 0] @ columns.T)
+    return (rows @ scores[:, 0]) @ columns.T
 
 
 @dataclass
@@ -83,34 +111,35 @@ class TargetModel:
         return self.scores_from_projection(self.project(features))
 
     # --- residuals ---------------------------------------------------------------------------------
-    def _data_residuals(self, scores: torch.Tensor, labels: torch.Tensor, sample_weights: torch.Tensor,
-                        weights_v: torch.Tensor | None) -> torch.Tensor:
-        upsampled = F.interpolate(scores, size=labels.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-        residual = upsampled - labels
-        if weights_v is not None:
-            residual = residual * weights_v
-        return (residual * sample_weights.sqrt().view(-1, 1, 1)).flatten()
+    @staticmethod
+    def _data_residuals(scores: torch.Tensor, labels: torch.Tensor, residual_weights: torch.Tensor) -> torch.Tensor:
+        return ((upsample_bilinear(scores, tuple(labels.shape[-2:])) - labels) * residual_weights).flatten()
 
     def _regularisation(self, params: list[torch.Tensor], indices: tuple[int, ...]) -> list[torch.Tensor]:
         lambdas = self.settings.regularisation
         return [(lambdas[i] ** 0.5 * p).flatten() for i, p in zip(indices, params, strict=True)]
 
     def _prepare(self, labels: torch.Tensor, sample_weights: torch.Tensor):
-        keep = sample_weights > 0  # samples of weight zero add nothing (released code drops them)
-        weights_v = pixel_weights(labels[keep], self.settings.kappa_min) if self.settings.pixel_weighting else None
-        return keep, labels[keep], sample_weights[keep].to(labels.dtype), weights_v
+        """The samples of weight > 0 (the released code drops the others), their labels, and each pixel's
+        residual weight sqrt(gamma_k) v_k (one tensor, so that Gauss-Newton multiplies once per pass)."""
+        keep = sample_weights > 0
+        labels = labels[keep]
+        residual_weights = sample_weights[keep].to(labels.dtype).sqrt().view(-1, 1, 1)
+        if self.settings.pixel_weighting:
+            residual_weights = residual_weights * pixel_weights(labels, self.settings.kappa_min)
+        return keep, labels, residual_weights
 
     # --- optimisation ------------------------------------------------------------------------------
     def initialise(self, features: torch.Tensor, labels: torch.Tensor, sample_weights: torch.Tensor) -> list[float]:
         """Learn w1 and w2 on the initial samples (K, C, h, w) / (K, H, W) with N_GN Gauss-Newton steps.
         Returns the loss before and after each step."""
-        keep, labels, gammas, weights_v = self._prepare(labels, sample_weights)
+        keep, labels, residual_weights = self._prepare(labels, sample_weights)
         features = features[keep] * self.settings.feature_scale
 
         def residuals(params):
             w1, w2 = params
             scores = F.conv2d(F.conv2d(features, w1), w2, padding=1)
-            return torch.cat([self._data_residuals(scores, labels, gammas, weights_v),
+            return torch.cat([self._data_residuals(scores, labels, residual_weights),
                               *self._regularisation([w1, w2], (0, 1))])
 
         params = [self.w1, self.w2]
@@ -120,13 +149,13 @@ class TargetModel:
 
     def update(self, projected: torch.Tensor, labels: torch.Tensor, sample_weights: torch.Tensor) -> list[float]:
         """One Gauss-Newton step on w2 only (w1 fixed) over the memory's projected features (K, c, h, w)."""
-        keep, labels, gammas, weights_v = self._prepare(labels, sample_weights)
+        keep, labels, residual_weights = self._prepare(labels, sample_weights)
         projected = projected[keep]
 
         def residuals(params):
             (w2,) = params
             scores = F.conv2d(projected, w2, padding=1)
-            return torch.cat([self._data_residuals(scores, labels, gammas, weights_v),
+            return torch.cat([self._data_residuals(scores, labels, residual_weights),
                               *self._regularisation([w2], (1,))])
 
         params = [self.w2]
