@@ -12,8 +12,8 @@ U is applied as two matrix products, A_h s A_w^T (`upsample_bilinear`): bilinear
 and linear, and A_h, A_w are F.interpolate's own weights (read off by interpolating an identity matrix), so
 the result equals F.interpolate to float rounding. Why: on the CPU, F.interpolate's backward at the label
 size took about a fifth of FRTM's inference time (Gauss-Newton runs it twice per CG iteration over up to
-80 full-resolution samples); the matrix form runs one Gauss-Newton update about 2x faster (benchmarks/
-RESULTS-speed.md).
+80 full-resolution samples); with the matrix form Ours' updates cost 65 instead of 102 ms a frame and Ours
+runs at 4.95 instead of 4.16 FPS (240x432, 2 CPU threads; benchmarks/RESULTS-speed.md).
 
 Decisions (see docs/frtm.md and METHODS.md §1.2):
 - Pixel weights v: the paper prints kappa = min(kappa_min, kappa_hat), which would down-weight large
