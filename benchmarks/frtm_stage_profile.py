@@ -26,12 +26,12 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.method_speed import publish_table  # noqa: E402
 from methods.core.augmentation import augment_first_frame  # noqa: E402
 from methods.core.backbones import EfficientNetLite0Backbone, ResNetBackbone  # noqa: E402
 from methods.core.refinement import RefinementNetwork  # noqa: E402
 from methods.frtm.target_model import TargetModel  # noqa: E402
 from methods.runner import build_dataset, build_method, device_description, run  # noqa: E402
-from vos_datasets.fileio import atomic_write_text  # noqa: E402
 from vos_datasets.shared import require_shared  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -110,11 +110,7 @@ def main(argv: list[str] | None = None) -> int:
              "|---|---:|---:|---:|"]
     for stage, value in seconds.items():
         lines.append(f"| {stage} | {value:.1f} | {value / total:.0%} | {1000 * value / frames:.0f} |")
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.record:
-        previous = args.record.read_text() if args.record.exists() else "# Speed benchmarks\n"
-        atomic_write_text(args.record, previous.rstrip("\n") + "\n\n" + table)
+    publish_table("\n".join(lines) + "\n", args.record)
     return 0
 
 

@@ -66,6 +66,14 @@ def backbone_only_fps(backbone, sequences, size, device) -> float:
     return float(np.mean(fps))
 
 
+def publish_table(table: str, record: Path | None) -> None:
+    """Print a benchmark's markdown table and, with a record file, append it there (atomically)."""
+    print(table)
+    if record:
+        previous = record.read_text() if record.exists() else "# Speed benchmarks\n"
+        atomic_write_text(record, previous.rstrip("\n") + "\n\n" + table)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset-root", help="DAVIS 2016 folder (default: the shared folder's)")
@@ -158,11 +166,7 @@ def main(argv: list[str] | None = None) -> int:
              "|---|---:|---:|"]
     for name, fps in rows:
         lines.append(f"| {name} | {fps:.2f} | {fps / rows[0][1]:.3f} |")
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.record:
-        previous = args.record.read_text() if args.record.exists() else "# Speed benchmarks\n"
-        atomic_write_text(args.record, previous.rstrip("\n") + "\n\n" + table)
+    publish_table("\n".join(lines) + "\n", args.record)
     (scratch / "rows.json").write_text(json.dumps(rows))
     return 0
 
