@@ -68,14 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", default="ours")
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--input-size", nargs=2, type=int, help="H W (default: native frame size)")
-    parser.add_argument("--checkpoint", required=True, help="trained refiner head")
+    parser.add_argument("--checkpoint", required=True,
+                        help="trained head of the variant's kind (refiner; d-only: scale_offset; base-net: base_net)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--record", type=Path, help="append the table to this markdown file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    root = args.dataset_root or str(require_shared() / "data/davis2016")
-    dataset = build_dataset({"kind": "davis", "root": root, "split": "val", "year": "2016",
-                             "sequences": args.sequences})
     variants = yaml.safe_load((REPO / "config/variants.yaml").read_text())["frtm"]
     if args.variant not in variants:
         parser.error(f"unknown FRTM variant {args.variant!r}; known: {sorted(variants)}")
@@ -83,7 +81,13 @@ def main(argv: list[str] | None = None) -> int:
                 "checkpoint": args.checkpoint}
     if args.input_size:
         settings["input_size"] = list(args.input_size)
-    method = build_method("frtm", settings)
+    try:  # a wrong sequence name, checkpoint or head kind: a usage error naming it, not a traceback
+        root = args.dataset_root or str(require_shared() / "data/davis2016")
+        dataset = build_dataset({"kind": "davis", "root": root, "split": "val", "year": "2016",
+                                 "sequences": args.sequences})
+        method = build_method("frtm", settings)
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
     sequences = list(dataset)
     for _ in method.run_sequence(sequences[0]):  # warm-up, as the timed runs
         pass
@@ -93,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         record = run(method, dataset, Path(scratch) / "masks", progress=False)
         profiler.disable()
     stats = pstats.Stats(profiler)
-    total = sum(entry["seconds"] for entry in record["sequences"].values())
-    frames = sum(entry["frames"] for entry in record["sequences"].values())
+    frames = record["frames"]
+    total = frames / record["total_fps"]
     seconds = stage_seconds(stats)
     seconds["everything else (merging, resizing, memory, reading frames)"] = total - sum(seconds.values())
 
