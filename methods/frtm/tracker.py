@@ -69,17 +69,20 @@ class FRTM:
                 "backbone_weights_sha256": self.backbone.weights_sha256()}
 
     # --- per-object initialisation ----------------------------------------------------------------
-    def _augmented_features(self, image: np.ndarray, mask: np.ndarray, seed: int):
+    def _augmented_features(self, features: dict[int, torch.Tensor], image: np.ndarray, mask: np.ndarray,
+                            seed: int):
+        """The K first-frame samples' pyramids and labels; sample 0 is the frame itself, whose pyramid
+        `features` already is (no second backbone pass)."""
         samples = augment_first_frame(image, mask, self.settings.augmented_samples, seed)
-        pyramids = [self.backbone(image_to_tensor(s.image, self.device)) for s in samples]
+        pyramids = [features] + [self.backbone(image_to_tensor(s.image, self.device)) for s in samples[1:]]
         labels = torch.from_numpy(np.stack([s.mask for s in samples])).float().to(self.device)
         return pyramids, labels
 
-    def _initialise_target_model(self, tracker: ObjectTracker, features16: torch.Tensor, image: np.ndarray,
-                                 mask: np.ndarray, seed: int) -> None:
+    def _initialise_target_model(self, tracker: ObjectTracker, frame_features: dict[int, torch.Tensor],
+                                 image: np.ndarray, mask: np.ndarray, seed: int) -> None:
         s = self.settings
-        pyramids, labels = self._augmented_features(image, mask, seed)
-        features = torch.cat([features16] + [p[16] for p in pyramids[1:]])
+        pyramids, labels = self._augmented_features(frame_features, image, mask, seed)
+        features = torch.cat([p[16] for p in pyramids])
         weights = torch.from_numpy(initial_sample_weights(len(pyramids))).float().to(self.device)
         model = TargetModel(features.shape[1], s.target_model(), seed=seed, device=self.device)
         model.initialise(features, labels, weights)
@@ -98,7 +101,7 @@ class FRTM:
         mask_t = torch.from_numpy(mask).float().to(self.device)[None]
         if s.fine_tune_iterations > 0:
             head = copy.deepcopy(self.head)
-            pyramids, labels = self._augmented_features(image, mask, seed)
+            pyramids, labels = self._augmented_features(features, image, mask, seed)
             fine_tune(head, features, mask_t, pyramids, labels, s, seed)
             tracker.head = head
         with torch.no_grad():
@@ -185,7 +188,7 @@ class FRTM:
                 if s.head == "base_net":
                     self._initialise_base_net(tracker, features, image, mask, seed)
                 else:
-                    self._initialise_target_model(tracker, features[16], image, mask, seed)
+                    self._initialise_target_model(tracker, features, image, mask, seed)
                 trackers.append(tracker)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
