@@ -5,13 +5,14 @@ from __future__ import annotations
 import cProfile
 import pstats
 import sys
+import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.frtm_stage_profile import stage_seconds  # noqa: E402
+from benchmarks.stage_profile import STAGES, stage_seconds  # noqa: E402
 from methods.frtm.target_model import TargetModel, TargetModelSettings  # noqa: E402
 
 
@@ -24,6 +25,33 @@ def test_stage_profile_finds_the_stage_that_ran_and_only_it():
     profiler.enable()
     model.update(projected, labels, torch.tensor([0.5, 0.3, 0.2]))
     profiler.disable()
-    seconds = stage_seconds(pstats.Stats(profiler))
+    seconds = stage_seconds(pstats.Stats(profiler), STAGES["frtm"])
     assert seconds["target model updates (Gauss-Newton)"] > 0
     assert all(value == 0 for stage, value in seconds.items() if stage != "target model updates (Gauss-Newton)")
+
+
+def _work():
+    time.sleep(0.02)
+
+
+def _from_here():
+    _work()
+
+
+def _from_there():
+    _work()
+    _work()
+
+
+def test_stage_profile_counts_a_function_only_from_the_caller_its_stage_names():
+    profiler = cProfile.Profile()
+    profiler.enable()
+    _from_here()
+    _from_there()
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    seconds = stage_seconds(stats, {"here": [(_work, _from_here)], "there": [(_work, _from_there)],
+                                    "all": [_work], "absent": [(_work, test_stage_profile_finds_the_stage_that_ran_and_only_it)]})
+    assert 0.015 < seconds["here"] < seconds["there"]
+    assert abs(seconds["here"] + seconds["there"] - seconds["all"]) < 1e-6
+    assert seconds["absent"] == 0

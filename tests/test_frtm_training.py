@@ -95,6 +95,7 @@ def assert_resumes_after_kill(config: dict, folder: Path, module: str = "methods
     expected = torch.load(folder / "reference.pt", weights_only=True)["state_dict"]
     for name, tensor in expected.items():  # the resumed run ends where the uninterrupted one does
         torch.testing.assert_close(final[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+    assert not checkpoint.parent.exists(), "a finished training leaves its resumption checkpoint behind"
 
 
 def test_training_resumes_after_being_killed(embedded, tmp_path):
@@ -102,9 +103,9 @@ def test_training_resumes_after_being_killed(embedded, tmp_path):
 
 
 def test_a_checkpoint_from_other_settings_is_not_resumed(embedded, tmp_path):
-    config = tiny_config(embedded, tmp_path / "cache", epochs=1)
-    assert run_training(config, tmp_path / "head.pt").wait(timeout=600) == 0
-    (tmp_path / "head.pt").unlink()
+    config = tiny_config(embedded, tmp_path / "cache", epochs=2)
+    interrupted = run_training(config, tmp_path / "head.pt", options=("--stop-after-epochs", "1"))
+    assert interrupted.wait(timeout=600) == 0 and (tmp_path / "head.pt.work" / "checkpoint.pt").is_file()
     other = run_training({**config, "learning_rate": 0.5}, tmp_path / "head.pt")
     output = other.communicate(timeout=600)[0]
     assert other.returncode == 1 and "was written with other training settings" in output

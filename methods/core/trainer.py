@@ -4,7 +4,8 @@ A method describes its training as a `TrainingJob` (what is trained, with which 
 batches are, how one batch's loss is computed) and `run_training` does the rest:
 
 - Interruptions: after every epoch a checkpoint (weights, optimiser, scheduler, epoch, history, settings)
-  is written atomically to `<out>.work/checkpoint.pt`; a rerun resumes from it. Jobs seed their epoch
+  is written atomically to `<out>.work/checkpoint.pt`; a rerun resumes from it. A finished training
+  removes it (so a forced rerun trains again instead of resuming past the last epoch). Jobs seed their epoch
   sampling by (seed, epoch), so a resumed run draws what an uninterrupted one would. Checkpoints are
   data: loaded with torch.load(weights_only=True), never unpickled code.
 - Settings: a checkpoint written with other settings is refused (CLI), or discarded with
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from abc import ABC, abstractmethod
@@ -178,6 +180,7 @@ def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_
             return {"stopped_after_epoch": epoch, "history": history}
     if rank == 0:
         job.save(out, module, history)
+        shutil.rmtree(work, ignore_errors=True)  # only an interrupted training needs it
     if world > 1:
         dist.barrier()
     return {"history": history}
