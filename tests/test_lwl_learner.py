@@ -71,3 +71,29 @@ def test_gradcheck_fails_when_the_graph_is_cut():
 
     assert not torch.autograd.gradcheck(cut, (features.clone().requires_grad_(True),), eps=1e-6, atol=1e-5,
                                         raise_exception=False)
+
+
+def direct_steepest_descent(learner, tau, features, labels, weights, gammas, iterations):
+    """Eq. (4) as the released code writes it: x * tau recomputed at every iteration."""
+    gamma = gammas.view(-1, 1, 1, 1)
+    for _ in range(iterations):
+        residual = learner.predict(tau, features) - labels
+        gradient = torch.nn.grad.conv2d_weight(features, tau.shape, gamma * weights**2 * residual, padding=1)
+        gradient = gradient + learner.regularisation * tau
+        direction = weights * learner.predict(gradient, features)
+        alpha = gradient.pow(2).sum() / ((gamma * direction.pow(2)).sum() + learner.regularisation * gradient.pow(2).sum())
+        tau = tau - alpha * gradient
+    return tau
+
+
+@torch.no_grad()
+def test_the_scores_carried_between_iterations_give_the_released_codes_iterates():
+    """The learner updates x * tau by linearity instead of convolving again: same iterates, from zero
+    (the scores start at 0) and from a non-zero tau (they start at x * tau)."""
+    learner = FewShotLearner().double()
+    features, labels, weights, gammas = small_problem(seed=4)
+    for start in (learner.zero_model(features, 2), 0.1 * torch.randn(2, 3, 3, 3, dtype=torch.float64)):
+        for iterations in (1, 3, 20):
+            expected = direct_steepest_descent(learner, start, features, labels, weights, gammas, iterations)
+            torch.testing.assert_close(learner(start, features, labels, weights, gammas, iterations), expected,
+                                       rtol=1e-10, atol=1e-12)

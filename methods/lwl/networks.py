@@ -181,6 +181,12 @@ class LWLNet(nn.Module):
               sample_weights: torch.Tensor, iterations: int) -> torch.Tensor:
         """The few-shot learner on (features (N, C, h, w), masks (N, 1, H, W), gamma (N,)) from tau (or 0)."""
         labels, weights = self.labels_and_weights(masks, features.shape[-2:])
+        return self.learn_encoded(tau, features, labels, weights, sample_weights, iterations)
+
+    def learn_encoded(self, tau: torch.Tensor | None, features: torch.Tensor, labels: torch.Tensor,
+                      weights: torch.Tensor, sample_weights: torch.Tensor, iterations: int) -> torch.Tensor:
+        """`learn` with the masks' E(y) and W(y) given (N, D, h, w): inference keeps them with each stored
+        sample, since they depend on the mask alone (the notes' "recomputed at every update" gives the same)."""
         if tau is None:
             tau = self.learner.zero_model(features, labels.shape[1])
         tau = self.learner(tau, features, labels, weights, sample_weights, iterations)

@@ -4,9 +4,9 @@ sample memory; the decoder's logits pasted back into the frame; objects merged b
 Per frame, for every tracked object: crop the region around its previous estimate, extract features,
 predict the mask encoding T_tau(x), decode it into logits at the crop size and paste them into the frame
 (-100 outside). The objects' logits are merged (RGMP, methods.core.merging.merge_lwl). Each object then
-adds (its crop's features, the merged probability map cropped to the same region) to its memory and, every
-`update_interval` tracked frames, runs `update_iterations` steepest-descent steps from its current tau,
-with E and W recomputed on every stored mask; its next region comes from the merged probability map.
+adds (its crop's features, E and W of the merged probability map cropped to the same region) to its memory
+and, every `update_interval` tracked frames, runs `update_iterations` steepest-descent steps from its
+current tau over every stored sample; its next region comes from the merged probability map.
 
 An object given in a frame gets its target model there: tau = A(first crop, mask) with `init_iterations`
 steps from zero, its mask as the only memory sample. Box initialisation (§3.7) first turns the mask's
@@ -67,10 +67,17 @@ class LWL:
     def _mask_tensor(self, mask: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(mask.astype(np.float32)).to(self.device)[None]
 
+    def _sample(self, features: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """A memory sample: a crop's features (C, h, w) and E(y), W(y) of its mask y (1, H, W). E and W see
+        the mask alone, so they are computed once here rather than on every stored mask at every update."""
+        labels, weights = self.net.labels_and_weights(label[None], features.shape[-2:])
+        return features, labels[0], weights[0]
+
     def _learn(self, state: ObjectState, iterations: int) -> None:
         memory = state.memory
-        weights = memory.filled_weights().to(self.device, torch.float32)
-        state.tau = self.net.learn(state.tau, memory.stacked(0), memory.stacked(1), weights, iterations)
+        gammas = memory.filled_weights().to(self.device, torch.float32)
+        state.tau = self.net.learn_encoded(state.tau, memory.stacked(0), memory.stacked(1), memory.stacked(2),
+                                           gammas, iterations)
 
     def _new_object(self, object_id: int, image: np.ndarray, mask: np.ndarray) -> tuple[ObjectState, np.ndarray]:
         """Initialise an object given by its mask; returns its state and the mask used (box-init: predicted)."""
@@ -91,7 +98,7 @@ class LWL:
             state.box = box_from_probability(mask.astype(np.float32))
         state.memory = SampleMemory(s.memory_capacity, s.memory_learning_rate, protect_first=True,
                                     first_weight_floor=s.first_weight_floor)
-        state.memory.initialise([(features[0], label)], [1.0])
+        state.memory.initialise([self._sample(features[0], label)], [1.0])
         self._learn(state, s.init_iterations)
         return state, mask
 
@@ -139,7 +146,7 @@ class LWL:
         s = self.settings
         state.tracked_frames += 1
         label = self._mask_tensor(crop(probability, state.region))
-        state.memory.add((state.features[0], label))
+        state.memory.add(self._sample(state.features[0], label))
         if s.update_iterations and state.tracked_frames % s.update_interval == 0:
             self._learn(state, s.update_iterations)
         state.box = box_from_probability(probability, state.box, s.min_box_mass, tuple(s.box_scale_change))
