@@ -1,5 +1,5 @@
 """Where a method's inference time goes: the share of each stage (FRTM: backbone, refinement network R,
-target-model initialisation, online updates, first-frame augmentation; LWL: backbone, feature conv, target
+target-model initialisation, online updates, first-frame augmentation; LWL: backbone, feature conv, E and W, target
 model learning at initialisation and in updates, the target model's prediction, decoder, box encoder,
 crops) in one variant's run, from Python's profiler.
 
@@ -14,8 +14,7 @@ It answers why a variant's FPS is the fraction of backbone-only FPS that benchma
 reports. The run is the same as there (warm-up over the first sequence, then every sequence through
 methods.runner.run); cProfile adds a little overhead per Python call, so read the shares, and take FPS
 from method_speed.py. Stages do not overlap: FRTM's backbone time includes the augmented first-frame
-samples' features (part of the initialisation in the FPS protocol); LWL's learning stages include the label
-generator E and weight predictor W run on the stored masks, and its backbone and decoder times include the
+samples' features (part of the initialisation in the FPS protocol); LWL's backbone and decoder times include the
 first frame's (and, for box-init, the box encoder's) passes.
 """
 
@@ -62,8 +61,9 @@ STAGES = {
     "lwl": {
         "backbone (search-region crops)": BACKBONES,
         "feature conv to C channels": [TargetFeatures.forward],
-        "target model learning at initialisation (E, W, N_init steps)": [(LWL._learn, LWL._new_object)],
-        "target model learning in updates (E, W, N_update steps)": [(LWL._learn, LWL._track)],
+        "label generator E and weight predictor W (once per stored mask)": [LWL._sample],
+        "target model learning at initialisation (N_init steps)": [(LWL._learn, LWL._new_object)],
+        "target model learning in updates (N_update steps over the memory)": [(LWL._learn, LWL._track)],
         "target model prediction T_tau(x)": [(FewShotLearner.predict, LWL.run_sequence)],
         "decoder": [RefinementNetwork.forward],
         "box encoder": [BoxEncoder.forward],
