@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine; each sets up the pinned virtual environment it needs.
-#   make run    the main job: the whole default DAG (embedded data, CPU) -> reports/tables.md
+#   make run    the main job: the whole default DAG (embedded data, CPU) -> reports/tables.md, report.html
 #   make test   ruff, snakemake --lint, the test suite and the regression check (what CI runs: .ci/run)
 #   make regression   the ci preset on the shared DAVIS 2016 data, compared with tests/regression/ci-baseline.yaml
 PYTHON ?= python3
@@ -25,6 +25,7 @@ setup: $(STAMP)
 
 run: $(STAMP)
 	$(SNAKEMAKE) --cores $(CORES) $(TARGET)
+	$(SNAKEMAKE) --report report.html $(TARGET)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
