@@ -52,6 +52,7 @@ def test_stage_profile_counts_a_function_only_from_the_caller_its_stage_names():
     stats = pstats.Stats(profiler)
     seconds = stage_seconds(stats, {"here": [(_work, _from_here)], "there": [(_work, _from_there)],
                                     "all": [_work], "absent": [(_work, test_stage_profile_finds_the_stage_that_ran_and_only_it)]})
-    assert 0.015 < seconds["here"] < seconds["there"]
+    # sleep never returns early: one call from here, two from there; the two callers add up to the whole
+    assert seconds["here"] >= 0.019 and seconds["there"] >= 0.039
     assert abs(seconds["here"] + seconds["there"] - seconds["all"]) < 1e-6
     assert seconds["absent"] == 0

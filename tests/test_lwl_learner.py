@@ -88,12 +88,14 @@ def direct_steepest_descent(learner, tau, features, labels, weights, gammas, ite
 
 @torch.no_grad()
 def test_the_scores_carried_between_iterations_give_the_released_codes_iterates():
-    """The learner updates x * tau by linearity instead of convolving again: same iterates, from zero
-    (the scores start at 0) and from a non-zero tau (they start at x * tau)."""
+    """The learner updates x * tau by linearity instead of convolving again: same iterates, from
+    None (tau^0 = 0, scores start at 0), from an explicit zero tau and from a non-zero tau."""
     learner = FewShotLearner().double()
     features, labels, weights, gammas = small_problem(seed=4)
-    for start in (learner.zero_model(features, 2), 0.1 * torch.randn(2, 3, 3, 3, dtype=torch.float64)):
+    zero = learner.zero_model(features, 2)
+    for start in (None, zero, 0.1 * torch.randn(2, 3, 3, 3, dtype=torch.float64)):
         for iterations in (1, 3, 20):
-            expected = direct_steepest_descent(learner, start, features, labels, weights, gammas, iterations)
+            expected = direct_steepest_descent(learner, zero if start is None else start, features, labels, weights,
+                                               gammas, iterations)
             torch.testing.assert_close(learner(start, features, labels, weights, gammas, iterations), expected,
                                        rtol=1e-10, atol=1e-12)

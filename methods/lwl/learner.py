@@ -61,14 +61,16 @@ class FewShotLearner(nn.Module):
         data = (sample_weights * residual.pow(2).flatten(1).sum(1)).sum()
         return 0.5 * data + 0.5 * self.regularisation * tau.pow(2).sum()
 
-    def forward(self, tau: torch.Tensor, features: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
-                sample_weights: torch.Tensor, iterations: int) -> torch.Tensor:
-        """tau after `iterations` steepest-descent steps (eq. 4) from `tau`."""
+    def forward(self, tau: torch.Tensor | None, features: torch.Tensor, labels: torch.Tensor,
+                weights: torch.Tensor, sample_weights: torch.Tensor, iterations: int) -> torch.Tensor:
+        """tau after `iterations` steepest-descent steps (eq. 4) from `tau`, or from tau^0 = 0 for None."""
         lam = self.regularisation
         gamma = sample_weights.view(-1, 1, 1, 1)
         padding = self.filter_size // 2
-        starts_at_zero = not tau.requires_grad and not bool(tau.any())  # tau^0 = 0: its scores are 0
-        scores = torch.zeros_like(labels) if starts_at_zero else self.predict(tau, features)
+        if tau is None:  # tau^0 = 0, whose scores are 0: no convolution needed
+            tau, scores = self.zero_model(features, labels.shape[1]), torch.zeros_like(labels)
+        else:
+            scores = self.predict(tau, features)
         for _ in range(iterations):
             residual = scores - labels
             gradient = torch.nn.grad.conv2d_weight(features, tau.shape, gamma * weights * weights * residual,

@@ -187,9 +187,7 @@ class LWLNet(nn.Module):
                       weights: torch.Tensor, sample_weights: torch.Tensor, iterations: int) -> torch.Tensor:
         """`learn` with the masks' E(y) and W(y) given (N, D, h, w): inference keeps them with each stored
         sample, since they depend on the mask alone (the notes' "recomputed at every update" gives the same)."""
-        if tau is None:
-            tau = self.learner.zero_model(features, labels.shape[1])
-        tau = self.learner(tau, features, labels, weights, sample_weights, iterations)
+        tau = self.learner(tau, features, labels, weights, sample_weights, iterations)  # None: from tau^0 = 0
         return tau if self.config.end_to_end else tau.detach()
 
     def segment(self, pyramid: dict[int, torch.Tensor], encoding: torch.Tensor,
