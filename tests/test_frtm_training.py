@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import methods.frtm.training as frtm_training
 from methods.frtm.training import TargetModelCache, TrainingConfig, load_objects
 from vos_datasets import synthetic
 
@@ -45,7 +46,7 @@ def run_training(config: dict, out: Path, *launcher: str, options: tuple[str, ..
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_cached_target_models_are_reused_and_keyed_by_their_inputs(embedded, tmp_path):
+def test_cached_target_models_are_reused_and_keyed_by_their_inputs(embedded, tmp_path, monkeypatch):
     from methods.core.backbones import build_backbone
 
     config = TrainingConfig.from_dict(tiny_config(embedded, tmp_path / "cache"))
@@ -60,6 +61,11 @@ def test_cached_target_models_are_reused_and_keyed_by_their_inputs(embedded, tmp
     mask = target.sequence.mask_path(frame)
     mask.write_bytes(mask.read_bytes() + b"\0")  # any edit of an input gives another key: never a stale model
     assert cache.path(target.sequence, frame, target.object_id) != before
+    edited = cache.path(target.sequence, frame, target.object_id)
+    # so is an edit of the code that learns the models (a change that only rounds differently included)
+    monkeypatch.setattr(frtm_training, "learning_code_digest", lambda: "another revision")
+    recoded = TargetModelCache(config, cache.backbone, torch.device("cpu"))
+    assert recoded.path(target.sequence, frame, target.object_id) != edited
 
 
 def test_bad_training_settings_are_refused(embedded, tmp_path):

@@ -150,10 +150,24 @@ def read_frame(sequence, frame: str, object_id: int, size: tuple[int, int]) -> t
 
 
 # --- cached target models ---------------------------------------------------------------------------
+def learning_code_digest() -> str:
+    """Hash of the source that learns a cached target model (D's optimiser, the augmentation, the memory,
+    this module): a change to it, even one that only rounds differently, must not reuse models it learned."""
+    import methods.core.augmentation
+    import methods.core.memory
+    import methods.frtm.target_model
+
+    digest = hashlib.sha256()
+    for module in (methods.frtm.target_model, methods.core.augmentation, methods.core.memory, sys.modules[__name__]):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 class TargetModelCache:
     """Target models learned on one reference frame, stored as
     <cache_dir>/<backbone>-c<c>/<sequence>/<frame>.<object>.<key>.pt, key = hash of every input
-    (image and mask bytes, frame size, backbone and its weights, settings, seed): an edit is never masked."""
+    (image and mask bytes, frame size, backbone and its weights, settings, seed, the learning code's
+    source): an edit is never masked."""
 
     def __init__(self, config: TrainingConfig, backbone, device: torch.device) -> None:
         self.config = config
@@ -165,7 +179,8 @@ class TargetModelCache:
                                                     "cache_init_cg_iterations", "cache_memory_capacity",
                                                     "frame_size", "seed", "backbone")}
         settings["target_model"] = asdict(config.target_model_settings())  # every setting of D, scale included
-        self.settings_key = json.dumps({**settings, "weights": backbone.weights_sha256()}, sort_keys=True)
+        self.settings_key = json.dumps({**settings, "weights": backbone.weights_sha256(),
+                                        "code": learning_code_digest()}, sort_keys=True)
         self._paths: dict[tuple, Path] = {}  # the input hash is computed once per run
 
     def path(self, sequence, frame: str, object_id: int) -> Path:
