@@ -1,4 +1,5 @@
-"""python -m methods infer --method NAME --dataset JSON --out DIR [--timing FILE] [--settings JSON]"""
+"""python -m methods infer --method NAME --dataset JSON --out DIR [--timing FILE] [--settings JSON]
+   python -m methods fix-weights --checkpoint FILE --out FILE   (fixed weights of the regression check)"""
 
 from __future__ import annotations
 
@@ -28,7 +29,17 @@ def main(argv: list[str] | None = None) -> int:
                        help="whose score maps to save (default: the first sequence by name; 'all': every one)")
     infer.add_argument("--warm-up", action="store_true", help="run the first sequence once, untimed (FPS protocol)")
     infer.add_argument("--quiet", action="store_true")
+    fix = sub.add_parser("fix-weights", help="a compact fixed copy of trained weights (regression check)")
+    fix.add_argument("--checkpoint", type=Path, required=True, help="an FRTM head or LWL network file")
+    fix.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    if args.command == "fix-weights":
+        from .core.checkpoints import fix_weights
+
+        kept = fix_weights(args.checkpoint, args.out)
+        print(f"{args.out}: {kept['tensors']} tensors ({kept['quantised']} as int8), {kept['bytes']} bytes, "
+              f"backbone {kept['backbone']}")
+        return 0
     try:
         method = build_method(args.method, json.loads(args.settings))
         dataset = build_dataset(json.loads(args.dataset))

@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from .aggregate import collect, write_summary
 from .plots import EvaluationData, evaluation_figures, figure_list, speed_accuracy
-from .provenance import build_manifest, hardware, write_manifest
+from .provenance import build_manifest, git_commit, hardware, write_manifest
 from .published import PUBLISHED_FILE, load_published
-from .regression import DEFAULT_TOLERANCE, compare, render_comparison, write_baseline
+from .regression import compare, render_comparison, write_baseline
 from .render import render, write
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,10 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     reg = sub.add_parser("regress", help="compare a summary with a committed baseline (CI regression check)")
     reg.add_argument("--summary", type=Path, required=True)
     reg.add_argument("--baseline", type=Path, required=True)
-    reg.add_argument("--tolerance", type=float, default=None, help="override the baseline's tolerance (points)")
-    base = sub.add_parser("baseline", help="write a regression baseline from a summary (refreshing it)")
-    base.add_argument("--summary", type=Path, required=True)
-    base.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
+    base = sub.add_parser("baseline", help="write a regression baseline from several runs' summaries, tolerances "
+                                           "derived from their spread (refreshing it)")
+    base.add_argument("--summary", type=Path, nargs="+", required=True,
+                      help="one summary CSV per run (seeds, thread counts); the file name labels the run")
+    base.add_argument("--preset-file", type=Path, required=True, help="the preset's YAML (which rows train)")
     base.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
 
@@ -94,9 +96,13 @@ def main(argv: list[str] | None = None) -> int:
                           json.loads(args.evaluations), published, REPO, figures, provenance)
             write(text, out)
     elif args.command == "baseline":
-        write_baseline(pd.read_csv(args.summary), args.tolerance, hardware(), args.out)
+        summaries = {path.stem: pd.read_csv(path) for path in args.summary}
+        if len(summaries) != len(args.summary):
+            parser.error("--summary: two runs share a file name; the names label the runs")
+        write_baseline(summaries, yaml.safe_load(args.preset_file.read_text()), hardware(), args.out,
+                       commit=git_commit(REPO))
     else:
-        result = compare(pd.read_csv(args.summary), args.baseline, args.tolerance)
+        result = compare(pd.read_csv(args.summary), args.baseline)
         print(render_comparison(result))
         return 0 if result.passed else 1
     print(f"{args.command}: done")

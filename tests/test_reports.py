@@ -102,25 +102,64 @@ def test_tables_take_the_exact_benchmark_before_a_stand_in():
     assert "| Ours (row `frtm-ours`) | x | x | x |  | 70.6 / – |" in text  # ran, on no evaluation for this table
 
 
-def test_the_regression_check_passes_within_tolerance_and_prints_a_diff(tmp_path):
-    base = summary_frame(first_frame_copy=("ci", 0.255, 50.0), frtm_ours=("ci", 0.487, 3.6))
+REGRESSION_PRESET = {"rows": {"first-frame-copy": {}, "frtm-ours": {"training": "frtm-refiner"},
+                               "frtm-ours-fixed": {"checkpoint": "weights.pt"}}}
+
+
+def regression_runs() -> dict[str, pd.DataFrame]:
+    """Three runs: the trained row spreads over 3 points, the others are equal in every run."""
+    return {f"seed{seed}": summary_frame(first_frame_copy=("ci", 0.255, 50.0), frtm_ours=("ci", 0.470 + 0.015 * seed, 3.6),
+                                         frtm_ours_fixed=("ci", 0.5, 3.6))
+            for seed in range(3)}
+
+
+def test_the_regression_baseline_derives_each_rows_tolerance_from_the_measured_spread(tmp_path):
     baseline = tmp_path / "baseline.yaml"
-    write_baseline(base, 1.0, "test machine", baseline)
-    assert compare(base, baseline).passed
-    moved = base.copy()
-    moved.loc[moved["row"] == "frtm-ours", "J&F-Mean"] = 0.470  # -1.7 points
+    write_baseline(regression_runs(), REGRESSION_PRESET, "test machine", baseline, commit="abc")
+    rows = yaml.safe_load(baseline.read_text())["rows"]
+    trained, fixed = rows["frtm-ours@ci"], rows["frtm-ours-fixed@ci"]
+    assert trained["kind"] == "trained" and fixed["kind"] == "fixed weights"
+    assert trained["expected"]["J&F-Mean"] == pytest.approx(48.5)
+    assert trained["measured"]["sd"]["J&F-Mean"] == pytest.approx(1.5)
+    assert trained["tolerance"]["J&F-Mean"] == pytest.approx(4.5)  # 3 sd > max - min (3.0)
+    assert fixed["tolerance"]["J&F-Mean"] == pytest.approx(0.25)  # no spread: the floor
+    assert fixed["measured"]["runs"] == ["seed0", "seed1", "seed2"]
+    with pytest.raises(ValueError, match="a spread needs at least 2"):
+        write_baseline({"one": regression_runs()["seed0"]}, REGRESSION_PRESET, "m", tmp_path / "x.yaml")
+    without_fixed = {label: frame[frame["row"] != "frtm-ours-fixed"] for label, frame in regression_runs().items()}
+    with pytest.raises(ValueError, match="frtm-ours-fixed"):
+        write_baseline(without_fixed, REGRESSION_PRESET, "m", tmp_path / "x.yaml")
+
+
+def test_the_regression_check_holds_each_row_to_its_own_tolerance_and_says_what_to_do(tmp_path):
+    baseline = tmp_path / "baseline.yaml"
+    write_baseline(regression_runs(), REGRESSION_PRESET, "test machine", baseline)
+    now = regression_runs()["seed0"]
+    assert compare(now, baseline).passed
+    moved = now.copy()
+    moved.loc[moved["row"] == "frtm-ours", "J&F-Mean"] = 0.445  # -4.0 points: inside the trained row's 4.5
+    assert compare(moved, baseline).passed
+    moved.loc[moved["row"] == "frtm-ours-fixed", "J&F-Mean"] = 0.497  # -0.3 points: outside the fixed row's 0.25
     result = compare(moved, baseline)
     assert not result.passed
     text = render_comparison(result)
-    assert "FAILED" in text and "REGRESSED" in text and "frtm-ours@ci" in text and "-1.7" in text
-    assert compare(moved, baseline, tolerance=2.0).passed
-    missing = compare(base[base["row"] == "frtm-ours"], baseline)
-    assert not missing.passed and missing.missing == ["first-frame-copy@ci"]
-    extra = pd.concat([base, summary_frame(lwl=("ci", 0.6, 3.0))])
+    assert "FAILED" in text and "REGRESSED" in text and "frtm-ours-fixed@ci" in text and "-0.3" in text
+    assert "make regression-baseline" in text and "a regression" in text  # both cases: defect, intended change
+    missing = compare(now[now["row"] == "frtm-ours"], baseline)
+    assert not missing.passed and missing.missing == ["first-frame-copy@ci", "frtm-ours-fixed@ci"]
+    extra = pd.concat([now, summary_frame(lwl=("ci", 0.6, 3.0))])
     assert compare(extra, baseline).passed and compare(extra, baseline).new == ["lwl@ci"]
     summary_csv = tmp_path / "summary.csv"
     moved.to_csv(summary_csv, index=False)
     assert reports_main(["regress", "--summary", str(summary_csv), "--baseline", str(baseline)]) == 1
+    preset = tmp_path / "ci.yaml"
+    preset.write_text(yaml.safe_dump(REGRESSION_PRESET))
+    runs = []
+    for label, frame in regression_runs().items():
+        frame.to_csv(tmp_path / f"{label}.csv", index=False)
+        runs.append(str(tmp_path / f"{label}.csv"))
+    assert reports_main(["baseline", "--summary", *runs, "--preset-file", str(preset), "--out", str(baseline)]) == 0
+    assert yaml.safe_load(baseline.read_text())["made"]["runs"] == ["seed0", "seed1", "seed2"]
 
 
 def test_decay_curves_bin_normalised_time():

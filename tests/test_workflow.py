@@ -119,11 +119,27 @@ def test_default_dag_produces_the_tables(tmp_path):
 
 
 def test_ci_preset_plans_its_rows(tmp_path, shared):
-    """The ci preset itself runs in `make regression` (compared with the committed baseline)."""
-    done = snakemake(workflow_copy(tmp_path), "-n", "results/ci/summary.csv", "--config", "preset=ci",
-                     f"shared_dir={shared}")
-    for row in ("first-frame-copy", "frtm-ours", "frtm-no-update", "frtm-d-only", "lwl-weight-predictor"):
-        assert f"row={row}" in done.stdout, row
+    """The ci preset itself runs in `make regression` (compared with the committed baseline): its fixed-weight
+    rows read the committed weights, its trained rows train, with the seed `training_seed` gives."""
+    work = workflow_copy(tmp_path)
+    shutil.copytree(REPO / "tests/regression/weights", work / "tests/regression/weights")
+    done = snakemake(work, "-n", "-p", "results/ci/summary.csv", "--config", "preset=ci", f"shared_dir={shared}",
+                     "training_seed=7")
+    baseline = yaml.safe_load((REPO / "tests/regression/ci-baseline.yaml").read_text())
+    for key in baseline["rows"]:
+        assert f"row={key.split('@')[0]}" in done.stdout, key
+    assert "tests/regression/weights/frtm-refiner.pt" in done.stdout
+    assert done.stdout.count('"seed": 7') == 3  # the three trainings
+    preset = yaml.safe_load((work / "config/presets/ci.yaml").read_text())
+    assert {name for name, row in preset["rows"].items() if row.get("checkpoint")} == {
+        "frtm-ours-fixed", "frtm-d-only-fixed", "lwl-weight-predictor-fixed"}
+
+
+def test_a_row_takes_a_training_or_a_checkpoint_not_both(tmp_path):
+    work = workflow_copy(tmp_path)
+    edit_embedded_preset(work, lambda data: data["rows"]["frtm-ours"].update(checkpoint="some/head.pt"))
+    done = snakemake(work, "-n", check=False)
+    assert "rows.frtm-ours: an frtm row needs `variant:` and one of `training:`" in done.stdout + done.stderr
 
 
 def youtube_vos_paths(tmp_path: Path) -> str:

@@ -10,7 +10,7 @@
   enters R in place of s. Layer widths (64) and kernels (3x3) are not in the paper [unverified].
 
 Every head maps (pyramid, scores) to full-resolution logits; checkpoints are plain state dicts plus a
-description (`head_config`), saved and loaded with torch.save / torch.load(weights_only=True).
+description (`head_config`), saved with torch.save, loaded as data only (methods.core.checkpoints.read_payload, weights_only=True).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from methods.core.checkpoints import read_payload
 from methods.core.refinement import RefinementNetwork
 
 HEADS = ("refiner", "scale_offset", "base_net")
@@ -110,7 +111,7 @@ def load_head(path: str | Path, kind: str, backbone: str, channels: dict[int, in
     if not path.is_file():
         raise FileNotFoundError(f"{path}: trained FRTM weights not found; run the training rule first "
                                 f"(snakemake ... {path}) or set the variant's `checkpoint`")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = read_payload(path)
     if payload.get("head") != kind or payload.get("backbone") != backbone:
         raise ValueError(f"{path}: holds a {payload.get('head')!r} head for backbone {payload.get('backbone')!r}, "
                          f"but the variant asks for {kind!r} on {backbone!r}")

@@ -30,6 +30,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from methods.core.backbones import Backbone, build_backbone
+from methods.core.checkpoints import read_payload
 from methods.core.refinement import RefinementNetwork
 from methods.core.settings import from_known_keys
 from methods.lwl.learner import FewShotLearner
@@ -251,11 +252,16 @@ def load_network(path: str | Path) -> LWLNet:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: trained LWL weights not found; run the training rule first "
                                 f"(snakemake ... {path}) or set the variant's `checkpoint`")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = read_payload(path)
     if payload.get("method") != "lwl":
         raise ValueError(f"{path}: not an LWL network (holds {payload.get('method') or payload.get('head')!r})")
     config = NetworkConfig.from_dict(payload["network"])
-    backbone = build_backbone(config.backbone, pretrained=False)
+    # a fixed copy (methods.core.checkpoints) may leave out a backbone that equals the pretrained one
+    pretrained_backbone = payload.get("backbone_state") == "pretrained"
+    backbone = build_backbone(config.backbone, pretrained=pretrained_backbone)
     net = LWLNet(config, backbone=backbone)
-    net.load_state_dict(payload["state_dict"])
+    missing, unexpected = net.load_state_dict(payload["state_dict"], strict=not pretrained_backbone)
+    if unexpected or any(not key.startswith("backbone.") for key in missing):
+        raise ValueError(f"{path}: does not fit the network it describes (missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]})")
     return net.eval()

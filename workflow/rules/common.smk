@@ -63,8 +63,9 @@ def _check_references():
         training = row.get("training")
         if training is not None and training not in TRAININGS:
             raise WorkflowError(f"rows.{name}.training: unknown training {training!r}; known: {sorted(TRAININGS)}")
-        if row["method"] in ("frtm", "lwl") and (variant is None or training is None):
-            raise WorkflowError(f"rows.{name}: an {row['method']} row needs `variant:` and `training:`")
+        if row["method"] in ("frtm", "lwl") and (variant is None or (training is None) == ("checkpoint" not in row)):
+            raise WorkflowError(f"rows.{name}: an {row['method']} row needs `variant:` and one of `training:` "
+                                "(a training of the preset) or `checkpoint:` (a weights file)")
         if training is not None and TRAININGS[training]["method"] != row["method"]:
             raise WorkflowError(f"rows.{name}.training: {training!r} trains {TRAININGS[training]['method']}, "
                                 f"not {row['method']}")
@@ -187,6 +188,8 @@ def training_config(training):
     `python -m methods.<method>.training`."""
     entry = TRAININGS[training]
     settings = {**entry["settings"], "sources": [source_spec(s) for s in entry["sources"]]}
+    if config.get("training_seed") is not None:
+        settings["seed"] = config["training_seed"]
     if entry["method"] == "frtm":
         settings.setdefault("cache_dir", "resources/cache/target-models")
     if entry.get("init_from"):
@@ -204,9 +207,17 @@ def trained_head(training):
     return f"{RESULTS}/training/{training}/head.pt"
 
 
+def row_weights(row):
+    """The weights file a row runs with: its training's head, or its own `checkpoint:`; None for neither."""
+    spec = config["rows"][row]
+    if spec.get("training"):
+        return trained_head(spec["training"])
+    return spec.get("checkpoint")
+
+
 def row_head(wildcards):
-    training = config["rows"][wildcards.row].get("training")
-    return [trained_head(training)] if training else []
+    weights = row_weights(wildcards.row)
+    return [weights] if weights else []
 
 
 def row_settings(row):
@@ -217,8 +228,8 @@ def row_settings(row):
         settings.update(VARIANTS[spec["method"]][spec["variant"]].get("settings", {}))
     settings.update(config.get("method_defaults", {}).get(spec["method"], {}))
     settings.update(spec.get("settings", {}))
-    if spec.get("training"):
-        settings["checkpoint"] = trained_head(spec["training"])
+    if row_weights(row):
+        settings["checkpoint"] = row_weights(row)
     return settings
 
 

@@ -97,7 +97,8 @@ rule plot_evaluation:
 
 rule provenance:
     input:
-        heads=[trained_head(training) for training in used_trainings()],
+        heads=[trained_head(training) for training in used_trainings()]
+        + sorted({spec["checkpoint"] for spec in config["rows"].values() if spec.get("checkpoint")}),
         datasets=[dataset_root(name) for name in used_datasets()],
     output:
         report(f"{REPORTS}/provenance.json", caption="../report/provenance.rst", category="Provenance"),
