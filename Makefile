@@ -45,25 +45,30 @@ regression: $(STAMP)
 	  echo "regression check SKIPPED: no shared data at $(SHARED)/data/davis2016 (put ../shared beside the repository or set VOS_SHARED)"; \
 	else \
 	  $(CI_RUN) --cores $(CORES) && \
-	  $(BIN)/python -m reports regress --summary results/ci/summary.csv --baseline $(BASELINE); \
+	  $(BIN)/python -m reports regress --results results/ci --baseline $(BASELINE) \
+	    --preset-file config/presets/ci.yaml; \
 	fi
 
 # After an intended change of the ci preset's figures: the preset's DAG once per (training seed, threads), then
-# the baseline with each row's tolerance derived from the spread of these runs (commit it with the change). The
+# the baseline with each row's tolerance derived from the spread of these runs, the first run giving the fixed
+# rows' per-frame reference (commit both files with the change). The
 # target-model cache of FRTM's training is emptied before each run: a run reuses no models of another thread count.
 SPREAD_RUNS ?= 0:2 1:2 2:2 0:1
 regression-baseline: $(STAMP)
 	rm -rf results/ci-runs && mkdir -p results/ci-runs
-	@set -e; for run in $(SPREAD_RUNS); do seed=$${run%:*}; threads=$${run#*:}; \
+	@set -e; for run in $(SPREAD_RUNS); do \
+	  case "$$run" in *[0-9]:[0-9]*) ;; *) echo "SPREAD_RUNS: '$$run' is not SEED:THREADS (e.g. 0:2)"; exit 2;; esac; \
+	  seed=$${run%:*}; threads=$${run#*:}; \
 	  echo "ci preset, training seed $$seed, $$threads thread(s)"; \
 	  rm -rf resources/cache/target-models-ci; \
 	  $(CI_RUN) training_seed=$$seed --cores $$threads; \
-	  cp results/ci/summary.csv results/ci-runs/seed$$seed-threads$$threads.csv; \
+	  cp -r results/ci results/ci-runs/seed$$seed-threads$$threads; \
 	done
-	$(BIN)/python -m reports baseline --summary results/ci-runs/*.csv --preset-file config/presets/ci.yaml --out $(BASELINE)
+	$(BIN)/python -m reports baseline --preset-file config/presets/ci.yaml --out $(BASELINE) --run \
+	  $(foreach run,$(SPREAD_RUNS),results/ci-runs/seed$(word 1,$(subst :, ,$(run)))-threads$(word 2,$(subst :, ,$(run))))
 
-# The fixed weights of the ci preset's `-fixed` rows: float16 copies of its trainings (seed 0). Refresh them only
-# when a network's parameters change (names or shapes), then refresh the baseline.
+# The fixed weights of the ci preset's `-fixed` rows: compact int8 copies of its trainings (seed 0). Refresh them
+# only when a network's parameters change (names or shapes), then refresh the baseline.
 FIXED_TRAININGS := frtm-refiner frtm-d-only lwl-weight-predictor
 regression-weights: $(STAMP)
 	$(SNAKEMAKE) --cores $(CORES) --forcerun train --config preset=ci shared_dir=$(SHARED) -- \

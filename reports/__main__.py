@@ -15,7 +15,7 @@ from .aggregate import collect, write_summary
 from .plots import EvaluationData, evaluation_figures, figure_list, speed_accuracy
 from .provenance import build_manifest, git_commit, hardware, write_manifest
 from .published import PUBLISHED_FILE, load_published
-from .regression import compare, render_comparison, write_baseline
+from .regression import Run, compare, frames_file, render_comparison, write_baseline
 from .render import render, write
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,12 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     ren.add_argument("--out", type=Path, nargs="+", required=True, help="one or more copies to write")
 
     reg = sub.add_parser("regress", help="compare a summary with a committed baseline (CI regression check)")
-    reg.add_argument("--summary", type=Path, required=True)
+    reg.add_argument("--results", type=Path, required=True, help="the run's results/<preset>/ folder")
     reg.add_argument("--baseline", type=Path, required=True)
-    base = sub.add_parser("baseline", help="write a regression baseline from several runs' summaries, tolerances "
-                                           "derived from their spread (refreshing it)")
-    base.add_argument("--summary", type=Path, nargs="+", required=True,
-                      help="one summary CSV per run (seeds, thread counts); the file name labels the run")
+    reg.add_argument("--preset-file", type=Path, help="the preset's YAML: its rows must be of the kinds measured")
+    base = sub.add_parser("baseline", help="write a regression baseline from several runs, tolerances derived "
+                                           "from their spread (refreshing it)")
+    base.add_argument("--run", type=Path, nargs="+", required=True,
+                      help="one results/<preset>/ folder per run (seeds, thread counts), the per-frame reference "
+                           "first; the folder name labels the run")
     base.add_argument("--preset-file", type=Path, required=True, help="the preset's YAML (which rows train)")
     base.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -95,18 +97,26 @@ def main(argv: list[str] | None = None) -> int:
             text = render(summary, args.preset, args.description, json.loads(args.datasets),
                           json.loads(args.evaluations), published, REPO, figures, provenance)
             write(text, out)
-    elif args.command == "baseline":
-        summaries = {path.stem: pd.read_csv(path) for path in args.summary}
-        if len(summaries) != len(args.summary):
-            parser.error("--summary: two runs share a file name; the names label the runs")
-        write_baseline(summaries, yaml.safe_load(args.preset_file.read_text()), hardware(), args.out,
-                       commit=git_commit(REPO))
-    else:
-        result = compare(pd.read_csv(args.summary), args.baseline)
-        print(render_comparison(result))
-        return 0 if result.passed else 1
+    elif args.command in ("baseline", "regress"):
+        try:
+            return regression_command(args)
+        except (ValueError, FileNotFoundError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     print(f"{args.command}: done")
     return 0
+
+
+def regression_command(args: argparse.Namespace) -> int:
+    preset = yaml.safe_load(args.preset_file.read_text()) if args.preset_file else None
+    if args.command == "baseline":
+        write_baseline([Run(path.name, path) for path in args.run], preset, hardware(), args.out,
+                       commit=git_commit(REPO))
+        print(f"baseline: {args.out} and {frames_file(args.out)} from {len(args.run)} runs")
+        return 0
+    result = compare(args.results, args.baseline, preset)
+    print(render_comparison(result))
+    return 0 if result.passed else 1
 
 
 if __name__ == "__main__":

@@ -1,18 +1,20 @@
-"""The CI regression check: a preset's summary against a committed baseline, row by row.
+"""The CI regression check: a preset's results against a committed baseline, row by row.
 
 Two kinds of rows guard two different things (README, "Regression check"):
 - `fixed weights` rows (a `checkpoint:` in the preset) run inference with weights committed to the repository,
-  and the first-frame copy has none: the same code gives the same figures on any machine, up to float
-  rounding in inference. Their tolerance is tight.
+  and the first-frame copy has none: the same code gives nearly the same masks on any machine. They are held
+  to their global J&F, J and F and, frame by frame, to the reference run's J and F (the mean absolute
+  per-frame difference): a fault that leaves the means about where they were still changes many frames.
 - `trained` rows (a `training:` in the preset) train in the run itself. A short CPU training turns rounding
   differences (machine, thread count) into a different network, so these rows can only be held to the
-  spread measured over several seeds and thread counts.
+  spread of their global figures, measured over several seeds and thread counts.
 
-A baseline is written from several runs of the same preset (`python -m reports baseline --summary A.csv B.csv
-...`): each row's expected figure is the mean over the runs and its tolerance comes from their spread,
-max(3 standard deviations, max - min, the kind's floor), so the file states what was measured and what
-follows from it. A row that moved by more than its tolerance, or that the summary lacks, fails the check; rows
-the baseline does not know are listed but do not fail it."""
+A baseline is written from several runs of the same preset (`python -m reports baseline --run DIR ...`, each
+folder a run's results/<preset>/): each row's expected figure is the mean over the runs, its tolerance
+max(3 standard deviations, max - min, the kind's floor); the per-frame reference is the first run's, its
+tolerance 3 x the largest per-frame difference of another run from it (at least a floor). So the files state
+what was measured and what follows from it. A row that moved by more than its tolerance, or that the results
+lack, fails the check; rows the baseline does not know are listed but do not fail it."""
 
 from __future__ import annotations
 
@@ -28,14 +30,15 @@ import yaml
 from vos_datasets.fileio import atomic_write_text
 
 CHECKED = ("J&F-Mean", "J-Mean", "F-Mean")
+FRAME_MEASURES = ("J", "F")
 TRAINED, FIXED = "trained", "fixed weights"
-# Smallest tolerance (points) of each kind of row. Fixed-weight rows: float32 inference differs between
-# machines a little more than between thread counts of one machine (the only spread measurable on one
-# machine), so the floor keeps a margin over that spread; the faults the check must catch move these rows by
-# far more (README, "Regression check"). Trained rows have no floor: their spread is measured.
+# Smallest tolerances (points). Fixed-weight rows: float32 inference may differ between machines more than
+# between the thread counts of one machine (the only spread measurable on one machine), so a floor keeps a
+# margin; the faults the check must catch move these rows by far more (tests/regression/README.md). Trained
+# rows have no floor: their spread is measured.
 TOLERANCE_FLOOR = {FIXED: 0.25, TRAINED: 0.0}
-
-
+FRAME_TOLERANCE_FLOOR = 0.05
+FRAME_MARGIN = 3.0  # per-frame tolerance = this x the largest per-frame difference measured between runs
 @dataclass
 class Comparison:
     table: pd.DataFrame  # one line per (row, evaluation, measure)
@@ -46,6 +49,30 @@ class Comparison:
     @property
     def passed(self) -> bool:
         return not self.missing and bool((self.table["status"] == "ok").all())
+
+
+@dataclass
+class Run:
+    """One run of a preset: its results/<preset>/ folder (summary.csv, <evaluation>/<row>/scores/)."""
+
+    label: str
+    folder: Path
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        path = self.folder / "summary.csv"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no summary; run the preset's DAG first (results/<preset>/summary.csv)")
+        return pd.read_csv(path)
+
+    def frames(self, key: str) -> pd.DataFrame | None:
+        """Per-frame J and F (percent) of row@evaluation, indexed by (Sequence, Object, Frame); None if absent."""
+        row, evaluation = key.split("@")
+        path = self.folder / evaluation / row / "scores" / f"per-frame_results-{evaluation}.csv"
+        if not path.is_file():
+            return None
+        frame = pd.read_csv(path, dtype={"Sequence": str, "Frame": str})
+        return frame.set_index(["Sequence", "Object", "Frame"])[list(FRAME_MEASURES)] * 100
 
 
 def _figures(summary: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -61,59 +88,122 @@ def _round_up(value: float, step: float = 0.05) -> float:
     return round(math.ceil(value / step - 1e-9) * step, 2)
 
 
-def measured_rows(summaries: dict[str, pd.DataFrame], kinds: dict[str, str]) -> dict[str, dict]:
-    """Each row@evaluation's mean, spread and derived tolerance over the runs (label -> summary)."""
-    runs = {label: _figures(summary) for label, summary in summaries.items()}
-    keys = sorted(key for key in set().union(*(set(figures) for figures in runs.values()))
-                  if key.split("@")[0] in kinds)
+def frame_differences(now: pd.DataFrame, reference: pd.DataFrame) -> dict[str, float] | None:
+    """Mean absolute per-frame difference of J and F (points); None when the frames are not the same."""
+    if len(now) != len(reference) or not now.index.sort_values().equals(reference.index.sort_values()):
+        return None
+    difference = (now - reference.loc[now.index]).abs()
+    return {m: float(difference[m].mean()) for m in FRAME_MEASURES}
+
+
+def _global_entry(key: str, kind: str, runs: dict[str, dict[str, dict[str, float]]]) -> dict:
+    holding = [label for label, figures in runs.items() if key in figures]
+    if len(holding) < 2:
+        raise ValueError(f"{key}: in {len(holding)} run(s) ({holding}); a spread needs at least 2")
+    values = {m: np.array([runs[label][key][m] for label in holding]) for m in CHECKED}
+    for measure, array in values.items():
+        if np.isnan(array).any():
+            bad = [label for label, value in zip(holding, array, strict=True) if np.isnan(value)]
+            raise ValueError(f"{key}: {measure} is NaN in the runs {bad}; a baseline needs every figure")
+    sd = {m: float(np.std(v, ddof=1)) for m, v in values.items()}
+    spread = {m: float(v.max() - v.min()) for m, v in values.items()}
+    return {
+        "kind": kind,
+        "expected": {m: round(float(v.mean()), 3) for m, v in values.items()},
+        "tolerance": {m: _round_up(max(3 * sd[m], spread[m], TOLERANCE_FLOOR[kind])) for m in CHECKED},
+        "measured": {"runs": holding, "sd": {m: round(sd[m], 3) for m in CHECKED},
+                     "min": {m: round(float(v.min()), 3) for m, v in values.items()},
+                     "max": {m: round(float(v.max()), 3) for m, v in values.items()}},
+    }
+
+
+def _frames_entry(key: str, runs: list[Run]) -> tuple[dict, pd.DataFrame]:
+    """A fixed row's per-frame reference (the first run holding its frames) and tolerance."""
+    holding = [(run.label, frames) for run in runs if (frames := run.frames(key)) is not None]
+    if len(holding) < 2:
+        raise ValueError(f"{key}: per-frame scores in {len(holding)} run(s); a fixed row needs at least 2 "
+                         "(results/<preset>/<evaluation>/<row>/scores/per-frame_results-<evaluation>.csv)")
+    (reference_label, reference), others = holding[0], holding[1:]
+    measured = {}
+    for label, frames in others:
+        differences = frame_differences(frames, reference)
+        if differences is None:
+            raise ValueError(f"{key}: run {label} scored other frames than {reference_label}")
+        measured[label] = {m: round(v, 4) for m, v in differences.items()}
+    largest = {m: max(d[m] for d in measured.values()) for m in FRAME_MEASURES}
+    entry = {"reference_run": reference_label,
+             "tolerance": {m: _round_up(max(FRAME_MARGIN * largest[m], FRAME_TOLERANCE_FLOOR))
+                           for m in FRAME_MEASURES},
+             "measured": measured}
+    return entry, reference
+
+
+def measured_rows(runs: list[Run], kinds: dict[str, str]) -> tuple[dict[str, dict], pd.DataFrame]:
+    """Each row@evaluation's expected figures, spread and derived tolerances over the runs, and the per-frame
+    reference of the fixed rows (one table: row@evaluation, Sequence, Object, Frame, J, F)."""
+    figures = {run.label: _figures(run.summary) for run in runs}
+    keys = sorted(key for key in set().union(*(set(f) for f in figures.values())) if key.split("@")[0] in kinds)
     unmeasured = sorted(set(kinds) - {key.split("@")[0] for key in keys})
     if unmeasured:
         raise ValueError(f"rows {unmeasured} of the preset are in none of the runs given")
-    rows = {}
+    rows, references = {}, []
     for key in keys:
         kind = kinds[key.split("@")[0]]
-        holding = [label for label, figures in runs.items() if key in figures]
-        if len(holding) < 2:
-            raise ValueError(f"{key}: in {len(holding)} run(s) ({holding}); a spread needs at least 2")
-        values = {m: np.array([runs[label][key][m] for label in holding]) for m in CHECKED}
-        sd = {m: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for m, v in values.items()}
-        spread = {m: float(v.max() - v.min()) for m, v in values.items()}
-        rows[key] = {
-            "kind": kind,
-            "expected": {m: round(float(v.mean()), 3) for m, v in values.items()},
-            "tolerance": {m: _round_up(max(3 * sd[m], spread[m], TOLERANCE_FLOOR[kind])) for m in CHECKED},
-            "measured": {"runs": holding, "sd": {m: round(sd[m], 3) for m in CHECKED},
-                         "min": {m: round(float(v.min()), 3) for m, v in values.items()},
-                         "max": {m: round(float(v.max()), 3) for m, v in values.items()}},
-        }
-    return rows
+        rows[key] = _global_entry(key, kind, figures)
+        if kind == FIXED:
+            rows[key]["frames"], reference = _frames_entry(key, runs)
+            references.append(reference.round(6).reset_index().assign(key=key))
+    columns = ["key", "Sequence", "Object", "Frame", *FRAME_MEASURES]
+    return rows, pd.concat(references)[columns] if references else pd.DataFrame(columns=columns)
+
+
+def frames_file(baseline: str | Path) -> Path:
+    """The per-frame reference beside a baseline: <baseline>-frames.csv."""
+    baseline = Path(baseline)
+    return baseline.with_name(f"{baseline.stem}-frames.csv")
 
 
 BASELINE_HEADER = """\
-# CI regression baseline (README, "Regression check"), written by `make regression-baseline`.
-# Per row@evaluation: `expected` is the mean of J&F, J and F (percent) over the runs under `measured.runs`
-# (one run = the preset's DAG with one training seed at one thread count); `tolerance` (points, either
-# direction) = max(3 x the standard deviation over those runs, max - min, the kind's floor), rounded up to 0.05.
-# `fixed weights` rows run committed weights (tests/regression/weights/), floor {fixed}; `trained` rows train
-# in the run, no floor. `measured` keeps the spread the tolerance came from.
+# CI regression baseline (README, "Regression check"; measurements: tests/regression/README.md), written by
+# `make regression-baseline` from the runs under `made.runs` (one run = the preset's DAG with one training seed
+# at one thread count). Per row@evaluation: `expected` is the mean of J&F, J and F (percent) over the runs
+# under `measured.runs`; `tolerance` (points, either direction) = max(3 x the standard deviation over those
+# runs, max - min, the kind's floor), rounded up to 0.05: `fixed weights` rows (committed weights,
+# tests/regression/weights/) floor {fixed}, `trained` rows no floor. Fixed rows also have `frames`: the mean
+# absolute per-frame difference of J and F from the reference run's frames (in {frames_file}) may be at most
+# {margin} x the largest measured between runs, at least {frame_floor} points.
 """
 
 
-def write_baseline(summaries: dict[str, pd.DataFrame], preset: dict, hardware: str, out: str | Path,
-                   commit: str = "") -> None:
-    """The baseline of several runs of one preset (label -> summary), tolerances derived from their spread."""
-    names = sorted({name for summary in summaries.values() for name in summary["preset"].unique()})
+def write_baseline(runs: list[Run], preset: dict, hardware: str, out: str | Path, commit: str = "") -> None:
+    """The baseline of several runs of one preset, tolerances derived from their spread, and the fixed rows'
+    per-frame reference beside it."""
+    labels = [run.label for run in runs]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"two runs share a label (folder name): {labels}")
+    names = sorted({name for run in runs for name in run.summary["preset"].unique()})
+    rows, references = measured_rows(runs, row_kinds(preset))
     data = {
         "preset": names[0] if len(names) == 1 else names,
-        "made": {"date": dt.date.today().isoformat(), "hardware": hardware, "commit": commit,
-                 "runs": list(summaries)},
-        "rows": measured_rows(summaries, row_kinds(preset)),
+        "made": {"date": dt.date.today().isoformat(), "hardware": hardware, "commit": commit, "runs": labels},
+        "rows": rows,
     }
-    header = BASELINE_HEADER.format(fixed=TOLERANCE_FLOOR[FIXED])
+    header = BASELINE_HEADER.format(fixed=TOLERANCE_FLOOR[FIXED], frames_file=frames_file(out).name,
+                                    margin=FRAME_MARGIN, frame_floor=FRAME_TOLERANCE_FLOOR)
+    atomic_write_text(frames_file(out), references.to_csv(index=False))
     atomic_write_text(out, header + yaml.safe_dump(data, sort_keys=False))
 
 
-def compare(summary: pd.DataFrame, baseline_path: str | Path) -> Comparison:
+def _status(difference: float, tolerance: float) -> str:
+    if math.isnan(difference):
+        return "MISSING (NaN)"
+    return "ok" if abs(difference) <= tolerance else "REGRESSED" if difference < 0 else "IMPROVED"
+
+
+def compare(results: str | Path, baseline_path: str | Path, preset: dict | None = None) -> Comparison:
+    """A run's results folder (results/<preset>/) against the baseline; with the preset config, each baseline
+    row must still be of the kind it was measured as (a row switched between `training:` and `checkpoint:`
+    needs a new baseline)."""
     baseline_path = Path(baseline_path)
     if not baseline_path.is_file():
         raise FileNotFoundError(f"{baseline_path}: no regression baseline; make one with `make regression-baseline` "
@@ -121,7 +211,16 @@ def compare(summary: pd.DataFrame, baseline_path: str | Path) -> Comparison:
     baseline = yaml.safe_load(baseline_path.read_text())
     if not baseline.get("rows"):
         raise ValueError(f"{baseline_path}: the baseline lists no rows; nothing would be checked")
-    current = _figures(summary)
+    if preset is not None:
+        kinds = row_kinds(preset)
+        for key, entry in baseline["rows"].items():
+            kind = kinds.get(key.split("@")[0])
+            if kind is not None and kind != entry["kind"]:
+                raise ValueError(f"{baseline_path}: {key} was measured as a {entry['kind']!r} row but the preset "
+                                 f"now makes it a {kind!r} row; refresh the baseline (make regression-baseline)")
+    run = Run("now", Path(results))
+    current = _figures(run.summary)
+    references = None
     lines, missing = [], []
     for key, entry in baseline["rows"].items():
         if key not in current:
@@ -129,14 +228,25 @@ def compare(summary: pd.DataFrame, baseline_path: str | Path) -> Comparison:
             continue
         for measure in CHECKED:
             difference = current[key][measure] - entry["expected"][measure]
-            tolerance = entry["tolerance"][measure]
-            if math.isnan(difference):
-                status = "MISSING (NaN)"
-            else:
-                status = "ok" if abs(difference) <= tolerance else "REGRESSED" if difference < 0 else "IMPROVED"
             lines.append({"row@evaluation": key, "kind": entry["kind"], "measure": measure,
                           "baseline": entry["expected"][measure], "now": round(current[key][measure], 3),
-                          "difference": round(difference, 3), "tolerance": tolerance, "status": status})
+                          "difference": round(difference, 3), "tolerance": entry["tolerance"][measure],
+                          "status": _status(difference, entry["tolerance"][measure])})
+        if "frames" not in entry:
+            continue
+        if references is None:
+            references = pd.read_csv(frames_file(baseline_path), dtype={"Sequence": str, "Frame": str})
+        reference = references[references["key"] == key].set_index(["Sequence", "Object", "Frame"])
+        frames = run.frames(key)
+        differences = None if frames is None else frame_differences(frames, reference[list(FRAME_MEASURES)])
+        for measure in FRAME_MEASURES:
+            tolerance = entry["frames"]["tolerance"][measure]
+            value = float("nan") if differences is None else differences[measure]
+            status = ("MISSING (frames differ)" if differences is None
+                      else "ok" if value <= tolerance else "CHANGED")
+            lines.append({"row@evaluation": key, "kind": entry["kind"], "measure": f"per-frame |d{measure}|",
+                          "baseline": 0.0, "now": round(value, 3), "difference": round(value, 3),
+                          "tolerance": tolerance, "status": status})
     new = sorted(set(current) - set(baseline["rows"]))
     columns = ["row@evaluation", "kind", "measure", "baseline", "now", "difference", "tolerance", "status"]
     return Comparison(pd.DataFrame(lines, columns=columns), baseline_path, missing, new)
@@ -144,15 +254,15 @@ def compare(summary: pd.DataFrame, baseline_path: str | Path) -> Comparison:
 
 FAILED_ADVICE = """\
 What to do:
-- A failing `fixed weights` row (or the first-frame copy): inference computes something else than it did.
-  If your change did not mean to change inference, it is a regression: find it (the rows' per-sequence
-  figures are in results/ci/<evaluation>/<row>/scores/).
+- A failing `fixed weights` row (or the first-frame copy), in its means or frame by frame: inference computes
+  something else than it did. If your change did not mean to change inference, it is a regression: find it
+  (each row's per-sequence and per-frame figures are in results/ci/<evaluation>/<row>/scores/).
 - A failing `trained` row only: the training learns something else, beyond the spread measured over seeds and
   thread counts. Unintended: a regression in the training code or its data.
 - The change is intended (a fix that moves the figures): refresh the baseline with `make regression-baseline`
   (it reruns the preset over the seeds and thread counts and derives the tolerances again; about an hour on
   2 cores) and commit it with the change, saying in the commit which rows moved and why. If the networks'
-  parameters changed shape, refresh the fixed weights first: `make regression-weights`."""
+  parameters changed (names, shapes), refresh the fixed weights first: `make regression-weights`."""
 
 
 def render_comparison(result: Comparison) -> str:

@@ -115,6 +115,14 @@ def test_every_network_kind_tracks_every_frame_and_object(small_embedded, networ
             np.testing.assert_array_equal(given, sequence.read_mask(frame) == object_id)
 
 
+def test_a_network_file_without_the_variants_switches_is_refused(networks):
+    """A row that names its weights file (`checkpoint:`) gets its variant's switches checked at load time."""
+    wanted = {"label_encoder": False, "weight_predictor": False, "end_to_end": False}
+    build_method("lwl", {**SMALL, "checkpoint": str(networks["baseline"]), "network": wanted})
+    with pytest.raises(ValueError, match=r"full.pt: its network has \{'label_encoder': True"):
+        build_method("lwl", {**SMALL, "checkpoint": str(networks["full"]), "network": wanted})
+
+
 def test_box_initialisation_uses_only_the_box(small_embedded, networks, tmp_path):
     settings = {**SMALL, "checkpoint": str(networks["box"]), "box_init": True, "update_interval": 2,
                 "memory_learning_rate": 0.2, "first_weight_floor": None}

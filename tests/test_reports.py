@@ -14,7 +14,7 @@ from reports.__main__ import main as reports_main
 from reports.plots import caption, decay_curves, read_attributes
 from reports.provenance import dataset_fingerprint
 from reports.published import PUBLISHED_FILE, PublishedTableError, load_published
-from reports.regression import compare, render_comparison, write_baseline
+from reports.regression import Run, compare, frames_file, render_comparison, write_baseline
 from reports.render import evaluation_for, format_cell, render_paper_table, reproduced_value
 
 
@@ -106,60 +106,104 @@ REGRESSION_PRESET = {"rows": {"first-frame-copy": {}, "frtm-ours": {"training": 
                                "frtm-ours-fixed": {"checkpoint": "weights.pt"}}}
 
 
-def regression_runs() -> dict[str, pd.DataFrame]:
-    """Three runs: the trained row spreads over 3 points, the others are equal in every run."""
-    return {f"seed{seed}": summary_frame(first_frame_copy=("ci", 0.255, 50.0), frtm_ours=("ci", 0.470 + 0.015 * seed, 3.6),
-                                         frtm_ours_fixed=("ci", 0.5, 3.6))
-            for seed in range(3)}
+def write_run(folder, summary: pd.DataFrame, frame_shift: float = 0.0):
+    """A run's results folder: its summary and, for the rows without a training, per-frame scores (J, F of 4
+    frames; `frame_shift` moves the fixed row's frames in opposite directions, leaving its mean)."""
+    folder.mkdir(parents=True)
+    summary.to_csv(folder / "summary.csv", index=False)
+    for row in ("first-frame-copy", "frtm-ours-fixed"):
+        shift = frame_shift if row == "frtm-ours-fixed" else 0.0
+        scores = folder / "ci" / row / "scores"
+        scores.mkdir(parents=True)
+        pd.DataFrame({"Sequence": ["a", "a", "b", "b"], "Object": 1, "Frame": ["00001", "00002", "00001", "00002"],
+                      "J": [0.5 + shift, 0.5 - shift, 0.4, 0.6], "F": [0.5, 0.5, 0.4 - shift, 0.6 + shift]}
+                     ).to_csv(scores / "per-frame_results-ci.csv", index=False)
+    return Run(folder.name, folder)
+
+
+def regression_runs(tmp_path, shifts=(0.0, 0.0005, 0.0)) -> list:
+    """Three runs: the trained row's J&F spreads over 3 points, the fixed row's frames move by up to 0.05
+    points (its means not at all), the first-frame copy never moves."""
+    return [write_run(tmp_path / f"seed{seed}", summary_frame(first_frame_copy=("ci", 0.255, 50.0),
+                                                              frtm_ours=("ci", 0.470 + 0.015 * seed, 3.6),
+                                                              frtm_ours_fixed=("ci", 0.5, 3.6)), shifts[seed])
+            for seed in range(3)]
 
 
 def test_the_regression_baseline_derives_each_rows_tolerance_from_the_measured_spread(tmp_path):
     baseline = tmp_path / "baseline.yaml"
-    write_baseline(regression_runs(), REGRESSION_PRESET, "test machine", baseline, commit="abc")
+    write_baseline(regression_runs(tmp_path), REGRESSION_PRESET, "test machine", baseline, commit="abc")
     rows = yaml.safe_load(baseline.read_text())["rows"]
     trained, fixed = rows["frtm-ours@ci"], rows["frtm-ours-fixed@ci"]
     assert trained["kind"] == "trained" and fixed["kind"] == "fixed weights"
     assert trained["expected"]["J&F-Mean"] == pytest.approx(48.5)
     assert trained["measured"]["sd"]["J&F-Mean"] == pytest.approx(1.5)
     assert trained["tolerance"]["J&F-Mean"] == pytest.approx(4.5)  # 3 sd > max - min (3.0)
+    assert "frames" not in trained  # a training's frames move freely
     assert fixed["tolerance"]["J&F-Mean"] == pytest.approx(0.25)  # no spread: the floor
-    assert fixed["measured"]["runs"] == ["seed0", "seed1", "seed2"]
+    assert fixed["frames"]["reference_run"] == "seed0"
+    assert fixed["frames"]["measured"]["seed1"] == {"J": pytest.approx(0.025), "F": pytest.approx(0.025)}
+    assert fixed["frames"]["tolerance"] == {"J": pytest.approx(0.1), "F": pytest.approx(0.1)}  # 3 x, rounded up
+    assert rows["first-frame-copy@ci"]["frames"]["tolerance"] == {"J": 0.05, "F": 0.05}  # the floor
+    reference = pd.read_csv(frames_file(baseline))
+    assert len(reference) == 8 and set(reference["key"]) == {"first-frame-copy@ci", "frtm-ours-fixed@ci"}
     with pytest.raises(ValueError, match="a spread needs at least 2"):
-        write_baseline({"one": regression_runs()["seed0"]}, REGRESSION_PRESET, "m", tmp_path / "x.yaml")
-    without_fixed = {label: frame[frame["row"] != "frtm-ours-fixed"] for label, frame in regression_runs().items()}
-    with pytest.raises(ValueError, match="frtm-ours-fixed"):
-        write_baseline(without_fixed, REGRESSION_PRESET, "m", tmp_path / "x.yaml")
+        write_baseline(regression_runs(tmp_path / "one")[:1], REGRESSION_PRESET, "m", tmp_path / "x.yaml")
+    without_fixed = {"rows": {**REGRESSION_PRESET["rows"], "lwl-fixed": {"checkpoint": "w.pt"}}}
+    with pytest.raises(ValueError, match="lwl-fixed"):
+        write_baseline(regression_runs(tmp_path / "more"), without_fixed, "m", tmp_path / "x.yaml")
 
 
-def test_the_regression_check_holds_each_row_to_its_own_tolerance_and_says_what_to_do(tmp_path):
+def test_the_regression_check_holds_each_row_to_its_own_tolerance_and_says_what_to_do(tmp_path, capsys):
     baseline = tmp_path / "baseline.yaml"
-    write_baseline(regression_runs(), REGRESSION_PRESET, "test machine", baseline)
-    now = regression_runs()["seed0"]
-    assert compare(now, baseline).passed
-    moved = now.copy()
-    moved.loc[moved["row"] == "frtm-ours", "J&F-Mean"] = 0.445  # -4.0 points: inside the trained row's 4.5
-    assert compare(moved, baseline).passed
-    moved.loc[moved["row"] == "frtm-ours-fixed", "J&F-Mean"] = 0.497  # -0.3 points: outside the fixed row's 0.25
-    result = compare(moved, baseline)
+    write_baseline(regression_runs(tmp_path / "measured"), REGRESSION_PRESET, "test machine", baseline)
+    assert compare(regression_runs(tmp_path / "same")[1].folder, baseline).passed
+
+    def run_with(folder, frame_shift=0.0, **figures):
+        summary = summary_frame(first_frame_copy=("ci", 0.255, 50.0), frtm_ours=("ci", 0.470, 3.6),
+                                frtm_ours_fixed=("ci", 0.5, 3.6))
+        for row, value in figures.items():
+            summary.loc[summary["row"] == row.replace("_", "-"), "J&F-Mean"] = value
+        return write_run(tmp_path / folder, summary, frame_shift).folder
+
+    assert compare(run_with("trained-moved", frtm_ours=0.445), baseline).passed  # -4.0: inside the trained 4.5
+    result = compare(run_with("fixed-moved", frtm_ours_fixed=0.497), baseline)  # -0.3: outside the fixed 0.25
     assert not result.passed
     text = render_comparison(result)
     assert "FAILED" in text and "REGRESSED" in text and "frtm-ours-fixed@ci" in text and "-0.3" in text
     assert "make regression-baseline" in text and "a regression" in text  # both cases: defect, intended change
-    missing = compare(now[now["row"] == "frtm-ours"], baseline)
+    # a fault that leaves the fixed row's means where they were still moves its frames
+    frames_moved = compare(run_with("frames-moved", frame_shift=0.02), baseline)
+    changed = frames_moved.table[frames_moved.table["status"] != "ok"]
+    assert list(changed["measure"]) == ["per-frame |dJ|", "per-frame |dF|"]
+    assert changed["now"].tolist() == [pytest.approx(1.0), pytest.approx(1.0)]  # 2 of 4 frames moved 2 points
+    partial = run_with("partial")
+    (partial / "summary.csv").write_text(pd.read_csv(partial / "summary.csv").iloc[1:2].to_csv(index=False))
+    missing = compare(partial, baseline)
     assert not missing.passed and missing.missing == ["first-frame-copy@ci", "frtm-ours-fixed@ci"]
-    extra = pd.concat([now, summary_frame(lwl=("ci", 0.6, 3.0))])
-    assert compare(extra, baseline).passed and compare(extra, baseline).new == ["lwl@ci"]
-    summary_csv = tmp_path / "summary.csv"
-    moved.to_csv(summary_csv, index=False)
-    assert reports_main(["regress", "--summary", str(summary_csv), "--baseline", str(baseline)]) == 1
+    assert reports_main(["regress", "--results", str(run_with("cli", frtm_ours_fixed=0.497)),
+                         "--baseline", str(baseline)]) == 1
     preset = tmp_path / "ci.yaml"
     preset.write_text(yaml.safe_dump(REGRESSION_PRESET))
-    runs = []
-    for label, frame in regression_runs().items():
-        frame.to_csv(tmp_path / f"{label}.csv", index=False)
-        runs.append(str(tmp_path / f"{label}.csv"))
-    assert reports_main(["baseline", "--summary", *runs, "--preset-file", str(preset), "--out", str(baseline)]) == 0
+    runs = [str(run.folder) for run in regression_runs(tmp_path / "cli-runs")]
+    assert reports_main(["baseline", "--run", *runs, "--preset-file", str(preset), "--out", str(baseline)]) == 0
     assert yaml.safe_load(baseline.read_text())["made"]["runs"] == ["seed0", "seed1", "seed2"]
+    # a row that changed kind since the baseline was measured is refused, with what to do
+    switched = {"rows": {**REGRESSION_PRESET["rows"], "frtm-ours": {"checkpoint": "weights.pt"}}}
+    preset.write_text(yaml.safe_dump(switched))
+    capsys.readouterr()
+    assert reports_main(["regress", "--results", runs[0], "--baseline", str(baseline),
+                         "--preset-file", str(preset)]) == 2
+    assert "frtm-ours@ci was measured as a 'trained' row" in capsys.readouterr().err
+
+
+def test_a_baseline_refuses_runs_with_a_missing_figure(tmp_path):
+    runs = regression_runs(tmp_path)
+    summary = runs[1].summary
+    summary.loc[summary["row"] == "frtm-ours", "F-Mean"] = float("nan")
+    summary.to_csv(runs[1].folder / "summary.csv", index=False)
+    with pytest.raises(ValueError, match=r"frtm-ours@ci: F-Mean is NaN in the runs \['seed1'\]"):
+        write_baseline(runs, REGRESSION_PRESET, "m", tmp_path / "baseline.yaml")
 
 
 def test_decay_curves_bin_normalised_time():

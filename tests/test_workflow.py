@@ -127,7 +127,7 @@ def test_ci_preset_plans_its_rows(tmp_path, shared):
                      "training_seed=7")
     baseline = yaml.safe_load((REPO / "tests/regression/ci-baseline.yaml").read_text())
     for key in baseline["rows"]:
-        assert f"row={key.split('@')[0]}" in done.stdout, key
+        assert f"row={key.split('@')[0]} evaluation=" in done.stdout, key
     assert "tests/regression/weights/frtm-refiner.pt" in done.stdout
     assert done.stdout.count('"seed": 7') == 3  # the three trainings
     preset = yaml.safe_load((work / "config/presets/ci.yaml").read_text())

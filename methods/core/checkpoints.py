@@ -31,11 +31,14 @@ QUANTISED_MIN_VALUES = 1024
 
 def read_payload(path: str | Path) -> dict:
     """A weights file's payload as data only (weights_only=True), a fixed copy's weights restored to float32."""
-    raw = Path(path).read_bytes()
-    if raw[:2] == GZIP_MAGIC:
-        raw = gzip.decompress(raw)
-    payload = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-    quantised = payload.pop("quantised", None) if isinstance(payload, dict) else None
+    with open(path, "rb") as file:
+        compressed = file.read(2) == GZIP_MAGIC
+    source = io.BytesIO(gzip.decompress(Path(path).read_bytes())) if compressed else path
+    payload = torch.load(source, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path}: holds a {type(payload).__name__}, not a weights file's dict; give a file written by "
+                         "the training rule or `python -m methods fix-weights`")
+    quantised = payload.pop("quantised", None)
     if quantised:
         payload["state_dict"] = {**payload["state_dict"], **{
             name: (entry["q"].float() * entry["scale"].view(-1, *[1] * (entry["q"].dim() - 1)))
@@ -51,8 +54,9 @@ def _quantise(value: torch.Tensor) -> dict[str, torch.Tensor]:
 
 def _pretrained_backbone_state(payload: dict) -> dict[str, torch.Tensor]:
     from methods.core.backbones import build_backbone
+    from methods.lwl.networks import NetworkConfig
 
-    backbone = build_backbone(payload["network"]["backbone"])
+    backbone = build_backbone(NetworkConfig.from_dict(payload["network"]).backbone)
     return {BACKBONE_PREFIX + k: v for k, v in backbone.state_dict().items()}
 
 
@@ -72,7 +76,7 @@ def fix_weights(checkpoint: str | Path, out: str | Path) -> dict:
             backbone = "pretrained (left out)"
     large = {k for k, v in state.items()
              if v.is_floating_point() and v.dim() >= 2 and v.numel() >= QUANTISED_MIN_VALUES}
-    payload = {**payload, "fixed_from": str(checkpoint),
+    payload = {**payload, "fixed_from": Path(checkpoint).name,
                "state_dict": {k: v for k, v in state.items() if k not in large},
                "quantised": {k: _quantise(state[k]) for k in sorted(large)}}
     buffer = io.BytesIO()

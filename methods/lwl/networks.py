@@ -247,7 +247,8 @@ def save_network(path: str | Path, net: LWLNet, extra: dict | None = None) -> No
 
 def load_network(path: str | Path) -> LWLNet:
     """A trained LWL network from its file (data only: weights_only=True); its config and its backbone's
-    weights (fine-tuned in stage 2) come with it, so no ImageNet weights are downloaded or read."""
+    weights (fine-tuned in stage 2) come with it, except in a fixed copy that left out a pretrained backbone
+    (methods.core.checkpoints), whose backbone is built from its pretrained weights."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: trained LWL weights not found; run the training rule first "
@@ -260,8 +261,8 @@ def load_network(path: str | Path) -> LWLNet:
     pretrained_backbone = payload.get("backbone_state") == "pretrained"
     backbone = build_backbone(config.backbone, pretrained=pretrained_backbone)
     net = LWLNet(config, backbone=backbone)
-    missing, unexpected = net.load_state_dict(payload["state_dict"], strict=not pretrained_backbone)
-    if unexpected or any(not key.startswith("backbone.") for key in missing):
+    missing, unexpected = net.load_state_dict(payload["state_dict"], strict=False)
+    if unexpected or any(not (pretrained_backbone and key.startswith("backbone.")) for key in missing):
         raise ValueError(f"{path}: does not fit the network it describes (missing {missing[:3]}, "
                          f"unexpected {unexpected[:3]})")
     return net.eval()

@@ -12,6 +12,8 @@ from methods.core.settings import from_known_keys
 @dataclass
 class LWLSettings:
     checkpoint: str | None = None  # the trained network (the train rule's output)
+    # the switches the row's variant needs (E, W, end-to-end, box encoder), checked against the file's network
+    network: dict = field(default_factory=dict)
     crop_size: list[int] = field(default_factory=lambda: [480, 832])  # [H, W] of the search region
     search_area_scale: float = 5.0  # the region is 5x the target estimate
     init_iterations: int = 20  # N_init (inference)

@@ -54,6 +54,11 @@ class LWL:
         self.settings = LWLSettings.from_dict(settings)
         self.device = resolve_device(self.settings.device)
         self.net = load_network(self.settings.checkpoint).to(self.device)
+        built = asdict(self.net.config)
+        wrong = {key: built.get(key) for key, value in self.settings.network.items() if built.get(key) != value}
+        if wrong:
+            raise ValueError(f"{self.settings.checkpoint}: its network has {wrong}, but the variant needs "
+                             f"{self.settings.network}; give a network trained with those switches")
 
     def describe(self) -> dict:
         return {"settings": asdict(self.settings), "network": asdict(self.net.config), "device": str(self.device),

@@ -225,7 +225,10 @@ def row_settings(row):
     spec = config["rows"][row]
     settings = {}
     if spec.get("variant"):
-        settings.update(VARIANTS[spec["method"]][spec["variant"]].get("settings", {}))
+        variant = VARIANTS[spec["method"]][spec["variant"]]
+        settings.update(variant.get("settings", {}))
+        if variant.get("network"):  # LWL: the network's switches, checked against the weights file's
+            settings["network"] = variant["network"]
     settings.update(config.get("method_defaults", {}).get(spec["method"], {}))
     settings.update(spec.get("settings", {}))
     if row_weights(row):

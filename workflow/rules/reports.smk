@@ -97,8 +97,8 @@ rule plot_evaluation:
 
 rule provenance:
     input:
-        heads=[trained_head(training) for training in used_trainings()]
-        + sorted({spec["checkpoint"] for spec in config["rows"].values() if spec.get("checkpoint")}),
+        heads=sorted({trained_head(training) for training in used_trainings()}
+        | {row_weights(row) for row in config["rows"] if row_weights(row)}),
         datasets=[dataset_root(name) for name in used_datasets()],
     output:
         report(f"{REPORTS}/provenance.json", caption="../report/provenance.rst", category="Provenance"),
