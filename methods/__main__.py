@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "fix-weights":
         from .core.checkpoints import fix_weights
 
-        kept = fix_weights(args.checkpoint, args.out)
+        try:
+            kept = fix_weights(args.checkpoint, args.out)
+        except (ValueError, FileNotFoundError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
         print(f"{args.out}: {kept['tensors']} tensors ({kept['quantised']} as int8), {kept['bytes']} bytes, "
               f"backbone {kept['backbone']}")
         return 0

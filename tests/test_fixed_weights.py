@@ -84,3 +84,5 @@ def test_a_file_that_is_no_weights_file_is_refused(tmp_path):
     with pytest.raises(ValueError, match="other.pt: not an FRTM head or LWL network file"):
         fix_weights(tmp_path / "other.pt", tmp_path / "fixed.pt")
     assert not (tmp_path / "fixed.pt").exists()
+    assert methods_main(["fix-weights", "--checkpoint", str(tmp_path / "missing.pt"), "--out",
+                         str(tmp_path / "fixed.pt")]) == 1  # one line on stderr, no traceback
