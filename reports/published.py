@@ -32,6 +32,8 @@ class PublishedRow:
     # that ran on a column's evaluation fills the cell (e.g. LWL's DAVIS-fine-tuned row, else the main one)
     group: str | None = None
     flags: tuple[str, ...] = ()
+    released: tuple[str, ...] = ()  # the row(s) running the authors' released weights (`released_row:`),
+    # chosen per column like the candidates; their cells read "published / released / retrained"
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,19 @@ class Published:
     tables: dict[str, PublishedTable] = field(default_factory=dict)
 
     def reproduced_rows(self) -> set[str]:
+        """The retrained rows named by `row:`."""
         return {name for table in self.tables.values() for row in table.rows for name in row.candidates}
+
+    def released_rows(self) -> set[str]:
+        """The released-weights rows named by `released_row:`."""
+        return {name for table in self.tables.values() for row in table.rows for name in row.released}
+
+
+def _names(value: str | list | None) -> tuple[str, ...]:
+    """A `row:` / `released_row:` entry: one name or a list of them."""
+    if not value:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def parse_values(raw: list, where: str) -> tuple[tuple[float | None, ...], tuple[str | None, ...]]:
@@ -98,10 +112,12 @@ def load_published(path: str | Path = PUBLISHED_FILE) -> Published:
             source = row.get("source", spec["source"])
             if source not in sources:
                 raise PublishedTableError(f"{where}: row {row['label']!r} names unknown source {source!r}")
-            named = row.get("row") or []
+            candidates, released = _names(row.get("row")), _names(row.get("released_row"))
+            if released and not candidates:  # the cell compares released with retrained: both are needed
+                raise PublishedTableError(f"{where}: row {row['label']!r} has a released_row but no row")
             rows.append(PublishedRow(label=row["label"], values=values, printed=printed, source=source,
-                                     candidates=tuple([named] if isinstance(named, str) else named),
-                                     group=row.get("group"), flags=tuple(row.get("flags", ()))))
+                                     candidates=candidates, group=row.get("group"),
+                                     flags=tuple(row.get("flags", ())), released=released))
         if spec["source"] not in sources:
             raise PublishedTableError(f"{where}: unknown source {spec['source']!r}")
         tables[key] = PublishedTable(key=key, title=spec["title"], source=spec["source"], columns=columns,

@@ -91,19 +91,39 @@ def _number(value: float | None, metric: str) -> str:
     return f"{value:.1f}"
 
 
-def format_cell(published: float | None, reproduced: float | None, metric: str, has_row: bool,
-                ran: bool, printed: str | None = None) -> str:
-    """"published / reproduced (difference)" for a reproduced row; the published value alone otherwise.
-    `printed`: the published value as the paper prints it (default: the number as Python writes it)."""
-    shown = _published(published, printed)
-    if not has_row:
-        return shown
-    if not ran:
-        return f"{shown} / not run"
-    text = f"{shown} / {_number(reproduced, metric)}"
+def _versus(published: float | None, reproduced: float | None, metric: str) -> str:
+    """A reproduced value and its difference from the published one: "81.2 (−0.5)"."""
+    text = _number(reproduced, metric)
     if published is not None and reproduced is not None:
         text += f" ({reproduced - published:+.1f})".replace("-", "−")
     return text
+
+
+def format_cell(published: float | None, reproduced: float | None, metric: str, has_row: bool,
+                ran: bool, printed: str | None = None, released: str | None = None) -> str:
+    """"published / reproduced (difference)" for a reproduced row; the published value alone otherwise.
+    `printed`: the published value as the paper prints it (default: the number as Python writes it).
+    `released`: the released-weights part ("81.2 (−0.5)", see `_versus`), placed between the published and
+    the retrained value: "published / released / retrained"."""
+    shown = _published(published, printed)
+    if not has_row:
+        return shown
+    parts = [shown] if released is None else [shown, released]
+    return " / ".join([*parts, _versus(published, reproduced, metric) if ran else "not run"])
+
+
+def _part(summary: pd.DataFrame, candidates: tuple[str, ...], source: CellSource | None,
+          published: float | None, metric: str) -> tuple[str, bool]:
+    """The reproduced part of a cell from the first candidate that ran on the column's evaluation: the value
+    and its difference, or the run's status while it awaits the YouTube-VOS server's figures (then True)."""
+    if source is None:
+        return _versus(published, None, metric), False
+    name = chosen_row(summary, candidates, source.evaluation)
+    reproduced = reproduced_value(summary, name, source.evaluation, metric)
+    status = run_status(summary, name, source.evaluation)
+    if reproduced is None and status and status != "official server":
+        return status.split(" for ")[0], True
+    return _versus(published, reproduced, metric), False
 
 
 def render_paper_table(table: PublishedTable, published: Published, summary: pd.DataFrame,
@@ -134,25 +154,33 @@ def render_paper_table(table: PublishedTable, published: Published, summary: pd.
         label = row.label
         if row.source != table.source:
             label += f" [{published.sources[row.source]['short']}]"
-        if row.candidates:
-            label += " (row " + " / ".join(f"`{name}`" for name in row.candidates) + ")"
         ran = bool(row.candidates) and summary["row"].isin(row.candidates).any()
+        # the released-weights part only when such a row ran: presets without them render as before
+        released_ran = bool(row.released) and summary["row"].isin(row.released).any()
+        names = " / ".join(f"`{name}`" for name in row.candidates)
+        if released_ran:
+            label += (" (released row " + " / ".join(f"`{name}`" for name in row.released)
+                      + f"; retrained row {names})")
+        elif row.candidates:
+            label += f" (row {names})"
         cells = []
-        pending = False
         for column, source, value, text in zip(table.columns, sources, row.values, row.printed, strict=True):
-            reproduced = None
-            status = None
-            if row.candidates and source is not None:
-                name = chosen_row(summary, row.candidates, source.evaluation)
-                reproduced = reproduced_value(summary, name, source.evaluation, column.metric)
-                status = run_status(summary, name, source.evaluation)
-            if reproduced is None and status and status != "official server":
-                cells.append(f"{_published(value, text)} / {status.split(' for ')[0]}")
-                pending = True
+            if not row.candidates:
+                cells.append(_published(value, text))
+                continue
+            parts = [_published(value, text)]
+            if released_ran:
+                part, pending = _part(summary, row.released, source, value, column.metric)
+                parts.append(part)
+                any_pending = any_pending or pending
+            if ran:
+                part, pending = _part(summary, row.candidates, source, value, column.metric)
+                parts.append(part)
+                any_pending = any_pending or pending
             else:
-                cells.append(format_cell(value, reproduced, column.metric, bool(row.candidates), ran, text))
+                parts.append("not run")
+            cells.append(" / ".join(parts))
         lines.append("| " + " | ".join([label, *row.flags, *cells]) + " |")
-        any_pending = any_pending or pending
     lines.append("")
     if any_pending:
         lines += ["*Awaiting server:* YouTube-VOS valid has no public ground truth. Upload the row's "
@@ -191,18 +219,31 @@ def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict,
         "(LWL's Tables 2 and 3 print them as columns).",
         "",
     ]
+    released_rows = published.released_rows()
+    released = summary["row"].isin(released_rows)
+    if released.any():
+        lines += ["Where the authors' released weights ran (the row's label names a *released row*), a cell "
+                  "reads **published / released (released − published) / retrained (retrained − published)**: "
+                  "first the paper's number, then the authors' released checkpoint run through this suite's "
+                  "tracker (our inference on their weights), then the model trained here (our training and "
+                  "inference). A gap in the retrained value alone points at training, one in both at inference "
+                  "or evaluation (FRTM's released files are its CVPR 2020 version's, so set beside the arXiv "
+                  "rows they may differ by that too).", ""]
     for table in published.tables.values():
         lines += render_paper_table(table, published, summary, evaluations)
     lines += ["## Every reproduced row", "",
               "All DAVIS measures (x 100) of each row this preset ran; FPS is the mean over sequences of the "
-              "method's frames per second (PNG writing excluded).", ""]
+              "method's frames per second (PNG writing excluded)."
+              + (" Rows marked † run the authors' released weights (not trained here)." if released.any() else ""),
+              ""]
     for evaluation, group in summary.groupby("evaluation", sort=False):
         lines += [f"### {evaluation}", ""]
         header = ["Method", *SHOWN, "FPS", "Objects"]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
         for _, row in group.iterrows():
-            cells = [f"{row['label']} (`{row['row']}`)"] + [_number(100 * row[c], c) for c in SHOWN]
+            mark = " †" if row["row"] in released_rows else ""
+            cells = [f"{row['label']} (`{row['row']}`){mark}"] + [_number(100 * row[c], c) for c in SHOWN]
             objects = "–" if pd.isna(row["objects"]) else str(int(row["objects"]))
             cells += [_number(row["FPS"], "FPS"), objects]
             lines.append("| " + " | ".join(cells) + " |")

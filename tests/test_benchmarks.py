@@ -56,3 +56,26 @@ def test_stage_profile_counts_a_function_only_from_the_caller_its_stage_names():
     assert seconds["here"] >= 0.019 and seconds["there"] >= 0.039
     assert abs(seconds["here"] + seconds["there"] - seconds["all"]) < 1e-6
     assert seconds["absent"] == 0
+
+
+def test_gpu_check_quick_cpu_smoke_run_writes_every_row(tmp_path):
+    """The GPU check script works end to end (tiny CPU inputs) before anyone spends GPU time on it."""
+    from benchmarks.gpu_check import main as gpu_check
+
+    out = tmp_path / "RESULTS-gpu.md"
+    assert gpu_check(["--device", "cpu", "--quick", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "QUICK CPU SMOKE TEST" in text and "Weights: random" in text
+    for row in ("FRTM backbone only", "FRTM Ours (ResNet-101)", "FRTM Ours fast", "LWL backbone only", "LWL (",
+                "FRTM R (frtm-refiner)", "LWL stage 2 (lwl-stage2)"):
+        assert row in text
+    assert "| 0.00 |" not in text and "not run" not in text and "out of GPU memory" not in text
+
+
+def test_gpu_check_refuses_without_cuda(capsys):
+    from benchmarks.gpu_check import main as gpu_check
+
+    if torch.cuda.is_available():
+        return  # the refusal is for machines without a GPU
+    assert gpu_check(["--device", "cuda"]) == 2
+    assert "no CUDA device" in capsys.readouterr().err

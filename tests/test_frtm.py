@@ -214,3 +214,82 @@ def test_score_maps_are_saved_beside_the_masks(small_embedded, heads, tmp_path):
         run(method, dataset, tmp_path / "m3", progress=False, score_maps_dir=tmp_path / "s3", score_map_sequences=["nope"])
     with pytest.raises(ValueError, match="has no coarse score maps"):
         run(build_method("first_frame_copy"), dataset, tmp_path / "m2", progress=False, score_maps_dir=tmp_path / "s2")
+
+
+# --- behaviours of the released code (andr345/frtm-vos e994ac2) -----------------------------------------
+def test_target_init_follows_the_released_conv_default_and_can_be_the_papers():
+    from methods.frtm.target_model import TargetModel, TargetModelSettings
+
+    code = TargetModel(64, TargetModelSettings(channels=16), seed=3)
+    again = TargetModel(64, TargetModelSettings(channels=16), seed=3)
+    paper = TargetModel(64, TargetModelSettings(channels=16, init="kaiming_normal"), seed=3)
+    assert torch.equal(code.w1, again.w1) and torch.equal(code.w2, again.w2)  # seeded, deterministic
+    for w, fan_in in ((code.w1, 64), (code.w2, 16 * 9)):  # U(+-1/sqrt(fan_in)), nn.Conv2d's default
+        bound = fan_in**-0.5
+        assert w.abs().max() <= bound and w.abs().max() > 0.9 * bound
+        assert float(w.std()) == pytest.approx(bound / 3**0.5, rel=0.25)
+    assert float(paper.w1.std()) == pytest.approx((2 / 64) ** 0.5, rel=0.15)
+    with pytest.raises(ValueError, match="target_init"):
+        FRTMSettings.from_dict({"checkpoint": "x", "target_init": "xavier"})
+
+
+def test_a_label_below_10_pixels_neither_inserts_nor_optimises(monkeypatch):
+    """Released Discriminator.update returns before the insert AND before the optimisation; the frame
+    still counts towards the update interval (released frame_num counts every classified frame)."""
+    from methods.frtm import tracker as tracker_module
+
+    frtm = tracker_module.FRTM.__new__(tracker_module.FRTM)
+    frtm.settings = FRTMSettings.from_dict({"checkpoint": "x", "update_interval": 2})
+    updates = []
+    monkeypatch.setattr(frtm, "_update", lambda t: updates.append(t.tracked_frames), raising=False)
+    obj = tracker_module.ObjectTracker(1)
+    obj.memory = SampleMemory(4, 0.1)
+    obj.projected = torch.zeros(1, 2, 3, 3)
+    small = torch.zeros(1, 8, 8)
+    small[0, :3, :3] = 0.9  # 9 pixels > 0.5
+    big = small.clone()
+    big[0, 3, :4] = 0.9  # 13
+    frtm._remember("f1", [obj], big)  # tracked frame 1: insert, no optimisation (interval 2)
+    frtm._remember("f2", [obj], small)  # frame 2: optimisation due, but the label is too small
+    assert len(obj.memory) == 1 and updates == []
+    frtm._remember("f3", [obj], big)
+    frtm._remember("f4", [obj], big)  # frame 4: insert and optimise
+    assert len(obj.memory) == 3 and updates == [4]
+
+
+def test_d_only_head_starts_at_a_sensible_threshold_and_learns_one():
+    """ScaleOffsetHead starts at scale 10, offset -5 (threshold s = 0.5) and a short fit on D-like scores
+    (about 1 on the object, 0 elsewhere, noisy) keeps the threshold -offset/scale between them."""
+    from methods.frtm.networks import ScaleOffsetHead
+
+    head = ScaleOffsetHead()
+    assert -head.offset.item() / head.scale.item() == pytest.approx(0.5)
+    generator = torch.Generator().manual_seed(0)
+    labels = (torch.rand(4, 1, 16, 16, generator=generator) > 0.7).float()
+    scores = labels * 0.9 + 0.05 + 0.2 * torch.randn(labels.shape, generator=generator)
+    optimiser = torch.optim.Adam(head.parameters(), lr=0.05)
+    for _ in range(200):
+        logits = head({}, scores, (16, 16))
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    threshold = -head.offset.item() / head.scale.item()
+    assert 0.3 < threshold < 0.7 and head.scale.item() > 1
+
+
+def test_fine_tuning_keeps_batchnorm_statistics(heads):
+    """Base net + F-T: BatchNorm stays in eval mode while the head is fine-tuned on the first frame."""
+    from methods.frtm.tracker import fine_tune
+
+    channels = build_backbone("efficientnet_lite0", pretrained=False).channels
+    head = build_head("base_net", channels)
+    sizes = {4: 16, 8: 8, 16: 4, 32: 2}
+    generator = torch.Generator().manual_seed(0)
+    pyramid = {s: torch.randn(1, channels[s], n, n, generator=generator) for s, n in sizes.items()}
+    before = {k: v.clone() for k, v in head.state_dict().items() if "running" in k}
+    assert before
+    settings = FRTMSettings.from_dict({"checkpoint": "x", "head": "base_net", "fine_tune_iterations": 2})
+    fine_tune(head, pyramid, torch.ones(1, 64, 64), [pyramid], torch.ones(1, 64, 64), settings, seed=0)
+    after = head.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)

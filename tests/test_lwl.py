@@ -100,7 +100,7 @@ def test_baseline_cuts_the_graph_at_the_learner_and_the_others_do_not(networks):
         net(images, masks, 2, 1).sum().backward()
         assert (net.learner.reg.grad is not None and net.learner.reg.grad.abs() > 0) == reaches, name
         if net.mask_encoder is not None:
-            assert net.mask_encoder.label_head[0].weight.grad.abs().sum() > 0
+            assert net.mask_encoder.label_pred[0].weight.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("kind", ["full", "baseline", "label-generator"])
@@ -176,3 +176,48 @@ def test_bad_inputs_are_refused_naming_the_file(small_embedded, networks, tmp_pa
     method = build_method("lwl", {**SMALL, "checkpoint": str(networks["full"])})
     with pytest.raises(error, match=message):
         list(method.run_sequence(sequence))
+
+
+def test_memory_weights_follow_the_released_lwl_tracker():
+    """methods.core.memory rule "released" (released update_sample_weights): new weight = previous new weight /
+    (1 - eta); the first update divides the stored weights by (1 - eta) (lwl_ytvos) or gives the new sample 1
+    (lwl_boxinit `lower_init_weight`); the floor's arithmetic as released."""
+    from methods.core.memory import SampleMemory
+
+    ytvos = SampleMemory(4, 0.1, protect_first=True, first_weight_floor=0.25, rule="released")
+    ytvos.initialise([(torch.tensor(0.0),)], [1.0])
+    ytvos.add((torch.tensor(1.0),))
+    assert ytvos.filled_weights().tolist() == pytest.approx([1 / 0.9 / (1 / 0.9 + 0.1), 0.1 / (1 / 0.9 + 0.1)])
+    ytvos.add((torch.tensor(2.0),))
+    w = np.array([1 / 0.9, 0.1, 0.1 / 0.9]) / (1 / 0.9 + 0.1)
+    w[2] = w[1] / 0.9
+    assert ytvos.filled_weights().tolist() == pytest.approx((w / w.sum()).tolist())
+    for value in range(3, 12):  # full: the first frame is never replaced and keeps the floor
+        assert ytvos.add((torch.tensor(float(value)),)) != 0
+    assert float(ytvos.weights[0]) >= 0.25
+    fast = SampleMemory(3, 0.5, protect_first=True, first_weight_floor=0.25, rule="released")
+    fast.initialise([(torch.tensor(0.0),)], [1.0])
+    for value in range(1, 7):
+        fast.add((torch.tensor(float(value)),))
+    # the floor acted: first = 0.25, the others divided by (0.25 + their sum) as released: the total exceeds 1
+    assert float(fast.weights[0]) == pytest.approx(0.25) and float(fast.weights.sum()) > 1.01
+
+    box = SampleMemory(3, 0.2, rule="released", lower_init_weight=True)
+    box.initialise([(torch.tensor(0.0),)], [1.0])
+    box.add((torch.tensor(1.0),))
+    assert box.filled_weights().tolist() == pytest.approx([0.5, 0.5])
+    box.add((torch.tensor(2.0),))
+    slots = [box.add((torch.tensor(float(v)),)) for v in range(3, 6)]
+    assert 0 in slots  # without a floor the first frame is replaced once the memory is full
+    with pytest.raises(ValueError, match="exactly when it has a weight floor"):
+        SampleMemory(3, 0.1, protect_first=True, rule="released")
+
+
+def test_the_baseline_label_is_the_mask_area_averaged_onto_the_feature_grid():
+    net = LWLNet(NetworkConfig(**TINY_NETWORK, label_encoder=False, weight_predictor=False),
+                 backbone=build_backbone("efficientnet_lite0", pretrained=False))
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., :4, :6] = 1  # a quarter-covered cell is 0.25..., not a bilinear point sample
+    labels, weights = net.labels_and_weights(mask, (2, 2))
+    torch.testing.assert_close(labels[0, 0], torch.tensor([[24 / 256, 0.0], [0.0, 0.0]]))
+    assert torch.equal(weights, torch.ones_like(labels))

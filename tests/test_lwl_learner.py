@@ -74,14 +74,15 @@ def test_gradcheck_fails_when_the_graph_is_cut():
 
 
 def direct_steepest_descent(learner, tau, features, labels, weights, gammas, iterations):
-    """Eq. (4) as the released code writes it: x * tau recomputed at every iteration."""
-    gamma = gammas.view(-1, 1, 1, 1)
+    """Eq. (4) as the released code writes it: x * tau recomputed at every iteration; gamma multiplies the
+    residual (LWTLResidual), so it enters squared."""
+    w = gammas.view(-1, 1, 1, 1) * weights
     for _ in range(iterations):
         residual = learner.predict(tau, features) - labels
-        gradient = torch.nn.grad.conv2d_weight(features, tau.shape, gamma * weights**2 * residual, padding=1)
+        gradient = torch.nn.grad.conv2d_weight(features, tau.shape, w**2 * residual, padding=1)
         gradient = gradient + learner.regularisation * tau
-        direction = weights * learner.predict(gradient, features)
-        alpha = gradient.pow(2).sum() / ((gamma * direction.pow(2)).sum() + learner.regularisation * gradient.pow(2).sum())
+        direction = w * learner.predict(gradient, features)
+        alpha = gradient.pow(2).sum() / (direction.pow(2).sum() + learner.regularisation * gradient.pow(2).sum())
         tau = tau - alpha * gradient
     return tau
 

@@ -161,3 +161,73 @@ def test_the_training_probe_answers_bad_settings_with_a_usage_error(embedded, ca
         lwl_training_probe.main(["--config", json.dumps(tiny_config(embedded)), "--set", 'loss="dice"'])
     assert exit_info.value.code == 2
     assert "training settings: loss='dice'" in capsys.readouterr().err
+
+
+def test_test_frames_are_drawn_where_the_object_is_visible_after_the_train_frame():
+    """Released LWLSampler: test frames only among visible frames after the train frame, within Q' (widened
+    by 5 frames at a time until one is visible)."""
+    from methods.lwl.training import TrainingObject
+
+    frames = [f"{i:05d}" for i in range(40)]
+    visible = [0, 1, 2, 30, 31]  # a gap longer than the window after frame 2
+    obj = TrainingObject(sequence=None, object_id=1, frames=frames, visible=visible)
+    config = TrainingConfig(window=10, frames_per_sequence=4)
+    rng = random.Random(0)
+    for _ in range(200):
+        drawn = [frames.index(f) for f in draw_frames(obj, config, rng)]
+        base, tests = drawn[0], drawn[1:]
+        assert base in visible[:-1] and all(t in visible and t > base for t in tests), drawn
+        assert tests == sorted(tests)
+    lonely = TrainingObject(sequence=None, object_id=1, frames=frames, visible=[7])
+    assert draw_frames(lonely, config, rng) == [frames[7]] * 4
+
+
+def test_the_crop_box_is_jittered_per_axis_around_the_jittered_size():
+    """Released _get_jittered_box: each side gets its own exp(N(0, sigma)); the centre offset is
+    U(-1/2, 1/2) x factor x sqrt(jittered area)."""
+    from methods.lwl.crops import Box
+    from methods.lwl.training import jittered_box
+
+    box = Box(100.0, 50.0, 40.0, 10.0)
+    rng = random.Random(1)
+    boxes = [jittered_box(box, rng, 0.5, (5.5, 4.5)) for _ in range(500)]
+    aspects = [b.width / b.height for b in boxes]
+    assert np.std(np.log(aspects)) > 0.5  # per axis: the aspect ratio changes (sqrt(2) x 0.5 expected)
+    for b in boxes:
+        side = np.sqrt(b.width * b.height)
+        assert abs(b.cx - box.cx) <= 0.5 * 5.5 * side + 1e-9 and abs(b.cy - box.cy) <= 0.5 * 4.5 * side + 1e-9
+    assert max(abs(b.cx - box.cx) / np.sqrt(b.width * b.height) for b in boxes) > 2.0  # reaches the bound
+
+
+def test_the_training_forward_decodes_each_frame_of_all_sequences_in_one_call(embedded):
+    """Item 12: a decoder with batch statistics sees the S images of frame t together."""
+    job = LWLTrainingJob(TrainingConfig.from_dict(tiny_config(embedded, decoder_batch_statistics=True,
+                                                              predict_with_updated_model=True)))
+    net = job.build(torch.device("cpu")).train()
+    batches = []
+    net.decoder.register_forward_hook(lambda module, inputs, output: batches.append(output.shape[0]))
+    images = torch.rand(3, 4, 3, 64, 96) * 255
+    masks = torch.zeros(3, 4, 1, 64, 96)
+    masks[..., 20:40, 30:60] = 1
+    logits = net(images, masks, 2, 1)
+    assert batches == [3, 3, 3] and logits.shape == (9, 1, 64, 96)
+
+
+def test_box_encoder_training_keeps_the_decoder_and_its_statistics_frozen(embedded):
+    """Released LWLBoxNet.train: only B is in training mode, even where the decoder trained with batch
+    statistics; a training step leaves the decoder's running statistics as they were."""
+    job = LWLTrainingJob(TrainingConfig.from_dict(tiny_config(embedded, box_encoder=True, init_from="unused",
+                                                              decoder_batch_statistics=True)))
+    net = job.build(torch.device("cpu")).train()
+    assert net.box_encoder.training and not net.decoder.training and not net.mask_encoder.training
+    before = {k: v.clone() for k, v in net.decoder.state_dict().items()}
+    images = torch.rand(2, 1, 3, 64, 96) * 255
+    boxes = torch.zeros(2, 1, 1, 64, 96)
+    boxes[..., 20:40, 30:60] = 1
+    net(images, boxes, box_masks=boxes).sum().backward()
+    for key, value in net.decoder.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    net.train_only_box_encoder = False  # the check can fail: with batch statistics the decoder's move
+    net.train()
+    net(images, boxes, box_masks=boxes)
+    assert any(not torch.equal(v, before[k]) for k, v in net.decoder.state_dict().items() if "running" in k)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -14,15 +16,18 @@ def pixels(*columns):
 
 
 def test_frtm_hand_examples():
+    """Released Tracker.track: softmax over the ODDS (exp of p / (1 - p)), not the normalised odds (the
+    earlier version of this test, which encoded odds / sum(odds))."""
     p = pixels([0.9, 0.6], [0.4, 0.3], [0.2, 0.7], [0.4, 0.4])
     labels, soft = merge_frtm(p)
     # background min(1 - p): 0.1, 0.6, 0.3, 0.6; all p < 0.5 -> background
     assert labels.tolist() == [[1, 0, 2, 0]]
-    # pixel 0: odds bg 1/9, obj1 9, obj2 1.5 -> obj1 gets 9 / (1/9 + 9 + 1.5)
-    assert soft[0, 0, 0].item() == pytest.approx(9 / (1 / 9 + 9 + 1.5))
+    # pixel 0: odds bg 1/9, obj1 9, obj2 1.5 -> obj1 gets e^9 / (e^(1/9) + e^9 + e^1.5)
+    e = math.exp
+    assert soft[0, 0, 0].item() == pytest.approx(e(9) / (e(1 / 9) + e(9) + e(1.5)))
     assert soft[1, 0, 0].item() == 0
     # pixel 2: odds bg 3/7, obj1 1/4, obj2 7/3
-    assert soft[1, 0, 2].item() == pytest.approx((7 / 3) / (3 / 7 + 1 / 4 + 7 / 3))
+    assert soft[1, 0, 2].item() == pytest.approx(e(7 / 3) / (e(3 / 7) + e(1 / 4) + e(7 / 3)))
     assert soft[:, 0, 1].abs().sum() == 0 and soft[:, 0, 3].abs().sum() == 0
     assert labels.dtype == torch.int64
 
@@ -34,19 +39,25 @@ def test_frtm_clamps_extremes():
     assert soft[0, 0, 0].item() == pytest.approx(1.0)
 
 
-def test_frtm_single_object_thresholds():
-    p = torch.tensor([[[0.2, 0.5, 0.51, 1.0]]])
+def test_frtm_single_object_is_merged_too():
+    """Released: one object goes through the same merge (two-way softmax over the odds), so its stored
+    row is near binary and 0 where p <= 0.5 (the earlier version kept the raw p)."""
+    p = torch.tensor([[[0.2, 0.5, 0.51, 0.9, 1.0]]], dtype=torch.float64)
     labels, soft = merge_frtm(p)
-    assert labels.tolist() == [[0, 0, 1, 1]]
-    assert torch.equal(soft, p)
+    assert labels.tolist() == [[0, 0, 1, 1, 1]]
+    q = p.clamp(1e-7, 1 - 1e-7)
+    expected = torch.softmax(torch.cat([(1 - q) / q, q / (1 - q)]), 0)[1] * (labels == 1)
+    torch.testing.assert_close(soft[0], expected)
+    assert soft[0, 0, 3].item() > 0.9998  # p = 0.9 -> e^9 / (e^9 + e^(1/9))
+    assert soft[0, 0, 0].item() == 0 and soft[0, 0, 1].item() == 0
 
 
-def test_frtm_soft_equals_softmax_of_log_odds():
+def test_frtm_soft_equals_softmax_of_odds():
     g = torch.Generator().manual_seed(0)
     p = torch.rand(3, 8, 9, generator=g, dtype=torch.float64)
     labels, soft = merge_frtm(p)
     all_p = torch.cat([(1 - p).min(0, keepdim=True).values, p])
-    ref = torch.softmax(torch.log(all_p / (1 - all_p)), 0)
+    ref = torch.softmax(all_p / (1 - all_p), 0)
     for k in range(1, 4):
         region = labels == k
         torch.testing.assert_close(soft[k - 1][region], ref[k][region])
@@ -98,11 +109,13 @@ def test_lwl_extreme_logits_finite():
     assert labels.tolist() == [[1, 0, 1]]
 
 
-def test_lwl_single_object_thresholds():
+def test_lwl_single_object_goes_through_the_same_formula():
+    """As the released merge_results: background 1 - sigmoid(s), so the object's merged probability is
+    sigmoid(2 s) (what the tracker feeds back), and the label is still s > 0."""
     logits = torch.tensor([[[-2.0, 0.0, 0.1, 3.0]]])
     labels, probs = merge_lwl(logits)
     assert labels.tolist() == [[0, 0, 1, 1]]
-    torch.testing.assert_close(probs[1], torch.sigmoid(logits[0]))
+    torch.testing.assert_close(probs[1], torch.sigmoid(2 * logits[0]))
     torch.testing.assert_close(probs.sum(0), torch.ones(1, 4))
 
 

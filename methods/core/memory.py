@@ -5,9 +5,18 @@ gamma_i = gamma_{i-1} / (1 - eta) before the weights are normalised to sum to on
 stored weight decays by (1 - eta) and the new sample gets eta. When the memory is full, the sample with
 the smallest weight is replaced (empty slots weigh 0, so they fill first).
 
-FRTM: eta = 0.1, K_max = 80, the first-frame samples are not protected.
-LWL:  eta = 0.1 (the notes; the paper writes its decay as 0.9), K_max = 32, the first frame is never
-      replaced and keeps at least `first_weight_floor` (0.25) of the mass.
+Rule "decay" is the papers' description above. Rule "released" is what both released trackers compute
+(frtm-vos model/memory.py and pytracking's LWL `update_sample_weights`; FRTM: eta = 0.1, K_max = 80, the
+first-frame samples not protected; LWL: K_max = 32): the new sample's weight is the previously ADDED
+sample's weight / (1 - eta), the other weights stay, then all are normalised. Equal to
+"decay" only while empty slots are filled and no floor acts; it differs on the first update, where there
+is no previous sample: every stored weight is divided by (1 - eta) and the new one gets eta (lwl_ytvos:
+first frame 1 -> weights 0.917, 0.083, not 0.9, 0.1), or, with `lower_init_weight` (lwl_boxinit), the new
+sample gets 1 before normalising (0.5, 0.5). With a first-frame floor (lwl_ytvos: 0.25) the first frame is
+never replaced, and when its weight falls below the floor the weights are divided by (floor + the others'
+sum) and the first set to the floor (the released arithmetic: the total is then not exactly 1). Without a
+floor (lwl_boxinit: init_samples_minimum_weight 0) the first frame is replaced like any other once the
+memory is full.
 """
 
 from __future__ import annotations
@@ -18,12 +27,23 @@ import torch
 
 
 class SampleMemory:
+    RULES = ("decay", "released")
+
     def __init__(self, capacity: int, learning_rate: float, protect_first: bool = False,
-                 first_weight_floor: float | None = None) -> None:
+                 first_weight_floor: float | None = None, rule: str = "decay",
+                 lower_init_weight: bool = False) -> None:
         if capacity < 1:
             raise ValueError(f"memory capacity must be >= 1, got {capacity}")
         if not 0.0 < learning_rate < 1.0:
             raise ValueError(f"memory learning rate eta must be in (0, 1), got {learning_rate}")
+        if rule not in self.RULES:
+            raise ValueError(f"memory weight rule {rule!r}: one of {self.RULES}")
+        if rule == "released" and protect_first != (first_weight_floor is not None):
+            raise ValueError("the released LWL memory protects the first frame exactly when it has a weight floor")
+        self.rule = rule
+        self.lower_init_weight = lower_init_weight
+        self.previous_slot: int | None = None  # the slot the last added sample went to (rule "released")
+        self.initial_count = 0
         self.capacity = capacity
         self.learning_rate = learning_rate
         self.protect_first = protect_first
@@ -44,9 +64,14 @@ class SampleMemory:
         self.slots = list(samples) + [None] * (self.capacity - len(samples))
         self.weights = torch.zeros(self.capacity, dtype=torch.float64)
         self.weights[: len(samples)] = weights / weights.sum()
+        self.initial_count = len(samples)
+        self.previous_slot = None
 
     def add(self, sample: tuple[torch.Tensor, ...]) -> int:
-        """Insert a sample with weight eta after decaying the others by (1 - eta); returns its slot."""
+        """Insert a sample (rule "decay": with weight eta after decaying the others by (1 - eta); rule "released":
+        see the module docstring); returns its slot."""
+        if self.rule == "released":
+            return self._add_lwl(sample)
         candidates = self.weights.clone()
         if self.protect_first:
             candidates[0] = float("inf")
@@ -60,6 +85,32 @@ class SampleMemory:
             self.weights[0] = self.first_weight_floor
             if rest > 0:
                 self.weights[1:] *= (1.0 - self.first_weight_floor) / rest
+        return slot
+
+    def _add_lwl(self, sample: tuple[torch.Tensor, ...]) -> int:
+        """The released LWL tracker's update_sample_weights + update_memory, for one sample."""
+        weights, eta, first = self.weights, self.learning_rate, self.initial_count
+        filled = len(self)
+        if filled < self.capacity:
+            slot = filled  # fill in order
+        else:  # the lightest, not among the first-frame samples when they have a floor
+            start = first if self.first_weight_floor is not None else 0
+            slot = start + int(torch.argmin(weights[start:]))
+        if self.previous_slot is None:  # the first update
+            if self.lower_init_weight:
+                weights[slot] = 1.0
+            else:
+                weights /= 1.0 - eta
+                weights[slot] = eta
+        else:
+            weights[slot] = weights[self.previous_slot] / (1.0 - eta)
+        weights /= weights.sum()
+        floor = self.first_weight_floor
+        if floor is not None and weights[:first].sum() < floor:
+            weights /= floor + weights[first:].sum()
+            weights[:first] = floor / first
+        self.previous_slot = slot
+        self.slots[slot] = sample
         return slot
 
     def stacked(self, field: int) -> torch.Tensor:

@@ -7,15 +7,22 @@ R turns a coarse target score map ``s`` (FRTM: the 1-channel output of the targe
     TSE (target segmentation encoder) -> RRB (residual refinement block) -> CAB (channel attention block,
     fusing the "deeper" map) -> RRB
 
-and an upsampler at the end. The deeper map of the deepest level is the global average pool of its own TSE
-output; every other level gets the previous level's output. LWL's variant (score_channels=16, per-level
-``widths``, a 1x1 conv + ReLU projection of the deeper map between levels) is the same class with other
+and an upsampler at the end. The deeper map of the deepest level is the global average pool of its TSE's
+reduced features (the 1x1 convs, before the scores join: released SegNetwork / LWTLDecoder); every other
+level gets the previous level's output. LWL's variant (score_channels=16, per-level ``widths``, a 1x1 conv
++ ReLU projection of the deeper map between levels, its own upsampler) is the same class with other
 constructor options.
+
+The module computes what the released networks compute (frtm-vos `model/seg_network.py: SegNetwork`,
+pytracking `ltr/models/lwl/decoder.py: LWTLDecoder`), and `load_official_state_dict` takes their weights
+by their own key names (tests/test_official_refinement.py checks both against the official fixtures).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -33,8 +40,8 @@ def _resize(x: torch.Tensor, size: Sequence[int], mode: str = "bilinear") -> tor
 class TargetSegmentationEncoder(nn.Module):
     """TSE: fuses one level's backbone features with the coarse target scores.
 
-    features -> 1x1 conv(C->W) -> ReLU -> 1x1 conv(W->W); concatenated with the scores bilinearly resized to
-    the level's size (W+S channels); -> three 3x3 convs with ReLU (W+S -> W+S -> W+S -> W).
+    features -> 1x1 conv(C->W) -> ReLU -> 1x1 conv(W->W) ("reduce"); concatenated with the scores bilinearly
+    resized to the level's size (W+S channels); -> three 3x3 convs with ReLU (W+S -> W+S -> W+S -> W).
     Features of batch 1 are expanded to the batch of the scores after the 1x1 reduction (one frame, N objects).
     """
 
@@ -47,11 +54,14 @@ class TargetSegmentationEncoder(nn.Module):
             *(_conv(mixed, width, 3), nn.ReLU()),
         )
 
-    def forward(self, features: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fused map (B, W, h, w) and the global context of the reduced features (B, W, 1, 1), which the
+        deepest level's CAB reads (released TSE: `hpool` pools `reduce(ft)`, not the fused output)."""
         x = self.reduce(features)
         if x.shape[0] != scores.shape[0]:
             x = x.expand(scores.shape[0], -1, -1, -1)
-        return self.mix(torch.cat([x, _resize(scores, x.shape[-2:])], dim=1))
+        context = x.mean((2, 3), keepdim=True)
+        return self.mix(torch.cat([x, _resize(scores, x.shape[-2:])], dim=1)), context
 
 
 class ResidualRefinementBlock(nn.Module):
@@ -87,27 +97,63 @@ class ChannelAttentionBlock(nn.Module):
         return shallow * self.attention(pooled) + _resize(deeper, shallow.shape[-2:])
 
 
-class Upsampler(nn.Module):
-    """The upsampler closing R: x2 bicubic -> 3x3 conv(W->W/2) -> ReLU -> x2 bicubic -> bilinear resize to
-    the image size -> 3x3 conv(W/2->1), giving logits.
+# Taps of the x2 bicubic kernel (a = -0.75) of the released FRTM upsampler (`PyrUpBicubic2d`): output pixels
+# sit a quarter pixel from the source grid, on one side (even outputs) or the other (odd outputs).
+def _bicubic_taps(offset: float) -> torch.Tensor:
+    x = (offset + torch.arange(-1, 3, dtype=torch.float64)).abs()
+    a = -0.75
+    near = ((a + 2) * x - (a + 3)) * x * x + 1
+    far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return torch.where(x < 1, near, torch.where(x < 2, far, torch.zeros_like(x))).float()
 
-    FRTM uses its own bicubic kernel (a = -0.75, replicate padding). We use F.interpolate(mode="bicubic",
-    align_corners=False), also a = -0.75; it clamps source indices at the border, which we checked equals
-    replicate padding at half-pixel sample positions. Any remaining difference from the official op (sample
-    phase at the border) is small but means official weights may give slightly different outputs.
+
+_PYRAMID_UP_TAPS = (_bicubic_taps(-0.25), _bicubic_taps(-0.75))
+
+
+def pyramid_up_bicubic(x: torch.Tensor) -> torch.Tensor:
+    """x2 bicubic upsampling as the released FRTM computes it (`PyrUpBicubic2d`): replicate padding by 2,
+    the even- and odd-phase 4-tap kernels along each axis, phases interleaved, one pixel cropped per side.
+    (N, C, H, W) -> (N, C, 2H, 2W). Written separably (rows, then columns); the released op convolves with
+    the 4x4 outer products, the same sums in another order."""
+    n, c, h, w = x.shape
+    t = F.pad(x, (2, 2, 2, 2), mode="replicate").reshape(n * c, 1, h + 4, w + 4)
+    even, odd = (taps.to(x) for taps in _PYRAMID_UP_TAPS)
+    rows = torch.stack([F.conv2d(t, k.view(1, 1, 4, 1)) for k in (even, odd)], dim=3)  # (NC, 1, H+1, 2, W+4)
+    t = rows.reshape(n * c, 1, 2 * (h + 1), w + 4)
+    columns = torch.stack([F.conv2d(t, k.view(1, 1, 1, 4)) for k in (even, odd)], dim=4)  # (..., W+1, 2)
+    t = columns.reshape(n, c, 2 * (h + 1), 2 * (w + 1))
+    return t[:, :, 1:-1, 1:-1]
+
+
+UPSAMPLERS = ("frtm", "lwl")
+
+
+class Upsampler(nn.Module):
+    """The upsampler closing R: x2 upsampling -> 3x3 conv(W->W/2) -> ReLU -> upsampling -> 3x3 conv(W/2->1),
+    giving logits at the image size. The two released networks upsample differently:
+
+    - "frtm" (frtm-vos `BackwardCompatibleUpsampler`): `pyramid_up_bicubic` (x2), conv1, ReLU,
+      `pyramid_up_bicubic` (x2), a BILINEAR resize to the image size, conv2;
+    - "lwl" (pytracking `Upsampler`): F.interpolate bicubic to twice the size, conv1, ReLU, F.interpolate
+      bicubic straight to the image size, conv2 (align_corners=False throughout).
     """
 
-    def __init__(self, in_channels: int, mid_channels: int | None = None) -> None:
+    def __init__(self, in_channels: int, mid_channels: int | None = None, kind: str = "frtm") -> None:
         super().__init__()
+        if kind not in UPSAMPLERS:
+            raise ValueError(f"upsampler {kind!r}: choose one of {UPSAMPLERS}")
+        self.kind = kind
         mid_channels = mid_channels or max(in_channels // 2, 1)
         self.conv1 = _conv(in_channels, mid_channels, 3)
         self.conv2 = _conv(mid_channels, 1, 3)
 
     def forward(self, x: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
-        x = F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
+        if self.kind == "frtm":
+            x = F.relu(self.conv1(pyramid_up_bicubic(x)))
+            return self.conv2(_resize(pyramid_up_bicubic(x), image_size))
+        x = F.interpolate(x, size=(2 * x.shape[-2], 2 * x.shape[-1]), mode="bicubic", align_corners=False)
         x = F.relu(self.conv1(x))
-        x = F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
-        return self.conv2(_resize(x, image_size))
+        return self.conv2(_resize(x, image_size, mode="bicubic"))
 
 
 class RefinementNetwork(nn.Module):
@@ -121,6 +167,7 @@ class RefinementNetwork(nn.Module):
     project_between_levels: LWL's 1x1 conv + ReLU applied to the deeper map before each level after the
         first (width of the previous level -> width of this one); when on, it is there for every transition,
         equal widths included.
+    upsampler: "frtm" or "lwl", the released networks' two upsamplers (see Upsampler).
     """
 
     def __init__(
@@ -129,6 +176,7 @@ class RefinementNetwork(nn.Module):
         score_channels: int = 1,
         widths: Sequence[int] | None = None,
         project_between_levels: bool = False,
+        upsampler: str = "frtm",
     ) -> None:
         super().__init__()
         self.level_channels = list(level_channels)
@@ -154,7 +202,7 @@ class RefinementNetwork(nn.Module):
             if project_between_levels
             else None
         )
-        self.upsampler = Upsampler(self.widths[-1])
+        self.upsampler = Upsampler(self.widths[-1], kind=upsampler)
 
     def forward(
         self, features: Sequence[torch.Tensor], scores: torch.Tensor, image_size: tuple[int, int]
@@ -174,11 +222,54 @@ class RefinementNetwork(nn.Module):
             )
         deeper = None
         for i, level in enumerate(features):
-            x = self.tse[i](level, scores)
+            x, context = self.tse[i](level, scores)
             if i == 0:
-                deeper = x.mean((2, 3), keepdim=True)
+                deeper = context
             elif self.project is not None:
                 deeper = self.project[i - 1](deeper)
             x = self.cab[i](self.rrb_in[i](x), deeper)
             deeper = self.rrb_out[i](x)
         return self.upsampler(deeper, image_size)
+
+    # --- the released networks' weights ------------------------------------------------------------
+    def load_official_state_dict(self, state: dict[str, torch.Tensor], level_names: Sequence[str]) -> None:
+        """Load weights named as the released networks name them (frtm-vos SegNetwork, pytracking
+        LWTLDecoder), without their `refiner.` / `decoder.` prefix, e.g. "TSE.layer5.reduce.0.weight".
+        level_names: the released names of this network's levels, deepest first (FRTM: layer5..layer2,
+        LWL: layer4..layer1). Every key must match, both ways; a mismatch names the keys."""
+        if len(level_names) != len(self.tse):
+            raise ValueError(f"{len(level_names)} level names for {len(self.tse)} levels")
+        renamed = {_official_key(key, list(level_names)): key for key in self.state_dict()}
+        missing = sorted(set(renamed) - set(state))
+        unexpected = sorted(set(state) - set(renamed))
+        if missing or unexpected:
+            raise ValueError(f"released refinement weights do not fit this network: missing {missing[:4]}, "
+                             f"unexpected {unexpected[:4]} ({len(missing)} / {len(unexpected)} in all)")
+        self.load_state_dict({ours: state[theirs] for theirs, ours in renamed.items()})
+
+
+@lru_cache(maxsize=1)
+def _official_names() -> list[tuple[re.Pattern, str]]:
+    """Our parameter paths -> the released ones ({L}: the level's released name, {P}: the level after the
+    projection's)."""
+    return [(re.compile(pattern), template) for pattern, template in [
+        (r"tse\.(\d+)\.reduce\.(.+)", "TSE.{L}.reduce.{rest}"),
+        (r"tse\.(\d+)\.mix\.(.+)", "TSE.{L}.transform.{rest}"),
+        (r"rrb_in\.(\d+)\.conv1x1\.(.+)", "RRB1.{L}.conv1x1.{rest}"),
+        (r"rrb_in\.(\d+)\.residual\.(.+)", "RRB1.{L}.bblock.{rest}"),
+        (r"cab\.(\d+)\.attention\.(.+)", "CAB.{L}.convreluconv.{rest}"),
+        (r"rrb_out\.(\d+)\.conv1x1\.(.+)", "RRB2.{L}.conv1x1.{rest}"),
+        (r"rrb_out\.(\d+)\.residual\.(.+)", "RRB2.{L}.bblock.{rest}"),
+        (r"project\.(\d+)\.(.+)", "proj.{P}.{rest}"),
+        (r"upsampler\.()(.+)", "project.{rest}"),
+    ]]
+
+
+def _official_key(key: str, level_names: list[str]) -> str:
+    for pattern, template in _official_names():
+        match = pattern.fullmatch(key)
+        if match:
+            index = int(match.group(1)) if match.group(1) else 0
+            names = level_names + [""]
+            return template.format(L=names[index], P=names[index + 1], rest=match.group(2))
+    raise KeyError(f"no released name for refinement parameter {key!r}")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from methods.core.backbones import BACKBONES, target_feature_scale
 from methods.core.settings import from_known_keys
 from methods.frtm.networks import HEADS
-from methods.frtm.target_model import TargetModelSettings
+from methods.frtm.target_model import TARGET_INITS, TargetModelSettings
 
 
 @dataclass
@@ -31,6 +31,9 @@ class FRTMSettings:
     preconditioner: list[float] = field(default_factory=lambda: [1e-4, 1e-2])
     kappa_min: float = 0.1
     pixel_weighting: bool = True
+    target_init: str = "code"  # D's initial weights: code (U(+-1/sqrt(fan_in)), released) | kaiming_normal (paper)
+    cg_forgetting_rate: float = 750  # CG state carried with factor 0.9^rate (released evaluate.py: 750)
+    target_upsampling: str = "matrix"  # U in D's loss: matrix (faster) | interpolate (the released op)
     target_feature_scale: float | None = None  # None: the backbone's (backbones.TARGET_FEATURE_SCALE)
     update: bool = True  # False: "Ours - no update" and D-only
     # Base net + F-T (Table 1): first-frame fine-tuning
@@ -72,6 +75,10 @@ class FRTMSettings:
              f"preconditioner={self.preconditioner}: two positive values")
         need(self.target_feature_scale is None or self.target_feature_scale > 0,
              f"target_feature_scale={self.target_feature_scale}: must be > 0, or null for the backbone's")
+        need(self.target_init in TARGET_INITS, f"target_init={self.target_init!r}: choose one of {list(TARGET_INITS)}")
+        need(self.cg_forgetting_rate >= 0, f"cg_forgetting_rate={self.cg_forgetting_rate}: must be >= 0")
+        need(self.target_upsampling in ("matrix", "interpolate"),
+             f"target_upsampling={self.target_upsampling!r}: matrix or interpolate")
         need(0 < self.kappa_min < 1, f"kappa_min={self.kappa_min}: must be in (0, 1)")
         need(self.fine_tune_iterations >= 0 and self.fine_tune_batch >= 1, "fine_tune_*: iterations >= 0, batch >= 1")
         need(self.fine_tune_iterations == 0 or self.head == "base_net",
@@ -86,7 +93,8 @@ class FRTMSettings:
             channels=self.target_channels, regularisation=tuple(self.regularisation),
             preconditioner=tuple(self.preconditioner), init_cg_iterations=tuple(self.init_cg_iterations),
             update_cg_iterations=self.update_cg_iterations, kappa_min=self.kappa_min,
-            pixel_weighting=self.pixel_weighting, feature_scale=self.resolved_feature_scale())
+            pixel_weighting=self.pixel_weighting, feature_scale=self.resolved_feature_scale(),
+            init=self.target_init, cg_forgetting_rate=self.cg_forgetting_rate, upsampling=self.target_upsampling)
 
     def resolved_feature_scale(self) -> float:
         if self.target_feature_scale is not None:

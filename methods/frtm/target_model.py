@@ -13,7 +13,10 @@ and linear, and A_h, A_w are F.interpolate's own weights (read off by interpolat
 the result equals F.interpolate to float rounding. Why: on the CPU, F.interpolate's backward at the label
 size took about a fifth of FRTM's inference time (Gauss-Newton runs it twice per CG iteration over up to
 80 full-resolution samples); with the matrix form Ours' updates cost 65 instead of 102 ms a frame and Ours
-runs at 4.95 instead of 4.16 FPS (240x432, 2 CPU threads; benchmarks/RESULTS-speed.md).
+runs at 4.95 instead of 4.16 FPS (240x432, 2 CPU threads; benchmarks/RESULTS-speed.md). Setting
+`upsampling: interpolate` uses F.interpolate itself, as the released code: the 10-iteration CG solves
+amplify a rounding difference of 1e-16 to ~1e-3 (the released code itself differs by 1e-2 between thread
+counts), so only that path reproduces the released float64 numbers to ~1e-15 (tests/test_official_frtm.py).
 
 Decisions (see docs/frtm.md and METHODS.md §1.2):
 - Pixel weights v: the paper prints kappa = min(kappa_min, kappa_hat), which would down-weight large
@@ -22,7 +25,15 @@ Decisions (see docs/frtm.md and METHODS.md §1.2):
   v enters the residual as the square root of the mass ratio, so that ||v . r||^2 weighs each pixel by it.
 - Regularisation: the released code puts lambda_j w_j (no square root) into the residuals with
   lambda = (1e-4, 1e-2); we keep the paper's sqrt(lambda_j) w_j and set lambda = (1e-8, 1e-4), the same loss.
-- Initialisation: Kaiming normal (paper §3.5), from a generator seeded per object (deterministic runs).
+- Initialisation (setting `init`): "code" (default), the released code's nn.Conv2d default,
+  kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)); "kaiming_normal", the paper's words (§3.5). Either is
+  drawn from our own generator seeded per object (deterministic runs); the released code draws from the
+  global RNG before seeding it. Why the code's: Kaiming normal has sqrt(6) the spread per layer (first
+  scores ~6x larger) and the five Gauss-Newton steps stop far from the optimum (blackswan, K=20, 240x432:
+  loss 1407 against 1000 with the code's init; converged 955). `initial_weights` starts from given (w1, w2) instead.
+- CG carries its state across Gauss-Newton steps and updates with the forgetting factor
+  0.9^cg_forgetting_rate (methods.core.gauss_newton): 750 at inference (a restart in practice), 75 in the
+  released training's target models.
 """
 
 from __future__ import annotations
@@ -33,7 +44,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from methods.core.gauss_newton import GaussNewtonCG
+from methods.core.gauss_newton import GaussNewtonCG, forgetting_factor
 
 MIN_FOREGROUND_PIXELS = 10  # below this the label counts as empty (released code)
 
@@ -82,20 +93,43 @@ class TargetModelSettings:
     kappa_min: float = 0.1
     pixel_weighting: bool = True
     feature_scale: float = 1.0  # features are multiplied by this before w1 (backbones.TARGET_FEATURE_SCALE)
+    init: str = "code"  # initial w1, w2: "code" U(+-1/sqrt(fan_in)) (released) | "kaiming_normal" (paper)
+    cg_forgetting_rate: float = 750  # CG state carried with factor 0.9^rate (released: 750 inference, 75 train)
+    upsampling: str = "matrix"  # U: "matrix" (faster, see the module doc) | "interpolate" (F.interpolate, released)
+
+
+TARGET_INITS = ("code", "kaiming_normal")
 
 
 class TargetModel:
     """The online-trained target model of one object."""
 
     def __init__(self, in_channels: int, settings: TargetModelSettings, seed: int = 0,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu",
+                 initial_weights: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        """`initial_weights` (w1 (c, C, 1, 1), w2 (1, c, 3, 3)): start from these (any float dtype) instead
+        of drawing them (e.g. the official fixture's); otherwise drawn per `settings.init` from a generator
+        seeded with `seed`."""
         self.settings = settings
+        self._update_optimiser: GaussNewtonCG | None = None  # created by the first update, then kept
+        if initial_weights is not None:
+            w1, w2 = (w.detach().clone() for w in initial_weights)
+            if w1.shape != (settings.channels, in_channels, 1, 1) or w2.shape != (1, settings.channels, 3, 3):
+                raise ValueError(f"initial weights of shapes {tuple(w1.shape)}, {tuple(w2.shape)} do not fit "
+                                 f"c={settings.channels} and {in_channels} input channels")
+            self.w1, self.w2 = w1.to(device), w2.to(device)
+            return
         generator = torch.Generator().manual_seed(seed)
         w1 = torch.empty(settings.channels, in_channels, 1, 1)
         w2 = torch.empty(1, settings.channels, 3, 3)
-        # Kaiming normal (fan_in, gain sqrt(2)) drawn from our own generator
-        w1.normal_(0.0, (2.0 / in_channels) ** 0.5, generator=generator)
-        w2.normal_(0.0, (2.0 / (settings.channels * 9)) ** 0.5, generator=generator)
+        for w in (w1, w2):
+            fan_in = w[0].numel()
+            if settings.init == "code":  # nn.Conv2d's default: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in))
+                w.uniform_(-fan_in**-0.5, fan_in**-0.5, generator=generator)
+            elif settings.init == "kaiming_normal":  # fan_in, gain sqrt(2)
+                w.normal_(0.0, (2.0 / fan_in) ** 0.5, generator=generator)
+            else:
+                raise ValueError(f"target model init={settings.init!r}: choose one of {TARGET_INITS}")
         self.w1, self.w2 = w1.to(device), w2.to(device)
 
     # --- model -------------------------------------------------------------------------------------
@@ -111,9 +145,13 @@ class TargetModel:
         return self.scores_from_projection(self.project(features))
 
     # --- residuals ---------------------------------------------------------------------------------
-    @staticmethod
-    def _data_residuals(scores: torch.Tensor, labels: torch.Tensor, residual_weights: torch.Tensor) -> torch.Tensor:
-        return ((upsample_bilinear(scores, tuple(labels.shape[-2:])) - labels) * residual_weights).flatten()
+    def _data_residuals(self, scores: torch.Tensor, labels: torch.Tensor, residual_weights: torch.Tensor) -> torch.Tensor:
+        size = tuple(labels.shape[-2:])
+        if self.settings.upsampling == "interpolate":  # the released code's op, rounding for rounding
+            upsampled = F.interpolate(scores, size, mode="bilinear", align_corners=False)[:, 0]
+        else:
+            upsampled = upsample_bilinear(scores, size)
+        return ((upsampled - labels) * residual_weights).flatten()
 
     def _regularisation(self, params: list[torch.Tensor], indices: tuple[int, ...]) -> list[torch.Tensor]:
         lambdas = self.settings.regularisation
@@ -143,12 +181,18 @@ class TargetModel:
                               *self._regularisation([w1, w2], (0, 1))])
 
         params = [self.w1, self.w2]
-        losses = GaussNewtonCG(residuals, self.settings.preconditioner).run(params, self.settings.init_cg_iterations)
+        optimiser = GaussNewtonCG(residuals, self.settings.preconditioner, self._forget_factor())
+        losses = optimiser.run(params, self.settings.init_cg_iterations)
         self.w1, self.w2 = params
         return losses
 
+    def _forget_factor(self) -> float:
+        return forgetting_factor(self.settings.cg_forgetting_rate)
+
     def update(self, projected: torch.Tensor, labels: torch.Tensor, sample_weights: torch.Tensor) -> list[float]:
-        """One Gauss-Newton step on w2 only (w1 fixed) over the memory's projected features (K, c, h, w)."""
+        """One Gauss-Newton step on w2 only (w1 fixed) over the memory's projected features (K, c, h, w).
+        The first call is the released code's filter-only pass at the end of init; its optimiser (and CG
+        state) is kept for every later update, as the released Discriminator keeps `update_optimizer`."""
         keep, labels, residual_weights = self._prepare(labels, sample_weights)
         projected = projected[keep]
 
@@ -159,7 +203,10 @@ class TargetModel:
                               *self._regularisation([w2], (1,))])
 
         params = [self.w2]
-        optimiser = GaussNewtonCG(residuals, self.settings.preconditioner[1:])
+        if self._update_optimiser is None:
+            self._update_optimiser = GaussNewtonCG(residuals, self.settings.preconditioner[1:], self._forget_factor())
+        optimiser = self._update_optimiser
+        optimiser.residuals = residuals  # the memory changed; the CG state carries over
         losses = optimiser.run(params, (self.settings.update_cg_iterations,))
         (self.w2,) = params
         return losses

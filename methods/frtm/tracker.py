@@ -2,10 +2,14 @@
 per frame, the offline-trained head (refinement network R, or a Table 1 ablation head), soft aggregation.
 
 Per frame: extract the pyramid; for every tracked object predict coarse scores s = D(x) and refine them;
-merge the objects (FRTM's odds softmax); objects given in this frame are painted over the prediction
-(existing objects' soft masks are multiplied by 1 - the new mask) and get their target model, trained on
-K augmented copies of the frame (Gauss-Newton, w1 and w2). Every frame's merged soft mask of an object
-and its features go into that object's sample memory; every t_s-th tracked frame D is updated (w2 only).
+merge the objects as the released Tracker.track does (`merge_frame`): objects given in this frame enter
+the merge with their given mask, and the tracked objects' probabilities are first multiplied by 1 - that
+mask; then FRTM's softmax over the odds, each object keeping its value on its own argmax region. An
+object's merged row (near binary) and its features go into its sample memory unless the row has fewer
+than 10 pixels > 0.5 (then the frame neither inserts nor optimises, as released); every t_s-th tracked
+frame D is updated (w2 only). The label image is `frame_labels` of the merged rows: p > 0.5 for a
+one-object sequence, else the argmax of a second merge (released run_sequence). New objects get their
+target model, trained on K augmented copies of the frame (Gauss-Newton, w1 and w2).
 """
 
 from __future__ import annotations
@@ -88,7 +92,8 @@ class FRTM:
         model.initialise(features, labels, weights)
         tracker.target_model = model
         if s.update:
-            memory = SampleMemory(s.memory_capacity, s.memory_learning_rate)
+            # the released Memory.update_sample_weights (the same rule as LWL's released tracker: "released")
+            memory = SampleMemory(s.memory_capacity, s.memory_learning_rate, rule="released")
             projected = model.project(features)
             memory.initialise([(projected[k], labels[k]) for k in range(len(labels))], weights.tolist())
             tracker.memory = memory
@@ -113,9 +118,23 @@ class FRTM:
         weights = memory.filled_weights().float().to(self.device)
         tracker.target_model.update(memory.stacked(0), memory.stacked(1), weights)
 
+    def _remember(self, frame: str, trackers: list[ObjectTracker], merged: torch.Tensor) -> None:
+        """Memory and updates of the objects tracked in this frame (released Discriminator.update): the
+        merged row of each goes into its memory with the frame's projected features, unless it has fewer
+        than 10 pixels > 0.5 (then neither the insert nor the optimisation happens); D is optimised on
+        every `update_interval`-th tracked frame."""
+        for index, tracker in enumerate(trackers):
+            tracker.tracked_frames += 1  # counts every tracked frame (released frame_num)
+            label = self._memory_label(frame, tracker.object_id, merged[index])
+            if not enough_foreground(label):
+                continue
+            tracker.memory.add((tracker.projected[0], label))
+            if tracker.tracked_frames % self.settings.update_interval == 0:
+                self._update(tracker)
+
     def _memory_label(self, frame: str, object_id: int, soft_mask: torch.Tensor) -> torch.Tensor:
-        """The label a tracked frame adds to an object's memory: its soft mask after merging (paper §3.4).
-        benchmarks/frtm_update_diagnosis.py overrides this to test the update with other labels."""
+        """The label a tracked frame adds to an object's memory: its merged row (`merge_frame`, released
+        Tracker.track). benchmarks/frtm_update_diagnosis.py overrides this to test the update with other labels."""
         return soft_mask
 
     def _predict(self, trackers: list[ObjectTracker], features: dict[int, torch.Tensor],
@@ -139,6 +158,7 @@ class FRTM:
     def run_sequence(self, sequence: Sequence) -> Iterator[tuple[str, np.ndarray]]:
         s = self.settings
         given = given_masks(sequence)
+        single_object = len({i for masks in given.values() for i in masks}) == 1  # released: len(obj_ids) == 1
         height, width = sequence.size
         size = tuple(s.input_size) if s.input_size else (height, width)  # where the networks run
         trackers: list[ObjectTracker] = []
@@ -148,37 +168,33 @@ class FRTM:
                 image = cv2.resize(image, size[::-1], interpolation=cv2.INTER_LINEAR)
             with torch.no_grad():
                 features = self.backbone(image_to_tensor(image, self.device))
-            labels = np.zeros((height, width), np.uint8)
-            soft = None
+            given_here = sorted(given.get(frame, {}).items())
+            for _, mask in given_here:
+                check_mask_size(sequence, frame, mask)
+            new_objects = {object_id: resize_mask(mask, size) for object_id, mask in given_here}
             if trackers:
                 probabilities, scores = self._predict(trackers, features, size)
-                merged, soft = merge_frtm(probabilities)
-                if size != (height, width):  # the output at the native size, from upsampled probabilities
+                new_masks = [torch.from_numpy(m).to(probabilities) for m in new_objects.values()]
+                merged = merge_frame(probabilities, new_masks)
+                if size == (height, width):
+                    indices = frame_labels(merged, single_object)
+                else:  # the output at the native size, from upsampled probabilities and the given masks
                     native = F.interpolate(probabilities[None], size=(height, width), mode="bilinear",
                                            align_corners=False)[0]
-                    merged, _ = merge_frtm(native)
-                ids = torch.tensor([0] + [t.object_id for t in trackers], device=merged.device)
-                labels = ids[merged].to(torch.uint8).cpu().numpy()
+                    native_masks = [torch.from_numpy(m).to(native) for _, m in given_here]
+                    indices = frame_labels(merge_frame(native, native_masks), single_object)
+                ids = torch.tensor([0] + [t.object_id for t in trackers] + list(new_objects), device=indices.device)
+                labels = ids[indices].to(torch.uint8).cpu().numpy()
                 if self.score_maps is not None:
                     for tracker, score in zip(trackers, scores, strict=True):
                         # kept on the device: copying to the CPU here would synchronise a GPU inside the timed loop
                         self.score_maps[(frame, tracker.object_id)] = score[0].detach().clone()
-            new_objects = {}
-            for object_id, mask in sorted(given.get(frame, {}).items()):
-                check_mask_size(sequence, frame, mask)
-                labels[mask] = object_id
-                new_objects[object_id] = resize_mask(mask, size)
-                if soft is not None:
-                    soft = soft * (1 - torch.from_numpy(new_objects[object_id]).float().to(soft.device))
-            # Memory and updates of the objects tracked in this frame
-            if soft is not None and s.update and s.head != "base_net":
-                for index, tracker in enumerate(trackers):
-                    tracker.tracked_frames += 1
-                    label = self._memory_label(frame, tracker.object_id, soft[index])
-                    if int((label > 0.5).sum()) >= MIN_FOREGROUND_PIXELS:
-                        tracker.memory.add((tracker.projected[0], label))
-                    if tracker.tracked_frames % s.update_interval == 0:
-                        self._update(tracker)
+                if s.update and s.head != "base_net":
+                    self._remember(frame, trackers, merged)
+            else:
+                labels = np.zeros((height, width), np.uint8)
+                for object_id, mask in given_here:
+                    labels[mask] = object_id
             for object_id, mask in new_objects.items():
                 if not mask.any():
                     raise ValueError(f"{sequence.mask_path(frame)}: object {object_id} vanishes when the frame is "
@@ -193,6 +209,38 @@ class FRTM:
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             yield frame, labels
+
+
+def merge_frame(probabilities: torch.Tensor, new_masks: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """The released Tracker.track's merge: the tracked objects' probabilities (N, H, W) and the masks
+    (H, W) of objects given in this frame -> merged rows (N + M, H, W), one per object in that order.
+
+    The tracked objects' probabilities are multiplied by 1 - each new mask, the new objects enter with
+    their mask, and all go through merge_frtm (softmax over the odds, each row kept on its argmax region).
+    Row i is what object i's target model stores as this frame's label."""
+    rows = probabilities
+    for mask in new_masks or []:
+        rows = rows * (1 - mask.to(rows.dtype))
+    rows = torch.cat([rows, *[m.to(rows.dtype)[None] for m in new_masks or []]])
+    _, soft = merge_frtm(rows)
+    return soft
+
+
+def frame_labels(merged: torch.Tensor, single_object: bool) -> torch.Tensor:
+    """The label image (H, W) int64 of indices 0..N (0 background, k the k-th merged row) as the released
+    run_sequence makes it from the merged rows: merged > 0.5 for a one-object sequence; otherwise the
+    argmax of a SECOND merge of the already merged rows, so a pixel whose winning row is below ~0.5 (common
+    with three or more classes) becomes background."""
+    if single_object:
+        return (merged[0] > 0.5).long()
+    labels, _ = merge_frtm(merged)
+    return labels
+
+
+def enough_foreground(label: torch.Tensor) -> bool:
+    """Whether a memory label has at least 10 pixels > 0.5; below, the released update returns before
+    inserting the sample and before optimising."""
+    return int((label > 0.5).sum()) >= MIN_FOREGROUND_PIXELS
 
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -210,6 +258,9 @@ def fine_tune(head: torch.nn.Module, reference: dict[int, torch.Tensor], referen
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.Adam(head.parameters(), lr=settings.fine_tune_learning_rate)
     head.train()
+    for module in head.modules():  # BatchNorm keeps its offline statistics: a batch of one frame's copies
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):  # would overwrite them
+            module.eval()
     size = labels.shape[-2:]
     for _ in range(settings.fine_tune_iterations):
         batch = torch.randint(len(pyramids), (settings.fine_tune_batch,), generator=generator).tolist()

@@ -63,11 +63,15 @@ class TrainingConfig:
     min_area_fraction: float = 0.25
     min_pixels: int = 100
     reference_frames_per_object: int | None = None  # None: any visible frame (paper); N: N fixed candidates
-    # Cached target models (notes §1.9): K=15, c=32, no pixel weighting, memory 20, one update pass
+    # Cached target models as the released train.py builds them: K=15, c=32, no pixel weighting, memory 20,
+    # lambda (1e-5, 1e-4) (written squared here, see target_model.py), preconditioner (1e-5, 1e-4),
+    # CG_forgetting_rate 75, one filter-only pass after the joint init
     cache_dir: str = "resources/cache/target-models"
     cache_samples: int = 15
     cache_channels: int = 32
     cache_regularisation: list[float] = field(default_factory=lambda: [1e-10, 1e-8])  # code (1e-5, 1e-4) squared
+    cache_preconditioner: list[float] = field(default_factory=lambda: [1e-5, 1e-4])  # train.py precond
+    cache_cg_forgetting_rate: float = 75  # train.py (evaluate.py: 750)
     cache_init_cg_iterations: list[int] = field(default_factory=lambda: [5, 10, 10, 10, 10])
     cache_memory_capacity: int = 20
     seed: int = 0
@@ -89,8 +93,10 @@ class TrainingConfig:
 
     def target_model_settings(self) -> TargetModelSettings:
         return TargetModelSettings(channels=self.cache_channels, regularisation=tuple(self.cache_regularisation),
+                                   preconditioner=tuple(self.cache_preconditioner),
                                    init_cg_iterations=tuple(self.cache_init_cg_iterations), pixel_weighting=False,
-                                   feature_scale=target_feature_scale(self.backbone))
+                                   feature_scale=target_feature_scale(self.backbone),
+                                   cg_forgetting_rate=self.cache_cg_forgetting_rate)
 
 
 # --- data -------------------------------------------------------------------------------------------
@@ -133,7 +139,21 @@ def epoch_samples(sources: list[tuple[dict, list[TrainingObject]]], config: Trai
         else:
             pairs += [rng.choice(objects) for _ in range(int(source["pairs"]))]
     rng.shuffle(pairs)
-    return [(o, rng.choice(o.references), [rng.choice(o.frames) for _ in range(config.target_frames)]) for o in pairs]
+    samples = []
+    for o in pairs:
+        reference = rng.choice(o.references)
+        samples.append((o, reference, target_frames(o.frames, reference, config.target_frames, rng)))
+    return samples
+
+
+def target_frames(frames: list[str], reference: str, count: int, rng: random.Random) -> list[str]:
+    """`count` target frames drawn without replacement from the annotated frames other than the reference
+    (released lib/training_datasets.py: sample_random_image_set). A video with too few other frames
+    (the released code would fail) draws with replacement, from the reference itself if it is alone."""
+    others = [f for f in frames if f != reference] or [reference]
+    if len(others) >= count:
+        return rng.sample(others, count)
+    return [rng.choice(others) for _ in range(count)]
 
 
 def read_frame(sequence, frame: str, object_id: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -158,7 +178,10 @@ def learning_code_digest() -> str:
     import methods.frtm.target_model
 
     digest = hashlib.sha256()
-    for module in (methods.frtm.target_model, methods.core.augmentation, methods.core.memory, sys.modules[__name__]):
+    import methods.core.gauss_newton
+
+    for module in (methods.frtm.target_model, methods.core.gauss_newton, methods.core.augmentation,
+                   methods.core.memory, sys.modules[__name__]):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -176,6 +199,7 @@ class TargetModelCache:
         self.root = Path(config.cache_dir) / f"{config.backbone}-c{config.cache_channels}"
         self.hits = self.misses = 0
         settings = {k: getattr(config, k) for k in ("cache_samples", "cache_channels", "cache_regularisation",
+                                                    "cache_preconditioner", "cache_cg_forgetting_rate",
                                                     "cache_init_cg_iterations", "cache_memory_capacity",
                                                     "frame_size", "seed", "backbone")}
         settings["target_model"] = asdict(config.target_model_settings())  # every setting of D, scale included
@@ -218,7 +242,7 @@ class TargetModelCache:
         weights = torch.from_numpy(initial_sample_weights(len(samples))).float().to(self.device)
         model = TargetModel(features.shape[1], settings, seed=self.config.seed, device=self.device)
         model.initialise(features, labels, weights)
-        memory = SampleMemory(self.config.cache_memory_capacity, 0.1)
+        memory = SampleMemory(self.config.cache_memory_capacity, 0.1, rule="released")  # released weight rule
         projected = model.project(features)
         memory.initialise([(projected[k], labels[k]) for k in range(len(labels))], weights.tolist())
         model.update(memory.stacked(0), memory.stacked(1), memory.filled_weights().float().to(self.device))
@@ -228,6 +252,10 @@ class TargetModelCache:
 # --- training loop ----------------------------------------------------------------------------------
 class FRTMTrainingJob(TrainingJob):
     """The head is trained (backbone frozen); D comes from the cache (or, for Base net, the encoder)."""
+
+    # checkpoints made before the released-code fixes (D's init and CG, train.py's preconditioner, targets
+    # drawn without replacement) are not resumed
+    revision = "released-e994ac2"
 
     def __init__(self, config: TrainingConfig) -> None:
         self.config = config

@@ -1,26 +1,34 @@
 """LWL's network (paper §3.4, Fig. 2; notes §2): feature extractor F, label generator E, weight predictor W,
 few-shot learner A with its target model T_tau, segmentation decoder D, and the box encoder B of §3.7.
 
+Each module has the released code's structure and parameter names where the released code has the module
+(pytracking commit 7eb9e74; methods.lwl.released maps its state dict onto this class, and
+tests/test_official_lwl.py checks every module against what the released code computed):
+
 - F: the backbone's stride-16 features (ResNet-50 layer3; EfficientNet-Lite0 on CPU presets) through a 3x3
-  conv to C = 512 channels (no bias), then instance L2-normalised to a norm of sqrt(h w / 9) (released code:
-  scale sqrt(1 / (C 9)) x sqrt(C h w)), so a 3x3 patch has unit norm on average and the learner's step
-  sizes do not depend on the backbone's feature scale.
-- E and W: conv nets on the mask sharing one mask feature extractor (no BatchNorm; torchvision's
-  BasicBlock with identity normalisation): 3x3 stride-2 conv(1->16) + ReLU, 3x3 stride-2 max-pool,
-  BasicBlock 16->32 stride 2, BasicBlock 32->64 stride 2 (stride 16 overall). E: 3x3 conv(64->D) + ReLU.
-  W: 3x3 conv(64->D) initialised to output 1 (zero weights, bias 1). Other layers: He-normal.
+  conv to C = 512 channels (no bias), then instance L2-normalised (released `InstanceL2Norm`): scaled by
+  sqrt(1 / (C 9)) x sqrt(C h w / (sum x^2 + 1e-5)), so a 3x3 patch has unit norm on average and the
+  learner's step sizes do not depend on the backbone's feature scale.
+- E and W (released `ResidualDS16SW`, no BatchNorm): a shared mask feature extractor, 3x3 stride-2
+  conv(1->16) + ReLU, 3x3 stride-2 max-pool, two residual blocks 16->32 and 32->64 of stride 2 whose
+  shortcut is a 3x3 stride-2 conv with bias (stride 16 overall); E: 3x3 conv(64->D) + ReLU; W: 3x3
+  conv(64->D) initialised to output 1 (zero weights, bias 1). Convs He-normal (fan-out, the released init).
 - T_tau: a linear 3x3 conv C->D (methods.lwl.learner), tau^0 = 0.
-- D: the shared refinement network (methods.core.refinement) taking the D-channel encoding, LWL's widths
-  and 1x1 projections between levels.
+- D: the shared refinement network (methods.core.refinement) taking the D-channel encoding, LWL's widths,
+  1x1 projections between levels and LWL's upsampler (released `LWTLDecoder`).
+- B (released `ResidualDS16FeatSWBoxCatMultiBlock`): the box as a mask, bilinearly resized to stride 16,
+  concatenated with the C features, two residual blocks (513->64, 64->64, shortcut 3x3 conv with bias),
+  3x3 conv(64->D) + ReLU.
 
 Table 1 rows are switches of this one class (`NetworkConfig`): Baseline has no E (D = 1, the label is the
-mask resized to the feature grid) and no W (weights 1) and learns no gradient through the learner
+mask area-averaged onto the feature grid) and no W (weights 1) and learns no gradient through the learner
 (`end_to_end: false`); "+ End-to-end" turns that on; "+ Label generator" adds E (D = 16); "+ Weight
 predictor" adds W (the full LWL).
 """
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,6 +44,7 @@ from methods.core.settings import from_known_keys
 from methods.lwl.learner import FewShotLearner
 
 PYRAMID = (32, 16, 8, 4)  # decoder levels, deepest first
+DECODER_INITS = ("he", "pytorch")
 
 
 @dataclass
@@ -48,6 +57,10 @@ class NetworkConfig:
     end_to_end: bool = True  # gradients through the learner (Table 1 "+ End-to-end")
     decoder_widths: list[int] = field(default_factory=lambda: [256, 128, 128, 64])  # deepest first (notes §2.5)
     box_encoder: bool = False  # B of §3.7 (box initialisation)
+    # The decoder's initial weights: "he" (the paper: every module but the backbone He-initialised) or
+    # "pytorch" (the released LWTLDecoder keeps PyTorch's default conv init, whose logits start almost
+    # constant: see docs/lwl.md, "Decoder initialisation"). Only a new training reads it.
+    decoder_init: str = "he"
 
     @classmethod
     def from_dict(cls, values: dict) -> NetworkConfig:
@@ -55,6 +68,8 @@ class NetworkConfig:
         if config.feature_channels < 1 or config.label_channels < 1 or len(config.decoder_widths) != len(PYRAMID):
             raise ValueError(f"LWL network: feature_channels and label_channels >= 1 and {len(PYRAMID)} "
                              f"decoder_widths (deepest first), got {asdict(config)}")
+        if config.decoder_init not in DECODER_INITS:
+            raise ValueError(f"LWL network: decoder_init={config.decoder_init!r}, one of {DECODER_INITS}")
         return config
 
     @property
@@ -62,72 +77,87 @@ class NetworkConfig:
         return self.label_channels if self.label_encoder else 1
 
 
-def _he_normal(module: nn.Module) -> None:
+def he_normal_fan_out(module: nn.Module, zero_bias: bool = False) -> None:
+    """The released code's He init: conv weights ~ N(0, 2 / (k_h k_w out_channels)). The label encoder and
+    box encoder keep PyTorch's default biases there; the target-model feature conv has none."""
     if isinstance(module, nn.Conv2d):
-        nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-        if module.bias is not None:
+        nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        if zero_bias and module.bias is not None:
             nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
 
 
-def _basic_block(in_channels: int, out_channels: int, stride: int) -> BasicBlock:
-    downsample = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
-    return BasicBlock(in_channels, out_channels, stride=stride, downsample=downsample,
+def residual_block(in_channels: int, out_channels: int, stride: int) -> BasicBlock:
+    """The released label encoders' residual block: BasicBlock without BatchNorm (conv1 3x3 stride s and
+    conv2 3x3, no bias) whose shortcut is a 3x3 stride-s conv WITH bias (released `ds1`, `ds2`)."""
+    shortcut = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1)
+    return BasicBlock(in_channels, out_channels, stride=stride, downsample=shortcut,
                       norm_layer=lambda channels: nn.Identity())
 
 
-class TargetFeatures(nn.Module):
-    """F's last part: stride-16 backbone features -> C channels, instance L2-normalised."""
+def _conv_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
+    """Released `conv_block(..., batch_norm=False)`: 3x3 conv with bias, ReLU."""
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1), nn.ReLU())
 
-    def __init__(self, in_channels: int, channels: int) -> None:
+
+class TargetFeatures(nn.Module):
+    """F's last part: stride-16 backbone features -> C channels, instance L2-normalised (released
+    `residual_basic_block(final_conv=True, num_blocks=0)` = conv + InstanceL2Norm)."""
+
+    def __init__(self, in_channels: int, channels: int, filter_size: int = 3) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, channels, 3, padding=1, bias=False)
-        _he_normal(self.conv)
+        self.scale = (1.0 / (channels * filter_size * filter_size)) ** 0.5
+        he_normal_fan_out(self.conv)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         x = self.conv(features)
-        height, width = x.shape[-2:]
-        norm = x.flatten(1).norm(dim=1).clamp(min=1e-5).view(-1, 1, 1, 1)
-        return x * ((height * width / 9) ** 0.5 / norm)
+        squares = (x * x).view(x.shape[0], 1, 1, -1).sum(dim=3, keepdim=True)
+        return x * (self.scale * (x[0].numel() / (squares + 1e-5)).sqrt())
 
 
 class MaskEncoder(nn.Module):
-    """E and W on a shared mask feature extractor: masks (N, 1, H, W) -> labels, weights (N, D, H/16, W/16)."""
+    """E and W on a shared mask feature extractor (released `ResidualDS16SW`, parameter names kept):
+    masks (N, 1, H, W) -> labels, weights (N, D, H/16, W/16)."""
 
-    def __init__(self, channels: int, weight_predictor: bool) -> None:
+    def __init__(self, channels: int, weight_predictor: bool, dims: tuple[int, int, int] = (16, 32, 64)) -> None:
         super().__init__()
-        self.trunk = nn.Sequential(
-            nn.Conv2d(1, 16, 3, stride=2, padding=1), nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1),
-            _basic_block(16, 32, 2), _basic_block(32, 64, 2),
-        )
-        self.label_head = nn.Sequential(nn.Conv2d(64, channels, 3, padding=1), nn.ReLU())
-        self.weight_head = nn.Conv2d(64, channels, 3, padding=1) if weight_predictor else None
-        self.apply(_he_normal)
-        if self.weight_head is not None:  # W starts as 1 everywhere: the plain loss
-            nn.init.zeros_(self.weight_head.weight)
-            nn.init.ones_(self.weight_head.bias)
+        self.conv_block = _conv_relu(1, dims[0], stride=2)
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.res1 = residual_block(dims[0], dims[1], 2)
+        self.res2 = residual_block(dims[1], dims[2], 2)
+        self.label_pred = _conv_relu(dims[2], channels)  # E
+        self.samp_w_pred = nn.Conv2d(dims[2], channels, 3, padding=1) if weight_predictor else None  # W
+        self.apply(he_normal_fan_out)
+        if self.samp_w_pred is not None:  # W starts as 1 everywhere: the plain loss
+            nn.init.zeros_(self.samp_w_pred.weight)
+            nn.init.ones_(self.samp_w_pred.bias)
 
     def forward(self, masks: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x = self.trunk(masks)
-        if x.shape[-2:] != size:  # odd sizes: align with the feature grid
+        x = self.res2(self.res1(self.pool(self.conv_block(masks))))
+        if x.shape[-2:] != size:  # crop sizes that are not multiples of 16: align with the feature grid
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-        weights = self.weight_head(x) if self.weight_head is not None else None
-        return self.label_head(x), weights
+        weights = self.samp_w_pred(x) if self.samp_w_pred is not None else None
+        return self.label_pred(x), weights
 
 
 class BoxEncoder(nn.Module):
-    """B (§3.7): the box rasterised as a mask, at stride 16, with the C features -> a D-channel encoding."""
+    """B (§3.7; released `ResidualDS16FeatSWBoxCatMultiBlock`, parameter names kept): the box rasterised as a
+    mask, resized to the C features' grid and concatenated with them -> a D-channel encoding."""
 
-    def __init__(self, feature_channels: int, channels: int) -> None:
+    def __init__(self, feature_channels: int, channels: int, dims: tuple[int, int] = (64, 64)) -> None:
         super().__init__()
-        self.blocks = nn.Sequential(
-            _basic_block(feature_channels + 1, 64, 1), _basic_block(64, 64, 1),
-            nn.Conv2d(64, channels, 3, padding=1), nn.ReLU(),
-        )
-        self.apply(_he_normal)
+        self.res = nn.Sequential(residual_block(feature_channels + 1, dims[0], 1), residual_block(dims[0], dims[1], 1))
+        self.label_pred = _conv_relu(dims[1], channels)
+        self.apply(he_normal_fan_out)
 
     def forward(self, features: torch.Tensor, box_masks: torch.Tensor) -> torch.Tensor:
-        small = F.interpolate(box_masks, size=features.shape[-2:], mode="bilinear", align_corners=False)
-        return self.blocks(torch.cat([features, small], dim=1))
+        small = box_masks
+        if small.shape[-2:] != features.shape[-2:]:
+            small = F.interpolate(box_masks, size=features.shape[-2:], mode="bilinear", align_corners=False)
+        return self.label_pred(self.res(torch.cat([features, small], dim=1)))
 
 
 class LWLNet(nn.Module):
@@ -141,18 +171,29 @@ class LWLNet(nn.Module):
                              if config.label_encoder or config.weight_predictor else None)
         self.learner = FewShotLearner()
         self.decoder = RefinementNetwork([channels[s] for s in PYRAMID], score_channels=config.encoding_channels,
-                                         widths=config.decoder_widths, project_between_levels=True)
+                                         widths=config.decoder_widths, project_between_levels=True,
+                                         upsampler="lwl")
+        if config.decoder_init == "he":
+            self.decoder.apply(lambda module: he_normal_fan_out(module, zero_bias=True))
         self.box_encoder = (BoxEncoder(config.feature_channels, config.encoding_channels)
                             if config.box_encoder else None)
 
     # Set by a training that lets the decoder's BatchNorm layers use batch statistics (a CPU-preset deviation)
     decoder_batch_statistics = False
+    # Set by the box encoder's training: everything but B stays in eval mode (released LWTLBoxNet.train)
+    train_only_box_encoder = False
 
     def train(self, mode: bool = True) -> LWLNet:
         """Training mode for everything but BatchNorm: LWL trains with every BatchNorm layer in eval mode
-        (notes §2.6), so the decoder's statistics stay those it was built with; with
-        `decoder_batch_statistics` the decoder's layers use batch statistics instead (as FRTM's R)."""
+        (released `disable_all_bn=True`), so the decoder's statistics stay those it was built with; with
+        `decoder_batch_statistics` the decoder's layers use batch statistics instead (as FRTM's R).
+        With `train_only_box_encoder` only B is in training mode (released LWTLBoxNet.train)."""
         super().train(mode)
+        if mode and self.train_only_box_encoder:
+            for module in self.children():
+                if module is not self.box_encoder:
+                    module.eval()
+            return self
         keep = set(self.decoder.modules()) if self.decoder_batch_statistics else set()
         for module in self.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm) and module not in keep:
@@ -166,12 +207,13 @@ class LWLNet(nn.Module):
         return pyramid, self.target_features(pyramid[16])
 
     def labels_and_weights(self, masks: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """E(y) and W(y) for masks (N, 1, H, W) at the feature size; the Baseline's are the resized mask and 1."""
+        """E(y) and W(y) for masks (N, 1, H, W) at the feature size; the Baseline's are the mask area-averaged
+        onto the feature grid (each cell: the fraction of its pixels that are target) and 1."""
         labels = weights = None
         if self.mask_encoder is not None:
             labels, weights = self.mask_encoder(masks, size)
         if not self.config.label_encoder:
-            labels = F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
+            labels = F.adaptive_avg_pool2d(masks, size)
         if weights is None:
             weights = torch.ones_like(labels)
         elif not self.config.label_encoder:  # W without E predicts D channels; the label has one
@@ -185,11 +227,18 @@ class LWLNet(nn.Module):
         return self.learn_encoded(tau, features, labels, weights, sample_weights, iterations)
 
     def learn_encoded(self, tau: torch.Tensor | None, features: torch.Tensor, labels: torch.Tensor,
-                      weights: torch.Tensor, sample_weights: torch.Tensor, iterations: int) -> torch.Tensor:
+                      weights: torch.Tensor, sample_weights: torch.Tensor, iterations: int,
+                      trace: dict | None = None) -> torch.Tensor:
         """`learn` with the masks' E(y) and W(y) given (N, D, h, w): inference keeps them with each stored
         sample, since they depend on the mask alone (the notes' "recomputed at every update" gives the same)."""
-        tau = self.learner(tau, features, labels, weights, sample_weights, iterations)  # None: from tau^0 = 0
+        tau = self.learner(tau, features, labels, weights, sample_weights, iterations, trace=trace)
         return tau if self.config.end_to_end else tau.detach()
+
+    def training_sample_weights(self, n: int, device: torch.device) -> torch.Tensor:
+        """gamma of the n training-time samples (released LWTLNet.forward): none besides W (1 each); without
+        W the released residual weighs each sample by sqrt(1 / n) (LWTLResidual's default)."""
+        value = 1.0 if self.config.weight_predictor else (1.0 / n) ** 0.5
+        return torch.full((n,), value, device=device)
 
     def segment(self, pyramid: dict[int, torch.Tensor], encoding: torch.Tensor,
                 size: tuple[int, int]) -> torch.Tensor:
@@ -203,38 +252,51 @@ class LWLNet(nn.Module):
             raise ValueError("this LWL network has no box encoder: train a box-init variant (box_encoder: true)")
         return self.segment(pyramid, self.box_encoder(features, box_masks), size)
 
-
     # --- training forward (one call per batch, as DistributedDataParallel needs) ----------------------
     def forward(self, images: torch.Tensor, masks: torch.Tensor, init_iterations: int = 5,
                 update_iterations: int = 2, box_masks: torch.Tensor | None = None) -> torch.Tensor:
         """Training pass over S mini-sequences: images (S, Q, 3, H, W) in [0, 255], masks (S, Q, 1, H, W).
 
-        Returns the logits (S (Q-1), 1, H, W) of the test frames, learned as inference learns (§3.6): tau from
-        the first frame (init_iterations steps from zero); after each test frame's prediction, its detached
-        probability joins the few-shot set (uniform weights) and update_iterations steps follow.
+        Returns the logits (S (Q-1), 1, H, W) of the test frames (sequence-major), learned as inference
+        learns (§3.6; released LWTLNet.forward): tau from the first frame (init_iterations steps from zero);
+        after each test frame's prediction, its detached probability joins the few-shot set and
+        update_iterations steps follow (none with 0: the released training, see TrainingConfig
+        .predict_with_updated_model). Frame t of every sequence is decoded in ONE decoder call, so a decoder
+        with batch statistics sees the S images together, as the released network does.
         With box_masks (S, Q, 1, H, W): the box encoder's logits of every frame instead (§3.7 training).
         """
-        size = tuple(images.shape[-2:])
+        sequences, frames = images.shape[:2]
+        pyramid, features = self.features(images.flatten(0, 1))
+        pyramid = {k: v.unflatten(0, (sequences, frames)) for k, v in pyramid.items()}
+        return self.forward_features(pyramid, features.unflatten(0, (sequences, frames)), masks,
+                                     tuple(images.shape[-2:]), init_iterations, update_iterations, box_masks)
+
+    def forward_features(self, pyramid: dict[int, torch.Tensor], features: torch.Tensor, masks: torch.Tensor,
+                         size: tuple[int, int], init_iterations: int = 5, update_iterations: int = 2,
+                         box_masks: torch.Tensor | None = None) -> torch.Tensor:
+        """`forward` from the backbone pyramid {stride: (S, Q, C, h, w)} and the target-model features
+        (S, Q, C, h, w) of the frames; `size` is the crops' (H, W)."""
+        sequences, frames = features.shape[:2]
+        if box_masks is not None:
+            flat = {k: v.flatten(0, 1) for k, v in pyramid.items()}
+            return self.box_mask_logits(flat, features.flatten(0, 1), box_masks.flatten(0, 1), size)
+        taus, memory_masks = [], [[masks[s, 0]] for s in range(sequences)]
+        for s in range(sequences):
+            taus.append(self.learn(None, features[s, :1], masks[s, :1],
+                                   self.training_sample_weights(1, features.device), init_iterations))
         outputs = []
-        for index in range(images.shape[0]):
-            pyramid, features = self.features(images[index])
-            if box_masks is not None:
-                outputs.append(self.box_mask_logits(pyramid, features, box_masks[index], size))
+        for t in range(1, frames):
+            encodings = torch.cat([self.learner.predict(taus[s], features[s, t : t + 1]) for s in range(sequences)])
+            logits = self.segment({k: v[:, t] for k, v in pyramid.items()}, encodings, size)  # (S, 1, H, W)
+            outputs.append(logits)
+            if t == frames - 1 or update_iterations == 0:  # 0: every frame predicted by the first model
                 continue
-            ones = torch.ones(1, device=features.device)
-            tau = self.learn(None, features[:1], masks[index, :1], ones, init_iterations)
-            memory_features, memory_masks = [features[0]], [masks[index, 0]]
-            for t in range(1, images.shape[1]):
-                logits = self.segment({k: v[t : t + 1] for k, v in pyramid.items()},
-                                      self.learner.predict(tau, features[t : t + 1]), size)
-                outputs.append(logits)
-                if t < images.shape[1] - 1:
-                    memory_features.append(features[t])
-                    memory_masks.append(torch.sigmoid(logits[0]).detach())
-                    n = len(memory_features)
-                    tau = self.learn(tau, torch.stack(memory_features), torch.stack(memory_masks),
-                                     torch.full((n,), 1.0 / n, device=features.device), update_iterations)
-        return torch.cat(outputs)
+            for s in range(sequences):
+                memory_masks[s].append(torch.sigmoid(logits[s]).detach())
+                n = t + 1
+                taus[s] = self.learn(taus[s], features[s, :n], torch.stack(memory_masks[s]),
+                                     self.training_sample_weights(n, features.device), update_iterations)
+        return torch.stack(outputs, dim=1).flatten(0, 1)  # (S, Q-1, 1, H, W) -> sequence-major
 
 
 def save_network(path: str | Path, net: LWLNet, extra: dict | None = None) -> None:
@@ -248,12 +310,20 @@ def save_network(path: str | Path, net: LWLNet, extra: dict | None = None) -> No
 def load_network(path: str | Path) -> LWLNet:
     """A trained LWL network from its file (data only: weights_only=True); its config and its backbone's
     weights (fine-tuned in stage 2) come with it, except in a fixed copy that left out a pretrained backbone
-    (methods.core.checkpoints), whose backbone is built from its pretrained weights."""
+    (methods.core.checkpoints), whose backbone is built from its pretrained weights. An authors' released
+    file (lwl_stage2.pth, lwl_boxinit.pth) is read by methods.lwl.released."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: trained LWL weights not found; run the training rule first "
                                 f"(snakemake ... {path}) or set the variant's `checkpoint`")
-    payload = read_payload(path)
+    try:
+        payload = read_payload(path)
+    except pickle.UnpicklingError:  # not plain data: a released pytracking file pickles its constructor
+        payload = None
+    if payload is None or ("net" in payload and "state_dict" not in payload):
+        from methods.lwl.released import load_released_network
+
+        return load_released_network(path)
     if payload.get("method") != "lwl":
         raise ValueError(f"{path}: not an LWL network (holds {payload.get('method') or payload.get('head')!r})")
     config = NetworkConfig.from_dict(payload["network"])

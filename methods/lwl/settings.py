@@ -21,7 +21,12 @@ class LWLSettings:
     update_interval: int = 1  # every frame (box-init: 5)
     memory_capacity: int = 32  # K_max
     memory_learning_rate: float = 0.1  # eta: each older frame's weight decays by 0.9
-    first_weight_floor: float | None = 0.25  # the first frame keeps at least this weight (box-init: none)
+    # the first frame keeps at least this weight and is never replaced (box-init: none, so once K_max frames
+    # are stored the first frame is replaced like any other; released init_samples_minimum_weight 0)
+    first_weight_floor: float | None = 0.25
+    # the first update gives the new sample weight 1 before normalising (released lwl_boxinit
+    # `lower_init_weight`; otherwise the stored weights are divided by 1 - eta and the new one gets eta)
+    lower_init_weight: bool = False
     min_box_mass: float = 100.0  # keep the previous box if the target's probability sums to less
     box_scale_change: list[float] = field(default_factory=lambda: [0.95, 1.1])
     box_init: bool = False  # initialise from the first mask's bounding box through the box encoder (§3.7)

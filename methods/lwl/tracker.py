@@ -101,8 +101,11 @@ class LWL:
             predicted = paste(logits[0].cpu().numpy(), region, mask.shape) > 0
             mask = predicted if predicted.any() else mask  # nothing found: the box itself is the first mask
             state.box = box_from_probability(mask.astype(np.float32))
-        state.memory = SampleMemory(s.memory_capacity, s.memory_learning_rate, protect_first=True,
-                                    first_weight_floor=s.first_weight_floor)
+        # the released tracker's weights (methods.core.memory, rule "released"): the first frame is protected
+        # exactly when it has a floor
+        state.memory = SampleMemory(s.memory_capacity, s.memory_learning_rate, rule="released",
+                                    protect_first=s.first_weight_floor is not None,
+                                    first_weight_floor=s.first_weight_floor, lower_init_weight=s.lower_init_weight)
         state.memory.initialise([self._sample(features[0], label)], [1.0])
         self._learn(state, s.init_iterations)
         return state, mask

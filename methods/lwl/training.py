@@ -1,25 +1,29 @@
 """End-to-end training of LWL (paper §3.6; notes §2.6), and of its box encoder (§3.7).
 
 A sample is a mini-sequence of Q = 4 frames of one object: a train frame and 3 test frames drawn with
-replacement from the Q' = 100 annotated frames after it, in time order. As at inference, the few-shot
-learner builds tau from the train frame (5 steepest-descent steps from zero); each test frame is then
-predicted, its detached prediction joins the few-shot training set (uniform weights) and 2 more steps
-update tau. The Lovasz-softmax loss of the 3 predictions (on sigmoid probabilities, one class, pooled over
+replacement from the frames where the object is visible among the Q' = 100 annotated frames after it, in
+time order (released LWLSampler). As at inference, the few-shot learner builds tau from the train frame
+(5 steepest-descent steps from zero); each test frame is then predicted (the frame's S sequences in one
+decoder call), its detached prediction joins the few-shot training set (weighted by W alone, as the
+released LWTLNet.forward) and 2 more steps update tau; with `predict_with_updated_model: false` (the
+default, the released code) the updated tau predicts nothing, so those steps are skipped: every test frame
+is predicted by the train frame's model. The Lovasz-softmax loss of the 3 predictions (on sigmoid probabilities, one class, pooled over
 the batch; x100: the released code's LovaszSegLoss(per_image=False), see `lovasz_loss`; the ci and
 davis2016 presets' `loss: bce` swaps in binary cross-entropy, see `bce_loss`) is back-propagated through
 the decoder, the learner's steps, E, W, lambda and the feature conv (and, in the second stage, the
 backbone's deeper levels). Table 1's Baseline cuts the graph at the learner
 (network `end_to_end: false`).
 
-Each frame is cropped around its object (5x the box, sized with jitter: x exp(N(0, sigma)), sigma 0.25 for
-the train frame and 0.5 for test frames; centre shifted by U(-1/2, 1/2) x 3 (train) or (5.5, 4.5) (test)
-x sqrt(box area)) and augmented: rotation +-15 deg, scale x(1 +- 0.2), brightness x U[0.8, 1.2],
+Each frame is cropped around its object's bounding box (5x the box, released _get_jittered_box: each side
+x exp(N(0, sigma)), sigma 0.25 for the train frame and 0.5 for test frames; centre shifted by
+U(-1/2, 1/2) x 3 (train) or (5.5, 4.5) (test) x sqrt(area of the jittered box)) and augmented: rotation +-15 deg, scale x(1 +- 0.2), brightness x U[0.8, 1.2],
 horizontal flip p = 0.5 (train frame, and one new draw for the test frames), grayscale p = 0.05.
 
 Stages: `stage: 1` trains everything but the backbone (learning rates: lambda 1e-4, feature conv 2e-5,
 decoder 1e-4, E/W 2e-4); `stage: 2` starts from stage 1's weights (`init_from`) and also trains the
 backbone's levels below stride 4, every rate 2e-5. `box_encoder: true` trains only the box encoder B from
-a trained network (Adam 1e-3, Lovasz x10): a sample is one frame and its object's bounding box.
+a trained network (Adam 1e-3, Lovasz x10; the decoder and every other module in eval mode, released
+LWTLBoxNet.train): a sample is one frame and its object's bounding box.
 
 Epochs, checkpoints, resumption and torchrun come from methods.core.trainer.
 
@@ -42,7 +46,7 @@ from methods.core.backbones import image_to_tensor
 from methods.core.settings import from_known_keys
 from methods.core.trainer import TrainingJob, backward_share, run_training, training_cli
 from methods.core.training_data import object_areas
-from methods.lwl.crops import Box, box_from_probability, box_mask, search_region
+from methods.lwl.crops import Box, box_mask, search_region
 from methods.lwl.networks import LWLNet, NetworkConfig, load_network, save_network
 from vos_datasets.fileio import atomic_write_text
 
@@ -78,6 +82,12 @@ class TrainingConfig:
     window: int = 100  # Q'
     init_iterations: int = 5  # N_init (training)
     update_iterations: int = 2  # N_update (training)
+    # False (released code): every test frame is predicted by the train frame's target model. The released
+    # LWTLNet.forward runs the N_update steps after each prediction but decodes every test frame with the
+    # initial filter's last iterate (`filter_iter[-1]`), so the updates never reach a prediction or the loss
+    # (tests/test_official_lwl.py reproduces its predictions). True (paper §3.6): each test frame is
+    # predicted by the model updated on the frames before it.
+    predict_with_updated_model: bool = False
     min_pixels: int = 10  # an object is visible in a frame with more pixels than this
     search_area_scale: float = 5.0
     rotation_degrees: float = 15.0
@@ -88,6 +98,11 @@ class TrainingConfig:
     size_jitter: list[float] = field(default_factory=lambda: [0.25, 0.5])  # sigma: train frame, test frames
     seed: int = 0
     device: str = "auto"
+
+    @property
+    def forward_update_iterations(self) -> int:
+        """The update steps the training forward runs: none where they reach no prediction (released code)."""
+        return self.update_iterations if self.predict_with_updated_model else 0
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainingConfig:
@@ -144,15 +159,39 @@ def load_objects(source: dict, config: TrainingConfig) -> list[TrainingObject]:
 
 
 def draw_frames(obj: TrainingObject, config: TrainingConfig, rng: random.Random) -> list[str]:
-    """A train frame where the object is visible, then Q-1 test frames drawn with replacement from the
-    Q' frames after it (before it if it is the last), in time order."""
-    base = rng.choice(obj.visible)
-    after = list(range(base + 1, min(base + config.window, len(obj.frames) - 1) + 1))
-    pool = after or list(range(max(base - config.window, 0), base)) or [base]
+    """A train frame where the object is visible, then Q-1 test frames drawn with replacement from the frames
+    where it is visible within the Q' frames after it, in time order (released LWLSampler: the window widens
+    by 5 frames until it holds a visible frame). The train frame is drawn among the visible frames that have
+    a visible frame after them; an object visible in one frame only repeats that frame."""
+    later = [i for i in obj.visible if i < obj.visible[-1]]  # visible frames with a visible frame after them
+    if not later:
+        return [obj.frames[obj.visible[0]]] * config.frames_per_sequence
+    base = rng.choice(later)
+    widen = 0
+    while True:
+        pool = [i for i in obj.visible if base < i <= base + config.window + widen]
+        if pool:
+            break
+        widen += 5
     tests = sorted(rng.choice(pool) for _ in range(config.frames_per_sequence - 1))
-    if not after and pool != [base]:  # the window lies before: the train frame is still the first one used
-        tests = sorted(tests, reverse=True)
     return [obj.frames[base]] + [obj.frames[i] for i in tests]
+
+
+def bounding_box(mask: np.ndarray) -> Box:
+    """The tight box of a mask's pixels (released training annotations: masks_to_bboxes), centre and size."""
+    ys, xs = np.nonzero(mask > 0.5)
+    x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
+    return Box((x0 + x1) / 2, (y0 + y1) / 2, float(x1 - x0 + 1), float(y1 - y0 + 1))
+
+
+def jittered_box(box: Box, rng: random.Random, sigma: float, offsets: tuple[float, float]) -> Box:
+    """The crop's target box (released LWLProcessing._get_jittered_box): each side scaled by its own
+    exp(N(0, sigma)); the centre moved by U(-1/2, 1/2) x offset x sqrt(area of the JITTERED box) per axis."""
+    width = box.width * float(np.exp(rng.gauss(0, sigma)))
+    height = box.height * float(np.exp(rng.gauss(0, sigma)))
+    side = float(np.sqrt(width * height))
+    return Box(box.cx + (rng.random() - 0.5) * offsets[0] * side,
+               box.cy + (rng.random() - 0.5) * offsets[1] * side, width, height)
 
 
 def _affine(region, rng: random.Random, config: TrainingConfig, flip: bool) -> np.ndarray:
@@ -176,16 +215,12 @@ def sample_crops(obj: TrainingObject, frames: list[str], config: TrainingConfig,
     for index, frame in enumerate(frames):
         image = obj.sequence.read_image(frame)
         mask = (obj.sequence.read_mask(frame) == obj.object_id).astype(np.float32)
-        box = box_from_probability(mask, min_mass=0) if mask.sum() > config.min_pixels else None
+        box = bounding_box(mask) if mask.sum() > config.min_pixels else None
         box = box or train_box
         train_box = train_box or box
         sigma = config.size_jitter[0 if index == 0 else 1]
         offsets = (3.0, 3.0) if index == 0 else (5.5, 4.5)
-        size_factor = float(np.exp(rng.gauss(0, sigma)))
-        side = float(np.sqrt(box.width * box.height))
-        jittered = Box(box.cx + rng.uniform(-0.5, 0.5) * offsets[0] * side,
-                       box.cy + rng.uniform(-0.5, 0.5) * offsets[1] * side,
-                       box.width * size_factor, box.height * size_factor)
+        jittered = jittered_box(box, rng, sigma, offsets)
         region = search_region(jittered, mask.shape, crop_size, config.search_area_scale)
         matrix = _affine(region, rng, config, flips[0 if index == 0 else 1])
         size = (crop_size[1], crop_size[0])
@@ -245,6 +280,7 @@ class LWLTrainingJob(TrainingJob):
         backbone = build_backbone(self.network_config.backbone, self.config.backbone_weights)
         net = LWLNet(self.network_config, backbone=backbone).to(device)
         net.decoder_batch_statistics = self.config.decoder_batch_statistics
+        net.train_only_box_encoder = self.config.box_encoder  # released LWTLBoxNet.train: all else in eval
         self.sources = [(source, load_objects(source, self.config)) for source in self.config.sources]
         return net
 
@@ -301,7 +337,7 @@ class LWLTrainingJob(TrainingJob):
         if c.box_encoder:
             boxes = torch.from_numpy(np.stack([[box_mask(m) for m in ms] for _, ms in crops])).to(self.device)
             return model(images, masks, box_masks=boxes[:, :, None]), masks.flatten(0, 1)
-        return model(images, masks, c.init_iterations, c.update_iterations), masks[:, 1:].flatten(0, 1)
+        return model(images, masks, c.init_iterations, c.forward_update_iterations), masks[:, 1:].flatten(0, 1)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return TRAINING_LOSSES[self.config.loss](logits, labels) * self.config.loss_weight

@@ -4,6 +4,7 @@ import json
 import yaml
 import os
 import re
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -28,6 +29,20 @@ CONDA_ENV = "../../envs/vos.yaml"
 
 VARIANTS = yaml.safe_load((Path(workflow.basedir) / "config" / "variants.yaml").read_text())
 TRAININGS = config.get("trainings", {})
+
+# The authors' released weights (README, "Released weights"): rows with `released: <file>` run with
+# <released_weights>/<file>. Without the folder configured those rows are left out, saying so.
+RELEASED_DIR = config.get("released_weights")
+_RELEASED_ROWS = sorted(name for name, row in config["rows"].items() if "released" in row)
+if _RELEASED_ROWS and not RELEASED_DIR:
+    print(f"note: rows {', '.join(_RELEASED_ROWS)} need the authors' released weights; left out (set "
+          "released_weights in config.yaml, README 'Released weights')", file=sys.stderr)
+    config["rows"] = {name: row for name, row in config["rows"].items() if "released" not in row}
+
+
+def released_file(name):
+    """A released-weights file by its name in the configured folder (an absolute path stays as it is)."""
+    return str(Path(RELEASED_DIR).expanduser() / name)
 
 
 def _check_references():
@@ -63,9 +78,11 @@ def _check_references():
         training = row.get("training")
         if training is not None and training not in TRAININGS:
             raise WorkflowError(f"rows.{name}.training: unknown training {training!r}; known: {sorted(TRAININGS)}")
-        if row["method"] in ("frtm", "lwl") and (variant is None or (training is None) == ("checkpoint" not in row)):
-            raise WorkflowError(f"rows.{name}: an {row['method']} row needs `variant:` and one of `training:` "
-                                "(a training of the preset) or `checkpoint:` (a weights file)")
+        weights = [key for key in ("training", "checkpoint", "released") if key in row]
+        if row["method"] in ("frtm", "lwl") and (variant is None or len(weights) != 1):
+            raise WorkflowError(f"rows.{name}: an {row['method']} row needs `variant:` and exactly one of "
+                                "`training:` (a training of the preset), `checkpoint:` (a weights file) or "
+                                f"`released:` (a file of released_weights); it has {weights or 'none'}")
         if training is not None and TRAININGS[training]["method"] != row["method"]:
             raise WorkflowError(f"rows.{name}.training: {training!r} trains {TRAININGS[training]['method']}, "
                                 f"not {row['method']}")
@@ -208,10 +225,13 @@ def trained_head(training):
 
 
 def row_weights(row):
-    """The weights file a row runs with: its training's head, or its own `checkpoint:`; None for neither."""
+    """The weights file a row runs with: its training's head, its own `checkpoint:`, or its released-weights
+    file (`released:`); None for none."""
     spec = config["rows"][row]
     if spec.get("training"):
         return trained_head(spec["training"])
+    if spec.get("released"):
+        return released_file(spec["released"])
     return spec.get("checkpoint")
 
 
