@@ -123,3 +123,13 @@ def test_lwl_single_object_goes_through_the_same_formula():
 def test_rejects_no_objects(merge):
     with pytest.raises(ValueError):
         merge(torch.zeros(0, 4, 4))
+
+
+def test_first_argmax_is_torch_argmax_ties_included():
+    from methods.core.merging import first_argmax
+
+    g = torch.Generator().manual_seed(0)
+    rows = torch.randint(0, 3, (4, 37, 53), generator=g).float()  # many ties
+    assert torch.equal(first_argmax(rows), rows.argmax(dim=0))
+    rows = torch.rand(1, 5, 7, generator=g)
+    assert torch.equal(first_argmax(rows), torch.zeros(5, 7, dtype=torch.int64))

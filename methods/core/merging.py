@@ -44,7 +44,7 @@ def merge_frtm(probabilities: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     background = (1 - p).min(dim=0, keepdim=True).values
     all_p = torch.cat([background, p], dim=0)
     segs = torch.softmax(all_p / (1 - all_p), dim=0)
-    labels = segs.argmax(dim=0)
+    labels = first_argmax(segs)
     ids = torch.arange(1, p.shape[0] + 1, device=p.device).view(-1, 1, 1)
     soft = segs[1:] * (labels.unsqueeze(0) == ids).to(segs.dtype)
     return labels, soft
@@ -64,4 +64,17 @@ def merge_lwl(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     x = _float(logits)
     background = torch.prod(1 - torch.sigmoid(x), dim=0, keepdim=True).clamp(EPS, 1 - EPS)
     merged = torch.softmax(torch.cat([torch.log(background / (1 - background)), x], dim=0), dim=0)
-    return merged.argmax(dim=0), merged
+    return first_argmax(merged), merged
+
+
+def first_argmax(rows: torch.Tensor) -> torch.Tensor:
+    """rows.argmax(dim=0) for (K, H, W), ties to the lower index, as torch.argmax: written as K - 1
+    elementwise comparisons because torch's CPU argmax over the leading dimension of a frame-sized map is
+    slow (78 ms for 2 x 480 x 854 on one thread, half of FRTM D-only's time per frame; this takes 6 ms)."""
+    labels = torch.zeros(rows.shape[1:], dtype=torch.int64, device=rows.device)
+    best = rows[0]
+    for k in range(1, rows.shape[0]):
+        better = rows[k] > best
+        labels = torch.where(better, k, labels)
+        best = torch.where(better, rows[k], best)
+    return labels
