@@ -36,14 +36,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from methods.core.backbones import build_backbone, image_to_tensor  # noqa: E402
+from benchmarks.method_speed import run_backbone  # noqa: E402
+from methods.core.backbones import build_backbone  # noqa: E402
 from methods.frtm.networks import build_head, save_head  # noqa: E402
 from methods.lwl.networks import LWLNet, NetworkConfig, save_network  # noqa: E402
 from methods.runner import build_dataset, build_method  # noqa: E402
@@ -133,12 +133,7 @@ def method_fps(method, sequences, device: torch.device) -> float:
 
 def backbone_fps(backbone, sequences, size: tuple[int, int] | None, device: torch.device) -> float:
     def one(sequence):
-        for frame in sequence.frames:
-            image = sequence.read_image(frame)
-            if size and tuple(size) != image.shape[:2]:
-                image = cv2.resize(image, tuple(size)[::-1], interpolation=cv2.INTER_LINEAR)
-            with torch.no_grad():
-                backbone(image_to_tensor(image, device))
+        run_backbone(backbone, sequence, size, device)
 
     one(sequences[0])  # warm-up
     return float(np.mean([len(s.frames) / timed(lambda s=s: one(s), device) for s in sequences]))

@@ -50,16 +50,21 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SEQUENCES = ["blackswan", "bmx-trees", "breakdance", "camel", "car-roundabout", "dog", "goat", "kite-surf"]
 
 
+def run_backbone(backbone, sequence, size, device) -> None:
+    """The backbone alone over a sequence's frames, read and resized as the methods do."""
+    for frame in sequence.frames:
+        image = sequence.read_image(frame)
+        if size and tuple(size) != image.shape[:2]:
+            image = cv2.resize(image, tuple(size)[::-1], interpolation=cv2.INTER_LINEAR)
+        with torch.no_grad():
+            backbone(image_to_tensor(image, device))
+
+
 def backbone_only_fps(backbone, sequences, size, device) -> float:
     fps = []
     for sequence in sequences:
         started = time.perf_counter()
-        for frame in sequence.frames:
-            image = sequence.read_image(frame)
-            if size and tuple(size) != image.shape[:2]:
-                image = cv2.resize(image, tuple(size)[::-1], interpolation=cv2.INTER_LINEAR)
-            with torch.no_grad():
-                backbone(image_to_tensor(image, device))
+        run_backbone(backbone, sequence, size, device)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         fps.append(len(sequence.frames) / (time.perf_counter() - started))
