@@ -1,6 +1,11 @@
 """Render reports/tables.md from a preset's summary: a provenance header, the papers' tables with the
 published and reproduced numbers side by side, every reproduced row with all DAVIS measures, and the
-figures."""
+figures.
+
+A reproduced value is set against the published one, with their difference, only where the two are
+comparable: measured on the paper's own benchmark (not a stand-in for it) and, for FPS, on a GPU like the
+papers'. Otherwise it is shown labelled ("[stand-in 20.3]", "1.07 (CPU)"), without a difference. Missing
+values carry distinct marks (NOT_PUBLISHED, NOT_MEASURED, NOT_RUN), explained under each table."""
 
 from __future__ import annotations
 
@@ -18,6 +23,25 @@ from .published import Published, PublishedTable
 
 SHOWN = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
 PERCENT_METRICS = {"J&F-Mean", "J-Mean", "F-Mean", "G", "J-seen", "J-unseen", "F-seen", "F-unseen"}
+YOUTUBE_VOS_METRICS = {"G", "J-seen", "J-unseen", "F-seen", "F-unseen"}  # only a YouTube-VOS scoring gives them
+
+NOT_PUBLISHED = "n.p."  # the paper gives no value
+NOT_MEASURED = "n.m."  # this preset has no such figure (no evaluation of or for the benchmark, the row did not
+# run on it, or the evaluation does not give the measure)
+NOT_RUN = "not run"  # the reproduced row is not run by this preset at all
+MARKS = {  # legend entries, in the order they are listed under a table
+    "n.p.": f"**{NOT_PUBLISHED}** = not in the paper",
+    "n.m.": f"**{NOT_MEASURED}** = not measured by this preset (no evaluation of or for the column's benchmark, the "
+            "row did not run on it, or that evaluation does not give this measure: a DAVIS-protocol evaluation has "
+            "no G or seen/unseen split)",
+    "not run": f"**{NOT_RUN}** = this preset does not run the row",
+    "stand-in": "**[stand-in x]** = measured on a stand-in for the paper's benchmark (named above the table), "
+                "so no difference is taken",
+    "CPU": "**(CPU)** = frames per second measured on a CPU, so no difference from the paper's GPU figure",
+    "device": "**(device ...)** = frames per second measured on a device other than a CUDA GPU (or one not "
+              "recorded), so no difference from the paper's GPU figure",
+    "from": "**from `row`** = the reproduced row that filled the value, where several can",
+}
 
 
 @dataclass(frozen=True)
@@ -39,22 +63,40 @@ def evaluation_for(benchmark: str, evaluations: dict) -> CellSource | None:
     return None
 
 
+def _record(summary: pd.DataFrame, row: str, evaluation: str) -> pd.Series | None:
+    match = summary[(summary["row"] == row) & (summary["evaluation"] == evaluation)]
+    return None if match.empty else match.iloc[0]
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or bool(pd.isna(value))
+
+
 def reproduced_value(summary: pd.DataFrame, row: str, evaluation: str, metric: str) -> float | None:
     """A summary figure on the papers' scale (percent, or FPS); None when not run or not measured.
 
-    A DAVIS-protocol evaluation standing in for a YouTube-VOS column has no seen/unseen classes: its G
-    is (J + F) / 2, i.e. J&F-Mean, and the seen/unseen cells stay empty."""
-    match = summary[(summary["row"] == row) & (summary["evaluation"] == evaluation)]
-    if match.empty:
+    Each metric comes from its own column only: a DAVIS-protocol evaluation (also one standing in for a
+    YouTube-VOS benchmark) measures no G and no seen/unseen classes, so those stay None; its J&F is not a G."""
+    record = _record(summary, row, evaluation)
+    if record is None or metric not in record or _missing(record[metric]):
         return None
-    record = match.iloc[0]
-    column = metric
-    if metric == "G" and (metric not in record or pd.isna(record[metric])):
-        column = "J&F-Mean"
-    if column not in record or pd.isna(record[column]):
-        return None
-    value = float(record[column])
+    value = float(record[metric])
     return 100 * value if metric in PERCENT_METRICS else value
+
+
+def fps_device(device) -> str | None:
+    """None where an FPS was measured on a CUDA GPU (comparable with the papers' GPU figures); else the label
+    it is shown with: "CPU" (device "cpu", or the CPU description a method without a device records), or
+    "device ..." (another device, or none recorded)."""
+    if _missing(device) or not str(device).strip():
+        return "device not recorded"
+    text = str(device).strip()
+    lowered = text.lower()
+    if lowered.startswith("cuda") or "gpu" in lowered:
+        return None
+    if lowered.startswith("cpu") or "cores" in lowered:  # "x86_64, 2 cores (Linux)": methods.runner's description
+        return "CPU"
+    return f"device {text}"
 
 
 def chosen_row(summary: pd.DataFrame, candidates: tuple[str, ...], evaluation: str) -> str:
@@ -67,63 +109,130 @@ def chosen_row(summary: pd.DataFrame, candidates: tuple[str, ...], evaluation: s
 
 def run_status(summary: pd.DataFrame, row: str, evaluation: str) -> str | None:
     """The summary's status of a (row, evaluation), e.g. awaiting the YouTube-VOS server's figures."""
-    if "status" not in summary:
+    record = _record(summary, row, evaluation)
+    if record is None or "status" not in record or _missing(record["status"]):
         return None
-    match = summary[(summary["row"] == row) & (summary["evaluation"] == evaluation)]
-    if match.empty or pd.isna(match.iloc[0]["status"]):
-        return None
-    return str(match.iloc[0]["status"])
+    return str(record["status"])
 
 
 def _published(value: float | None, printed: str | None = None) -> str:
     """A published value as the paper prints it (`printed`, else the number as Python writes it)."""
     if value is None:
-        return "–"
+        return NOT_PUBLISHED
     return printed if printed is not None else str(value)
 
 
 def _number(value: float | None, metric: str) -> str:
     """A reproduced value to 0.1 (FPS below 10: 0.01)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
+    if _missing(value):
+        return NOT_MEASURED
     if metric == "FPS":
         return f"{value:.2f}" if value < 10 else f"{value:.1f}"
     return f"{value:.1f}"
 
 
-def _versus(published: float | None, reproduced: float | None, metric: str) -> str:
-    """A reproduced value and its difference from the published one: "81.2 (−0.5)"."""
+def _difference(published: float, reproduced: float) -> str:
+    return f"({reproduced - published:+.1f})".replace("-", "−")
+
+
+def _versus(published: float | None, reproduced: float | None, metric: str, exact: bool = True,
+            device=None, marks: set | None = None) -> str:
+    """A reproduced value as it can be set beside the published one: "81.2 (−0.5)" on the paper's benchmark
+    (GPU for FPS); "[stand-in 20.3]" on a stand-in; "1.07 (CPU)" for an FPS not measured on a GPU; no
+    difference in the last two. `marks` collects the legend entries used."""
+    marks = set() if marks is None else marks
+    if _missing(reproduced):
+        marks.add("n.m.")
+        return NOT_MEASURED
     text = _number(reproduced, metric)
-    if published is not None and reproduced is not None:
-        text += f" ({reproduced - published:+.1f})".replace("-", "−")
+    where = fps_device(device) if metric == "FPS" else None
+    if where is not None:
+        text += f" ({where})"
+        marks.add("CPU" if where == "CPU" else "device")
+    elif exact and published is not None:
+        text += " " + _difference(published, reproduced)
+    if not exact:
+        marks.add("stand-in")
+        text = f"[stand-in {text}]"
     return text
 
 
 def format_cell(published: float | None, reproduced: float | None, metric: str, has_row: bool,
-                ran: bool, printed: str | None = None, released: str | None = None) -> str:
-    """"published / reproduced (difference)" for a reproduced row; the published value alone otherwise.
-    `printed`: the published value as the paper prints it (default: the number as Python writes it).
-    `released`: the released-weights part ("81.2 (−0.5)", see `_versus`), placed between the published and
-    the retrained value: "published / released / retrained"."""
+                ran: bool, printed: str | None = None, released: str | None = None, exact: bool = True,
+                device=None) -> str:
+    """"published / reproduced (difference)" for a reproduced row (see `_versus` for stand-ins and CPU FPS);
+    the published value alone otherwise. `printed`: the published value as the paper prints it (default: the
+    number as Python writes it). `released`: the released-weights part ("81.2 (−0.5)", see `_versus`), placed
+    between the published and the retrained value: "published / released / retrained"."""
     shown = _published(published, printed)
     if not has_row:
         return shown
     parts = [shown] if released is None else [shown, released]
-    return " / ".join([*parts, _versus(published, reproduced, metric) if ran else "not run"])
+    return " / ".join([*parts, _versus(published, reproduced, metric, exact, device) if ran else NOT_RUN])
 
 
 def _part(summary: pd.DataFrame, candidates: tuple[str, ...], source: CellSource | None,
-          published: float | None, metric: str) -> tuple[str, bool]:
-    """The reproduced part of a cell from the first candidate that ran on the column's evaluation: the value
-    and its difference, or the run's status while it awaits the YouTube-VOS server's figures (then True)."""
+          published: float | None, metric: str, marks: set) -> tuple[str, bool]:
+    """The reproduced part of a cell from the first candidate that ran on the column's evaluation (see
+    `_versus`), or the run's status while it awaits the YouTube-VOS server's figures (then True). Where
+    several candidates can fill it, the part names the one that did: "80.1 (−1.5) from `lwl`"."""
     if source is None:
-        return _versus(published, None, metric), False
+        marks.add("n.m.")
+        return NOT_MEASURED, False
     name = chosen_row(summary, candidates, source.evaluation)
+    record = _record(summary, name, source.evaluation)
     reproduced = reproduced_value(summary, name, source.evaluation, metric)
     status = run_status(summary, name, source.evaluation)
-    if reproduced is None and status and status != "official server":
-        return status.split(" for ")[0], True
-    return _versus(published, reproduced, metric), False
+    pending = reproduced is None and bool(status) and status != "official server"
+    if pending:
+        text = status.split(" for ")[0]
+    else:
+        device = record.get("device") if record is not None else None
+        text = _versus(published, reproduced, metric, source.exact, device, marks)
+    if len(candidates) > 1 and (reproduced is not None or pending):
+        marks.add("from")
+        text += f" from `{name}`"
+    return text, pending
+
+
+def _stand_in_jf(table: PublishedTable, summary: pd.DataFrame, sources: list) -> list[str]:
+    """For YouTube-VOS columns filled by a stand-in that measures no G (a DAVIS-protocol evaluation): that
+    evaluation's J&F of the table's rows, labelled as such, in a line under the table (never in a G cell)."""
+    lines = []
+    done = set()
+    for column, source in zip(table.columns, sources, strict=True):
+        if column.metric not in YOUTUBE_VOS_METRICS or source is None or source.exact:
+            continue
+        if (column.benchmark, source.evaluation) in done:
+            continue
+        done.add((column.benchmark, source.evaluation))
+        entries, seen = [], set()
+        for row in table.rows:
+            for names in (row.released, row.candidates):
+                if not names:
+                    continue
+                name = chosen_row(summary, names, source.evaluation)
+                record = _record(summary, name, source.evaluation)
+                if name in seen or record is None or ("G" in record and not _missing(record["G"])):
+                    continue
+                seen.add(name)
+                jf = reproduced_value(summary, name, source.evaluation, "J&F-Mean")
+                if jf is not None:
+                    entries.append(f"{row.label} (`{name}`) {_number(jf, 'J&F-Mean')}")
+        if entries:
+            lines += [f"*Stand-in J&F, not G:* `{source.evaluation}` stands in for {column.benchmark} but measures "
+                      "no G or seen/unseen split (DAVIS protocol), so those cells read "
+                      f"{NOT_MEASURED}; its J&F of the rows, for orientation only: " + "; ".join(entries) + ".", ""]
+    return lines
+
+
+def legend(marks: set) -> str:
+    """The line under a table that explains the marks and forms it uses."""
+    return "*Marks:* " + "; ".join(text for key, text in MARKS.items() if key in marks) + "."
+
+
+def _names(names: tuple[str, ...]) -> str:
+    return " or ".join(f"`{name}`" for name in names)
 
 
 def render_paper_table(table: PublishedTable, published: Published, summary: pd.DataFrame,
@@ -136,15 +245,16 @@ def render_paper_table(table: PublishedTable, published: Published, summary: pd.
         headers = ", ".join(c.header for c in table.columns if c.benchmark == benchmark)
         if source is None:
             notes.append(f"{headers}: this preset has no evaluation of or for {benchmark} "
-                         f"({published.benchmarks[benchmark]})")
+                         f"({published.benchmarks[benchmark]}), {NOT_MEASURED}")
         elif not source.exact:
             notes.append(f"{headers}: reproduced on `{source.evaluation}`, a STAND-IN for {benchmark}, "
-                         "not the paper's benchmark")
+                         "not the paper's benchmark: shown as [stand-in value], no difference")
         else:
             notes.append(f"{headers}: reproduced on `{source.evaluation}` ({benchmark})")
     lines += ["Reproduced cells: " + "; ".join(notes) + ".", ""]
     header = ["Method", *table.flags, *(column.header for column in table.columns)]
     any_pending = False
+    marks: set[str] = set()
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     group = None
     for row in table.rows:
@@ -157,31 +267,35 @@ def render_paper_table(table: PublishedTable, published: Published, summary: pd.
         ran = bool(row.candidates) and summary["row"].isin(row.candidates).any()
         # the released-weights part only when such a row ran: presets without them render as before
         released_ran = bool(row.released) and summary["row"].isin(row.released).any()
-        names = " / ".join(f"`{name}`" for name in row.candidates)
         if released_ran:
-            label += (" (released row " + " / ".join(f"`{name}`" for name in row.released)
-                      + f"; retrained row {names})")
+            label += f" (released row {_names(row.released)}; retrained row {_names(row.candidates)})"
         elif row.candidates:
-            label += f" (row {names})"
+            label += f" (row {_names(row.candidates)})"
         cells = []
         for column, source, value, text in zip(table.columns, sources, row.values, row.printed, strict=True):
-            if not row.candidates:
-                cells.append(_published(value, text))
-                continue
             parts = [_published(value, text)]
+            if value is None:
+                marks.add("n.p.")
+            if not row.candidates:
+                cells.append(parts[0])
+                continue
             if released_ran:
-                part, pending = _part(summary, row.released, source, value, column.metric)
+                part, pending = _part(summary, row.released, source, value, column.metric, marks)
                 parts.append(part)
                 any_pending = any_pending or pending
             if ran:
-                part, pending = _part(summary, row.candidates, source, value, column.metric)
+                part, pending = _part(summary, row.candidates, source, value, column.metric, marks)
                 parts.append(part)
                 any_pending = any_pending or pending
             else:
-                parts.append("not run")
+                marks.add("not run")
+                parts.append(NOT_RUN)
             cells.append(" / ".join(parts))
         lines.append("| " + " | ".join([label, *row.flags, *cells]) + " |")
     lines.append("")
+    if marks:
+        lines += [legend(marks), ""]
+    lines += _stand_in_jf(table, summary, sources)
     if any_pending:
         lines += ["*Awaiting server:* YouTube-VOS valid has no public ground truth. Upload the row's "
                   "`results/<preset>/<evaluation>/<row>/submission.zip` to the official YouTube-VOS server "
@@ -212,11 +326,21 @@ def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict,
         "",
         "## The papers' tables",
         "",
-        "Each cell of a reproduced row reads **published / reproduced (reproduced − published)**; rows "
-        "without a reproduction (other methods) show the published value only, `–` is a value the paper "
-        "does not give or this run does not measure. Figures are percentages; FPS is frames per second, "
-        "published on the papers' GPUs, reproduced on the hardware above. Methods are rows in every table "
-        "(LWL's Tables 2 and 3 print them as columns).",
+        "Each cell of a reproduced row reads **published / reproduced (reproduced − published)** where the "
+        "reproduced value is measured on the paper's own benchmark. A value measured on a *stand-in* (an "
+        "evaluation that only stands in for the paper's benchmark, named above each table) reads "
+        "**published / [stand-in value]**, without a difference: the two are not measured on the same videos. "
+        "An FPS not measured on a GPU reads **published / value (CPU)**, without a difference: the papers' FPS "
+        "are GPU figures. G and the YouTube-VOS seen / unseen columns are filled only by an evaluation that "
+        "measures them, never by a DAVIS J&F. Where a published row can be filled by several reproduced rows "
+        "(its label lists them, first choice first), each value names the row that filled it "
+        "(\"from `row`\"). Marks: "
+        f"**{NOT_PUBLISHED}** = not in the paper; **{NOT_MEASURED}** = not measured by this preset (no "
+        "evaluation of or for the column's benchmark, the row did not run on it, or that evaluation does not "
+        f"give the measure); **{NOT_RUN}** = this preset does not run the row; each table lists those it uses. "
+        "Rows without a reproduction (other methods) show the published value only. Figures are percentages; "
+        "FPS is frames per second, published on the papers' GPUs, reproduced on the hardware above. Methods "
+        "are rows in every table (LWL's Tables 2 and 3 print them as columns).",
         "",
     ]
     released_rows = published.released_rows()
@@ -226,28 +350,37 @@ def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict,
                   "reads **published / released (released − published) / retrained (retrained − published)**: "
                   "first the paper's number, then the authors' released checkpoint run through this suite's "
                   "tracker (our inference on their weights), then the model trained here (our training and "
-                  "inference). A gap in the retrained value alone points at training, one in both at inference "
+                  "inference); on a stand-in or for a CPU FPS both parts are labelled as above, without a "
+                  "difference. A gap in the retrained value alone points at training, one in both at inference "
                   "or evaluation (FRTM's released files are its CVPR 2020 version's, so set beside the arXiv "
                   "rows they may differ by that too).", ""]
     for table in published.tables.values():
         lines += render_paper_table(table, published, summary, evaluations)
     lines += ["## Every reproduced row", "",
               "All DAVIS measures (x 100) of each row this preset ran; FPS is the mean over sequences of the "
-              "method's frames per second (PNG writing excluded)."
+              "method's frames per second (PNG writing excluded), on the row's device."
               + (" Rows marked † run the authors' released weights (not trained here)." if released.any() else ""),
               ""]
     for evaluation, group in summary.groupby("evaluation", sort=False):
         lines += [f"### {evaluation}", ""]
-        header = ["Method", *SHOWN, "FPS", "Objects"]
+        header = ["Method", *SHOWN, "FPS", "Device", "Objects"]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
+        unmeasured = False
         for _, row in group.iterrows():
             mark = " †" if row["row"] in released_rows else ""
-            cells = [f"{row['label']} (`{row['row']}`){mark}"] + [_number(100 * row[c], c) for c in SHOWN]
-            objects = "–" if pd.isna(row["objects"]) else str(int(row["objects"]))
-            cells += [_number(row["FPS"], "FPS"), objects]
+            values = {c: None if _missing(row.get(c)) else 100 * row[c] for c in SHOWN}
+            values["FPS"] = None if _missing(row.get("FPS")) else row["FPS"]
+            unmeasured = unmeasured or any(v is None for v in values.values()) or _missing(row.get("objects"))
+            cells = [f"{row['label']} (`{row['row']}`){mark}"] + [_number(v, c) for c, v in values.items()]
+            where = fps_device(row.get("device"))
+            objects = NOT_MEASURED if _missing(row.get("objects")) else str(int(row["objects"]))
+            cells += ["GPU" if where is None else where, objects]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        if unmeasured:
+            lines += [f"*Marks:* **{NOT_MEASURED}** = not measured by this evaluation (a YouTube-VOS or server "
+                      "scoring gives no recall or decay; the server no objects count).", ""]
     if figures:
         lines += ["## Figures", ""]
         for path, caption in figures:

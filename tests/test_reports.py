@@ -15,7 +15,15 @@ from reports.plots import caption, decay_curves, read_attributes
 from reports.provenance import dataset_fingerprint
 from reports.published import PUBLISHED_FILE, PublishedTableError, load_published
 from reports.regression import Run, compare, frames_file, render_comparison, write_baseline
-from reports.render import evaluation_for, format_cell, render, render_paper_table, reproduced_value
+from reports.render import (
+    MARKS,
+    evaluation_for,
+    format_cell,
+    fps_device,
+    render,
+    render_paper_table,
+    reproduced_value,
+)
 
 PAPER_PRESET = PUBLISHED_FILE.parent.parent / "config" / "presets" / "paper.yaml"
 
@@ -89,9 +97,11 @@ def test_a_malformed_published_table_names_the_row(tmp_path):
 
 def test_cells_show_published_reproduced_and_difference():
     assert format_cell(70.6, 48.7, "J-Mean", True, True) == "70.6 / 48.7 (−21.9)"
-    assert format_cell(14.6, 3.66, "FPS", True, True) == "14.6 / 3.66 (−10.9)"
+    assert format_cell(14.6, 3.66, "FPS", True, True, device="cuda:0") == "14.6 / 3.66 (−10.9)"  # GPU vs GPU
     assert format_cell(7.7, None, "FPS", False, False) == "7.7"  # published as printed
-    assert format_cell(None, 25.5, "J&F-Mean", True, True) == "– / 25.5"
+    assert format_cell(None, 25.5, "J&F-Mean", True, True) == "n.p. / 25.5"  # not in the paper
+    assert format_cell(70.6, None, "J-Mean", True, True) == "70.6 / n.m."  # ran, not measured
+    assert format_cell(None, None, "J-Mean", False, False) == "n.p."
     assert format_cell(71.5, None, "J&F-Mean", False, False) == "71.5"
     assert format_cell(70.6, None, "J-Mean", True, False) == "70.6 / not run"
     assert format_cell(0.0, None, "FPS", False, False, printed="0.00") == "0.00"
@@ -108,8 +118,8 @@ def test_cells_with_released_weights_read_published_released_retrained():
     text = "\n".join(render_paper_table(published.tables["frtm-table3"], published, summary, DAVIS_EVALUATIONS))
     # J&F, J (= J&F + 1), F (= J&F - 1) on DAVIS 2017; nothing ran on DAVIS 2016
     assert ("| Ours (released row `frtm-ours-released`; retrained row `frtm-ours`) | 73.4 / 72.9 (−0.5) / 52.3 "
-            "(−21.1) | 71.3 / 73.9 (+2.6) / 53.3 (−18.0) | 75.5 / 71.9 (−3.6) / 51.3 (−24.2) | 84.8 / – / – "
-            "| 85.0 / – / – | 84.5 / – / – | 14.6 / – / – |") in text
+            "(−21.1) | 71.3 / 73.9 (+2.6) / 53.3 (−18.0) | 75.5 / 71.9 (−3.6) / 51.3 (−24.2) | 84.8 / n.m. / n.m. "
+            "| 85.0 / n.m. / n.m. | 84.5 / n.m. / n.m. | 14.6 / n.m. / n.m. |") in text
     # the CVPR 2020 row shares both rows; a released row without its retrained one; neither ran
     assert "| FRTM (CVPR 2020 version), additional data [FRTM (CVPR 2020, quoted by LWL)] (released row " \
            "`frtm-ours-released`; retrained row `frtm-ours`) | 76.7 / 72.9 (−3.8) / 52.3 (−24.4) |" in text
@@ -126,7 +136,7 @@ def test_cells_with_released_weights_read_published_released_retrained():
                             "status": "awaiting server scores for lwl-released"}])
     text = "\n".join(render_paper_table(published.tables["lwl-table2"], published, server,
                                         {"v": {"benchmark": "ytvos2018-valid"}}))
-    assert "| 81.5 / awaiting server scores / 81.5 (+0.0) | 80.4 / awaiting server scores / – |" in text
+    assert "| 81.5 / awaiting server scores / 81.5 (+0.0) | 80.4 / awaiting server scores / n.m. |" in text
     assert "*Awaiting server:*" in text
 
 
@@ -135,7 +145,7 @@ def test_without_released_rows_the_cells_and_text_are_as_before():
     published = load_published()
     text = "\n".join(render_paper_table(published.tables["frtm-table3"], published, summary, DAVIS_EVALUATIONS))
     assert "| Ours (row `frtm-ours`) | 73.4 / 52.3 (−21.1) | 71.3 / 53.3 (−18.0) | 75.5 / 51.3 (−24.2) | " \
-           "84.8 / – | 85.0 / – | 84.5 / – | 14.6 / – |" in text
+           "84.8 / n.m. | 85.0 / n.m. | 84.5 / n.m. | 14.6 / n.m. |" in text
     assert "released" not in text
     report = render(summary, "ci", "test", {}, DAVIS_EVALUATIONS, published, PUBLISHED_FILE.parent.parent)
     assert "released" not in report and "†" not in report
@@ -160,7 +170,7 @@ def test_tables_take_the_exact_benchmark_before_a_stand_in():
     assert evaluation_for("davis2017-val", evaluations) is None
     summary = summary_frame(frtm_ours=("real", 0.487, 3.66), frtm_d_only=("synthetic", 0.406, 13.6))
     assert reproduced_value(summary, "frtm-ours", "real", "J&F-Mean") == pytest.approx(48.7)
-    assert reproduced_value(summary, "frtm-ours", "real", "G") == pytest.approx(48.7)  # (J+F)/2 on DAVIS
+    assert reproduced_value(summary, "frtm-ours", "real", "G") is None  # a DAVIS J&F is not a G
     assert reproduced_value(summary, "frtm-ours", "real", "J-seen") is None
     assert reproduced_value(summary, "frtm-ours", "real", "FPS") == pytest.approx(3.66)
     published = load_published()
@@ -168,9 +178,142 @@ def test_tables_take_the_exact_benchmark_before_a_stand_in():
                                {"synthetic": {"stands_in_for": ["ytvos2018-jjvalid"]}})
     text = "\n".join(lines)
     assert "Reproduced cells: J: reproduced on `synthetic`, a STAND-IN for ytvos2018-jjvalid" in text
-    assert "| D-only (row `frtm-d-only`) | x |  |  |  | 58.8 / 41.6 (−17.2) |" in text
+    assert "| D-only (row `frtm-d-only`) | x |  |  |  | 58.8 / [stand-in 41.6] |" in text  # no difference
     assert "| Ours - no update (row `frtm-no-update`) | x | x |  |  | 67.6 / not run |" in text
-    assert "| Ours (row `frtm-ours`) | x | x | x |  | 70.6 / – |" in text  # ran, on no evaluation for this table
+    assert "| Ours (row `frtm-ours`) | x | x | x |  | 70.6 / n.m. |" in text  # ran, on no evaluation for this table
+
+
+EMBEDDED_LIKE = {"synthetic": {"stands_in_for": ["davis2017-val", "davis2016-val", "ytvos2018-valid"]}}
+
+
+def table_row(lines: list[str], start: str) -> str:
+    """The one table line that starts with `start`."""
+    [line] = [line for line in lines if line.startswith(start)]
+    return line
+
+
+def test_a_stand_in_value_is_labelled_and_has_no_difference():
+    summary = summary_frame(frtm_ours=("synthetic", 0.523, 1.07))
+    published = load_published()
+    lines = render_paper_table(published.tables["frtm-table3"], published, summary, EMBEDDED_LIKE)
+    ours = table_row(lines, "| Ours (row `frtm-ours`) |")
+    assert ours == ("| Ours (row `frtm-ours`) | 73.4 / [stand-in 52.3] | 71.3 / [stand-in 53.3] | "
+                    "75.5 / [stand-in 51.3] | 84.8 / [stand-in 52.3] | 85.0 / [stand-in 53.3] | "
+                    "84.5 / [stand-in 51.3] | 14.6 / [stand-in 1.07 (CPU)] |")
+    assert "(−" not in ours and "(+" not in ours  # no published − stand-in difference anywhere
+    assert "shown as [stand-in value], no difference" in "\n".join(lines)  # above the table
+    assert MARKS["stand-in"] in "\n".join(lines)  # and under it
+    # the same benchmark scored exactly: the difference is back
+    exact = render_paper_table(published.tables["frtm-table3"], published,
+                               summary_frame(frtm_ours=("d17", 0.523, 1.07)), DAVIS_EVALUATIONS)
+    assert table_row(exact, "| Ours (row `frtm-ours`) |").startswith("| Ours (row `frtm-ours`) | 73.4 / 52.3 (−21.1) |")
+    # the released-weights form labels both parts alike
+    both = summary_frame(frtm_ours=("synthetic", 0.523, 1.07), frtm_ours_released=("synthetic", 0.729, 9.1))
+    lines = render_paper_table(published.tables["frtm-table3"], published, both, EMBEDDED_LIKE)
+    assert table_row(lines, "| Ours (released row").split(" | ")[1] == "73.4 / [stand-in 72.9] / [stand-in 52.3]"
+
+
+def test_a_davis_stand_in_never_fills_youtube_vos_columns():
+    # a DAVIS-protocol stand-in for YouTube-VOS valid: J&F, J, F but no G, no seen/unseen
+    summary = summary_frame(frtm_ours=("synthetic", 0.523, 1.07), lwl_box_init=("synthetic", 0.40, 8.1))
+    assert reproduced_value(summary, "frtm-ours", "synthetic", "G") is None
+    published = load_published()
+    lines = render_paper_table(published.tables["frtm-table2"], published, summary, EMBEDDED_LIKE)
+    assert table_row(lines, "| Ours (row `frtm-ours`) |") == (
+        "| Ours (row `frtm-ours`) | 71.0 / n.m. | 71.6 / n.m. | 65.0 / n.m. | 74.7 / n.m. | 72.5 / n.m. | "
+        "14.6 / [stand-in 1.07 (CPU)] |")
+    text = "\n".join(lines)
+    # the stand-in's J&F only in a line of its own that says it is not a G
+    assert "*Stand-in J&F, not G:* `synthetic` stands in for ytvos2018-valid" in text
+    assert "Ours (`frtm-ours`) 52.3." in text
+    lines = render_paper_table(published.tables["lwl-table4"], published, summary, EMBEDDED_LIKE)
+    assert table_row(lines, "| LWL (row `lwl-box-init`) |") == (
+        "| LWL (row `lwl-box-init`) | 70.4 / n.m. | 73.0 / n.m. | 63.0 / n.m. | 75.9 / n.m. | 70.0 / n.m. | "
+        "70.8 / [stand-in 40.0] | 68.2 / [stand-in 41.0] | 73.5 / [stand-in 39.0] |")
+    # a YouTube-VOS-style stand-in that measures G (local scoring, no seen/unseen split) fills G, labelled
+    local = pd.DataFrame([{"row": "lwl-box-init", "evaluation": "jj", "G": 0.70, "J-Mean": 0.68, "F-Mean": 0.72,
+                           "J&F-Mean": 0.70, "J-seen": None, "FPS": 9.0, "device": "cpu"}])
+    lines = render_paper_table(published.tables["lwl-table4"], published, local,
+                               {"jj": {"stands_in_for": ["ytvos2018-valid"]}})
+    assert table_row(lines, "| LWL (row").startswith("| LWL (row `lwl-box-init`) | 70.4 / [stand-in 70.0] | 73.0 / n.m. |")
+    assert "Stand-in J&F" not in "\n".join(lines)
+
+
+def test_an_fps_measured_on_a_cpu_has_no_difference_from_the_papers_gpu_fps():
+    assert fps_device("cpu") == "CPU"
+    assert fps_device("x86_64, 2 cores (Linux)") == "CPU"  # what a method without a device records
+    assert fps_device("cuda") is None and fps_device("cuda:0") is None
+    assert fps_device(float("nan")) == "device not recorded"
+    published = load_published()
+    for device, fps in (("cpu", "14.6 / 1.07 (CPU)"), ("x86_64, 2 cores (Linux)", "14.6 / 1.07 (CPU)"),
+                        ("cuda:0", "14.6 / 1.07 (−13.5)"), (None, "14.6 / 1.07 (device not recorded)")):
+        summary = summary_frame(frtm_ours=("d16", 0.80, 1.07)).assign(device=device)
+        lines = render_paper_table(published.tables["frtm-table3"], published, summary, DAVIS_EVALUATIONS)
+        assert table_row(lines, "| Ours (row `frtm-ours`) |").endswith(f" | {fps} |"), device
+        # the accuracy on the exact benchmark keeps its difference whatever the device
+        assert "| 84.8 / 80.0 (−4.8) |" in table_row(lines, "| Ours (row `frtm-ours`) |")
+    assert format_cell(14.6, 1.07, "FPS", True, True, device="cpu") == "14.6 / 1.07 (CPU)"
+    report = render(summary_frame(frtm_ours=("d16", 0.80, 1.07)), "t", "t", {}, DAVIS_EVALUATIONS, published,
+                    PUBLISHED_FILE.parent.parent)
+    assert MARKS["CPU"] in report
+    assert "| frtm_ours (`frtm-ours`) | 80.0 | 81.0 | 50.0 | 10.0 | 79.0 | 50.0 | 10.0 | 1.07 | CPU | 3 |" in report
+
+
+def test_missing_values_have_distinct_marks_explained_under_each_table():
+    summary = summary_frame(frtm_ours=("d17", 0.523, 3.66), first_frame_copy=("d17", 0.30, 500.0))
+    published = load_published()
+    lines = render_paper_table(published.tables["frtm-table3"], published, summary, {"d17": {"benchmark": "davis2017-val"}})
+    text = "\n".join(lines)
+    assert "| AGAME | 70.0 | 67.2 | 72.7 | n.p. | 82.0 | n.p. | 14.3 |" in text  # not in the paper
+    assert table_row(lines, "| Ours (row `frtm-ours`) |").endswith(" | 84.8 / n.m. | 85.0 / n.m. | 84.5 / n.m. | 14.6 / n.m. |")
+    assert "| Ours (fast) (row `frtm-fast`) | 70.9 / not run |" in text
+    assert table_row(lines, "| First-frame copy").startswith(
+        "| First-frame copy (lower bound) (row `first-frame-copy`) | n.p. / 30.0 | n.p. / 31.0 |")
+    assert "–" not in text.replace("(−", "")  # the dash means nothing any more
+    # the legend under the table explains every mark it uses, and only those
+    [legend] = [line for line in lines if line.startswith("*Marks:*")]
+    assert lines.index(legend) > lines.index(table_row(lines, "| First-frame copy"))
+    for key in ("n.p.", "n.m.", "not run"):
+        assert MARKS[key] in legend
+    assert MARKS["stand-in"] not in legend and MARKS["from"] not in legend
+    assert "not in the paper" in MARKS["n.p."] and "not measured" in MARKS["n.m."]
+    # the paragraph above the tables explains them too; every reproduced row marks what it does not measure
+    server = pd.DataFrame([{"row": "lwl", "label": "LWL", "evaluation": "v", "G": 0.815, "J&F-Mean": 0.8,
+                            "J-Mean": 0.79, "F-Mean": 0.81, "objects": None, "FPS": 10.0, "device": "cuda",
+                            "status": "official server"}])
+    report = render(server, "t", "t", {}, {"v": {"benchmark": "ytvos2018-valid"}}, published,
+                    PUBLISHED_FILE.parent.parent)
+    assert "**n.p.** = not in the paper; **n.m.** = not measured by this preset" in report
+    assert "| LWL (`lwl`) | 80.0 | 79.0 | n.m. | n.m. | 81.0 | n.m. | n.m. | 10.0 | GPU | n.m. |" in report
+    assert "*Marks:* **n.m.** = not measured by this evaluation" in report
+    assert "| – " not in report and " – |" not in report
+
+
+def test_a_cell_that_several_rows_can_fill_names_the_row_that_did():
+    published = load_published()
+    evaluations = {"d17": {"benchmark": "davis2017-val"}, "d16": {"benchmark": "davis2016-val"},
+                   "v": {"benchmark": "ytvos2018-valid"}}
+    # LWL Table 3's LWL: the DAVIS-fine-tuned row if it ran, else the main one; either way the cell says which
+    for ran, other in (("lwl", "lwl_davis"), ("lwl_davis", "lwl")):
+        summary = summary_frame(**{ran: ("d17", 0.80, 15.0)})
+        lines = render_paper_table(published.tables["lwl-table3"], published, summary, evaluations)
+        row = table_row(lines, "| LWL (row `lwl-davis` or `lwl`) |")
+        name = ran.replace("_", "-")
+        assert row.split(" | ")[1] == f"81.6 / 80.0 (−1.6) from `{name}`"
+        assert f"from `{other.replace('_', '-')}`" not in row
+        assert MARKS["from"] in "\n".join(lines)
+    # FRTM Table 2's Ours: the released YouTube-VOS row fills G..., the released DAVIS row the FPS
+    summary = pd.DataFrame([
+        {"row": "frtm-ours", "evaluation": "d16", "J&F-Mean": 0.8, "FPS": 13.0, "device": "cuda"},
+        {"row": "frtm-ours-released", "evaluation": "d16", "J&F-Mean": 0.84, "FPS": 14.0, "device": "cuda"},
+        {"row": "frtm-ours-released-ytvos", "evaluation": "v", "G": 0.72, "J-seen": 0.73, "device": "cuda",
+         "status": "official server"}])
+    lines = render_paper_table(published.tables["frtm-table2"], published, summary, evaluations)
+    cells = table_row(lines, "| Ours (released row").split(" | ")
+    assert cells[0] == ("| Ours (released row `frtm-ours-released-ytvos` or `frtm-ours-released`; "
+                        "retrained row `frtm-ours`)")
+    assert cells[1] == "71.0 / 72.0 (+1.0) from `frtm-ours-released-ytvos` / n.m."
+    assert cells[-1] == "14.6 / 14.0 (−0.6) from `frtm-ours-released` / 13.0 (−1.6) |"  # one candidate: no name
 
 
 REGRESSION_PRESET = {"rows": {"first-frame-copy": {}, "frtm-ours": {"training": "frtm-refiner"},
