@@ -12,7 +12,7 @@ import pandas as pd
 import yaml
 
 from .aggregate import collect, write_summary
-from .plots import EvaluationData, evaluation_figures, figure_list, speed_accuracy
+from .plots import EvaluationData, evaluation_figures, figure_list, speed_accuracy, training_curves
 from .provenance import build_manifest, git_commit, hardware, write_manifest
 from .published import PUBLISHED_FILE, load_published
 from .regression import Run, compare, frames_file, render_comparison, write_baseline
@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     plots.add_argument("--root", type=Path, required=True, help="the evaluation's dataset root")
     plots.add_argument("--qualitative-sequence", help="the sequence of the qualitative strips")
     plots.add_argument("--out-dir", type=Path, required=True)
+    curves = sub.add_parser("plot-training", help="the training curves of a preset's trainings (PNG)")
+    curves.add_argument("--histories", type=Path, nargs="*", default=[],
+                        help="each training's head.json (results/<preset>/training/<name>/head.json)")
+    curves.add_argument("--out", type=Path, required=True)
 
     prov = sub.add_parser("provenance", help="write the provenance manifest of a run")
     prov.add_argument("--preset", required=True)
@@ -85,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "plot-evaluation":
         evaluation = EvaluationData(args.evaluation, args.root, qualitative_sequence=args.qualitative_sequence)
         evaluation_figures(pd.read_csv(args.summary), evaluation, args.results, args.out_dir)
+    elif args.command == "plot-training":
+        training_curves(args.histories, args.out)
     elif args.command == "provenance":
         manifest = build_manifest(args.preset, json.loads(args.config), args.heads, json.loads(args.datasets), REPO)
         write_manifest(manifest, args.out)

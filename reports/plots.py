@@ -7,6 +7,7 @@ and score-maps/, and the evaluation datasets (frames, ground truth, db_info.yml)
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +15,13 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 
-import cv2  # noqa: E402
+import matplotlib.lines  # noqa: E402
+import matplotlib.patches  # noqa: E402
+import matplotlib.patheffects  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.text  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import matplotlib.transforms  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
@@ -23,14 +29,16 @@ from PIL import Image  # noqa: E402
 
 from vos_datasets.fileio import atomic_path  # noqa: E402
 
-from .published import Published  # noqa: E402
-from .render import evaluation_for  # noqa: E402
+from .published import Published, PublishedRow, PublishedTable  # noqa: E402
+from .render import CellSource, evaluation_for  # noqa: E402
 
 DECAY_BINS = 10
 QUALITATIVE_FRAMES = 5
-# The DAVIS palette's first colours (object ids 1..), for mask overlays.
-OBJECT_COLOURS = np.array([[128, 0, 0], [0, 128, 0], [128, 128, 0], [0, 0, 128], [128, 0, 128], [0, 128, 128],
-                           [128, 128, 128], [64, 0, 0], [191, 0, 0], [64, 128, 0]], dtype=np.float32)
+# Object colours of the overlays (object ids 1..): Okabe-Ito's colour-blind-safe qualitative palette, saturated
+# so that they stand out on the grey frames, then tab10's remaining hues; as RGB in 0..1.
+OBJECT_COLOURS = np.array([[213, 94, 0], [0, 114, 178], [0, 158, 115], [204, 121, 167], [230, 159, 0],
+                           [86, 180, 233], [240, 228, 66], [148, 103, 189], [140, 86, 75], [188, 189, 34]],
+                          dtype=np.float32) / 255
 
 
 @dataclass(frozen=True)
@@ -57,42 +65,210 @@ def per_object_jf(results: Path, evaluation: str, row: str) -> pd.Series:
     return pd.Series(((table["J-Mean"] + table["F-Mean"]) / 2).to_numpy() * 100, index=table["Sequence"])
 
 
+FIRST_FRAME_COPY = "first_frame_copy"  # the summary's method of the lower bound: it computes nothing, so its
+# FPS (thousands: a file copy) is no speed to compare and gets no point on the speed axis
+FAMILY_COLOURS = {"FRTM": "tab:blue", "LWL": "tab:green"}  # the papers' own published rows; others grey
+REPRODUCED_COLOURS = {"FRTM": "tab:red", "LWL": "tab:purple"}  # this run's rows; others orange
+PAPERS = {"frtm": "FRTM", "lwl": "LWL"}  # a source key's or a summary method's prefix -> the method's name
+
+
+def device_kind(device: object) -> str:
+    """CPU or GPU, from a timing's device ("cpu", "cuda:0", or a machine description)."""
+    text = str(device).lower()
+    return "GPU" if "cuda" in text or "gpu" in text else "CPU"
+
+
+def _family(name: str) -> str | None:
+    return next((family for family in FAMILY_COLOURS if name.upper().startswith(family)), None)
+
+
+def published_name(table: PublishedTable, row: PublishedRow) -> str:
+    """A published row's name in the figure: the paper's own rows carry their method ("Ours" -> "FRTM Ours"),
+    and every published point says it is the paper's number on the paper's GPU."""
+    label = row.label
+    paper = PAPERS.get((row.source or table.source).split("-")[0])
+    if row.candidates and paper and not _family(label):
+        label = f"{paper} {label}"
+    return f"{label} (paper, GPU)"
+
+
+def reproduced_names(rows: pd.DataFrame, exact: bool) -> dict[str, str]:
+    """Row key -> its name in the figure, e.g. "FRTM Ours (CPU, stand-in data)": method, hardware of its FPS, and
+    whether its J&F is on the benchmark itself or a stand-in. Two rows with one label also carry their keys."""
+    names = {}
+    for _, record in rows.iterrows():
+        label = str(record["label"])
+        paper = PAPERS.get(str(record.get("method", "")))
+        if paper and not _family(label):
+            label = f"{paper} {label}"
+        names[record["row"]] = (label, f"{device_kind(record.get('device', ''))}, "
+                                       f"{'this run' if exact else 'stand-in data'}")
+    labels = [label for label, _ in names.values()]
+    return {row: (f"{label} [{row}]" if labels.count(label) > 1 else label) + f" ({where})"
+            for row, (label, where) in names.items()}
+
+
+def _free(box: matplotlib.transforms.Bbox, taken: list) -> bool:
+    return not any(box.overlaps(other) for other in taken)
+
+
+def _place_numbers(ax: plt.Axes, points: list[tuple[float, float, int, str]],
+                   lines: list[tuple[float, str, str]] = ()) -> None:
+    """Each point's legend number next to it, at the first of a ring of offsets where it overlaps neither another
+    number nor a marker (greedy, in display space), with a thin leader line when it had to move away; before
+    them each horizontal line's (y, text, colour) label, at the end of the line or its middle where it is free."""
+    figure = ax.figure
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    pad = 5.5 * figure.dpi / 72  # a marker's half size in pixels (a star's)
+    taken = []
+    for x, y, _, _ in points:
+        cx, cy = ax.transData.transform((x, y))
+        taken.append(matplotlib.transforms.Bbox([[cx - pad, cy - pad], [cx + pad, cy + pad]]))
+    for y, words, colour in lines:
+        text = None
+        for x, ha in ((1, "right"), (0, "left"), (0.5, "center")):
+            for dy, va in ((2, "bottom"), (-2, "top")):
+                if text is not None:
+                    text.remove()
+                text = ax.annotate(words, (x, y), xycoords=("axes fraction", "data"), xytext=(3 - 6 * x, dy),
+                                   textcoords="offset points", ha=ha, va=va, fontsize=7, color=colour)
+                if _free(text.get_window_extent(renderer), taken):
+                    break
+            else:
+                continue
+            break
+        taken.append(text.get_window_extent(renderer))
+    inside = ax.get_window_extent(renderer)
+    rings = [(radius, angle + 15 * (ring % 2)) for ring, radius in enumerate((7, 10, 14, 20, 27, 35, 45, 57, 70))
+             for angle in range(0, 360, 30)]
+    for x, y, number, colour in points:
+        scored = []
+        for radius, angle in rings:
+            text = _number_at(ax, (x, y), number, colour, radius, angle)
+            box = _text_extent(text, renderer)
+            text.remove()
+            outside = not (inside.containsx(box.x0) and inside.containsx(box.x1) and inside.containsy(box.y0)
+                           and inside.containsy(box.y1))
+            scored.append((1000 * outside + sum(box.overlaps(other) for other in taken), radius, angle))
+            if scored[-1][0] == 0:
+                break
+        _, radius, angle = min(scored)  # the first free place, else the one with fewest overlaps
+        taken.append(_text_extent(_number_at(ax, (x, y), number, colour, radius, angle), renderer))
+
+
+def _text_extent(text: matplotlib.text.Annotation, renderer) -> matplotlib.transforms.Bbox:
+    """An annotation's text alone, without its leader line (which may cross other labels)."""
+    text.update_positions(renderer)
+    return matplotlib.text.Text.get_window_extent(text, renderer)
+
+
+def _number_at(ax: plt.Axes, xy: tuple[float, float], number: int, colour: str, radius: float,
+               angle: float) -> matplotlib.text.Annotation:
+    """A point's number `radius` points away from it in direction `angle` (degrees), a leader line beyond 10."""
+    dx, dy = radius * np.cos(np.radians(angle)), radius * np.sin(np.radians(angle))
+    return ax.annotate(str(number), xy, xytext=(dx, dy), textcoords="offset points",
+                       ha="left" if dx > 1 else "right" if dx < -1 else "center",
+                       va="bottom" if dy > 1 else "top" if dy < -1 else "center",
+                       fontsize=7, color=colour, fontweight="bold", zorder=6,
+                       arrowprops={"arrowstyle": "-", "color": colour, "lw": 0.5, "shrinkA": 0, "shrinkB": 3}
+                       if radius > 10 else None)
+
+
+@dataclass(frozen=True)
+class SpeedPoint:
+    name: str
+    fps: float
+    jf: float
+    marker: str
+    colour: str
+
+
+def speed_points(summary: pd.DataFrame, published: Published, evaluations: dict,
+                 benchmark: str) -> tuple[list[SpeedPoint], list[SpeedPoint], CellSource | None]:
+    """The published points on `benchmark` (J&F and FPS both printed), this run's points on the evaluation
+    that scores it or stands in for it, and the lower bounds (first-frame copy: J&F only, fps NaN)."""
+    points, bounds, seen = [], [], set()
+    for table in published.tables.values():
+        jf = next((i for i, c in enumerate(table.columns) if c.benchmark == benchmark and c.metric == "J&F-Mean"), None)
+        fps = next((i for i, c in enumerate(table.columns) if c.metric == "FPS"), None)
+        if jf is None or fps is None:
+            continue
+        for row in table.rows:
+            if row.values[jf] is None or row.values[fps] is None or row.values[fps] <= 0:
+                continue
+            name = published_name(table, row)
+            if name not in seen:
+                seen.add(name)
+                colour = FAMILY_COLOURS.get(_family(name), "0.5") if row.candidates else "0.5"
+                points.append(SpeedPoint(name, row.values[fps], row.values[jf], "o", colour))
+    source = evaluation_for(benchmark, evaluations)
+    if source is not None:
+        rows = summary[(summary["evaluation"] == source.evaluation) & summary["J&F-Mean"].notna()]
+        names = reproduced_names(rows, source.exact)
+        for _, record in rows.iterrows():
+            jf = 100 * float(record["J&F-Mean"])
+            if record.get("method") == FIRST_FRAME_COPY:
+                name = f"{record['label']}, {'this run' if source.exact else 'stand-in data'}"
+                bounds.append(SpeedPoint(name, float("nan"), jf, "", "tab:red"))
+            elif pd.notna(record["FPS"]) and record["FPS"] > 0:
+                colour = REPRODUCED_COLOURS.get(_family(names[record["row"]]), "tab:orange")
+                points.append(SpeedPoint(names[record["row"]], float(record["FPS"]), jf, "*", colour))
+    return points, bounds, source
+
+
+def speed_accuracy_figure(summary: pd.DataFrame, published: Published, evaluations: dict,
+                          hardware: str) -> plt.Figure:
+    """FPS (log scale) against J&F on DAVIS 2017 and 2016: the papers' points (circles, their GPUs) and this run's
+    (stars, this run's hardware), each numbered and named in the legend (one number per name in both panels,
+    published first); the first-frame copy, which computes nothing, is a dotted J&F line, not a point."""
+    panels = [("davis2017-val", "DAVIS 2017 val"), ("davis2016-val", "DAVIS 2016 val")]
+    data = [speed_points(summary, published, evaluations, benchmark) for benchmark, _ in panels]
+    ordered = [p for points, _, _ in data for p in points if p.marker == "o"]
+    ordered += [p for points, _, _ in data for p in points if p.marker != "o"]
+    numbers: dict[str, int] = {}
+    legend: list[matplotlib.lines.Line2D] = []
+    for point in ordered:
+        if point.name not in numbers:
+            numbers[point.name] = len(numbers) + 1
+            legend.append(matplotlib.lines.Line2D([], [], marker=point.marker, color=point.colour, linestyle="none",
+                                                  markersize=6 if point.marker == "o" else 10,
+                                                  label=f"{numbers[point.name]}  {point.name}"))
+    bound_names: set[str] = set()
+    figure, axes = plt.subplots(1, len(panels), figsize=(13, 5.6), dpi=110)
+    for ax, (_, title), (points, bounds, source) in zip(axes, panels, data, strict=True):
+        for point in points:
+            ax.scatter(point.fps, point.jf, marker=point.marker, s=40 if point.marker == "o" else 120,
+                       color=point.colour, edgecolors="white", linewidths=0.5, zorder=3 if point.marker == "o" else 4)
+        for bound in bounds:
+            ax.axhline(bound.jf, color=bound.colour, linestyle=":", linewidth=1.2, zorder=2)
+            if bound.name not in bound_names:
+                bound_names.add(bound.name)
+                legend.append(matplotlib.lines.Line2D([], [], color=bound.colour, linestyle=":", label=(
+                    f"{bound.name}: J&F only (copies the given frame; its FPS times no method)")))
+        if source is None:
+            where = "not evaluated by this preset"
+        else:
+            where = source.evaluation + ("" if source.exact else ", a stand-in")
+        ax.set_xscale("log")
+        ax.set_xlabel("frames per second (log scale)\ncircles: papers' GPUs; stars: this run's hardware", fontsize=8)
+        ax.set_ylabel("J&F (%)")
+        ax.set_title(f"{title}\npublished (circles) and reproduced (stars, {where})", fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+    figure.suptitle(f"Speed vs accuracy. Circles' and stars' FPS are not comparable: the papers measured on "
+                    f"their GPUs, this run on {hardware}", fontsize=10)
+    figure.tight_layout()  # before the numbers: their places are found in display space
+    for ax, (points, bounds, _) in zip(axes, data, strict=True):
+        _place_numbers(ax, [(p.fps, p.jf, numbers[p.name], p.colour) for p in points],
+                       [(b.jf, "first-frame copy", b.colour) for b in bounds])
+    figure.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize=7.5,
+                  title="numbered points (one number per method in both panels)", title_fontsize=8, frameon=False)
+    return figure
+
+
 def speed_accuracy(summary: pd.DataFrame, published: Published, evaluations: dict, hardware: str,
                    out: Path) -> Path:
-    """FPS (log scale) against J&F on DAVIS 2017 and 2016: the papers' points and this run's."""
-    panels = [("davis2017-val", "DAVIS 2017 val"), ("davis2016-val", "DAVIS 2016 val")]
-    figure, axes = plt.subplots(1, len(panels), figsize=(13, 5.2))
-    for ax, (benchmark, title) in zip(axes, panels, strict=True):
-        for table in published.tables.values():
-            jf = next((i for i, c in enumerate(table.columns) if c.benchmark == benchmark and c.metric == "J&F-Mean"), None)
-            fps = next((i for i, c in enumerate(table.columns) if c.metric == "FPS"), None)
-            if jf is None or fps is None:
-                continue
-            for row in table.rows:
-                if row.values[jf] is None or row.values[fps] is None or row.values[fps] <= 0:
-                    continue
-                mine = bool(row.candidates)
-                ax.scatter(row.values[fps], row.values[jf], marker="o", s=45, zorder=3,
-                           color="tab:blue" if mine else "0.55")
-                ax.annotate(row.label, (row.values[fps], row.values[jf]), fontsize=7, xytext=(4, 2),
-                            textcoords="offset points", color="tab:blue" if mine else "0.35")
-        source = evaluation_for(benchmark, evaluations)
-        if source is not None:
-            rows = summary[(summary["evaluation"] == source.evaluation) & summary["J&F-Mean"].notna()]
-            ax.scatter(rows["FPS"], 100 * rows["J&F-Mean"], marker="*", s=110, color="tab:red", zorder=4)
-            for _, record in rows.iterrows():
-                ax.annotate(record["label"], (record["FPS"], 100 * record["J&F-Mean"]), fontsize=7,
-                            xytext=(4, -8), textcoords="offset points", color="tab:red")
-            where = source.evaluation + ("" if source.exact else ", a stand-in")
-        else:
-            where = "not evaluated by this preset"
-        ax.set_xscale("log")
-        ax.set_xlabel("frames per second (log scale)")
-        ax.set_ylabel("J&F (%)")
-        ax.set_title(f"{title}\npublished (o, papers' GPUs) vs reproduced (*, {where})", fontsize=9)
-        ax.grid(True, which="both", alpha=0.3)
-    figure.suptitle(f"Speed vs accuracy. Reproduced FPS measured on: {hardware}", fontsize=10)
-    return save(figure, out)
+    return save(speed_accuracy_figure(summary, published, evaluations, hardware), out)
 
 
 def object_scores(summary: pd.DataFrame, results: Path, evaluation: str) -> dict[str, pd.Series]:
@@ -189,64 +365,124 @@ def attributes(scores: dict[str, pd.Series], evaluation: EvaluationData, out: Pa
     return save(figure, out)
 
 
-def _overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Each object tinted in its DAVIS colour (brightened) and outlined in white, so it reads on any texture."""
-    out = image.astype(np.float32)
+def _greyscale(image: np.ndarray) -> np.ndarray:
+    """The frame as light, low-contrast grey (RGB): the overlays are then the only colours in a panel, so no
+    object's own colour reads as a mask."""
+    grey = image[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.repeat((60 + 0.7 * grey)[..., None], 3, axis=2)
+
+
+def _overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """The frame in grey (_greyscale) with each object's region tinted in its OBJECT_COLOURS entry."""
+    out = _greyscale(image)
     for oid in np.unique(labels):
         if oid == 0 or oid == 255:
             continue
-        colour = np.minimum(OBJECT_COLOURS[(int(oid) - 1) % len(OBJECT_COLOURS)] * 2, 255)
         region = labels == oid
-        out[region] = (1 - alpha) * out[region] + alpha * colour
-    out = out.clip(0, 255).astype(np.uint8)
+        out[region] = (1 - alpha) * out[region] + alpha * object_colour(int(oid)) * 255
+    return out.clip(0, 255).astype(np.uint8)
+
+
+def object_colour(oid: int) -> np.ndarray:
+    return OBJECT_COLOURS[(oid - 1) % len(OBJECT_COLOURS)]
+
+
+def _outline(ax: plt.Axes, labels: np.ndarray, linestyle: str) -> None:
+    """Each object's outline in its colour over a thin black edge (visible on light and dark grey)."""
+    halo = [matplotlib.patheffects.Stroke(linewidth=3.2, foreground="black"), matplotlib.patheffects.Normal()]
     for oid in np.unique(labels):
         if oid == 0 or oid == 255:
             continue
-        contours, _ = cv2.findContours((labels == oid).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(out, contours, -1, (255, 255, 255), max(1, image.shape[0] // 240))
-    return out
+        contour = ax.contour((labels == oid).astype(np.float32), levels=[0.5], colors=[object_colour(int(oid))],
+                             linewidths=1.6, linestyles=linestyle)
+        contour.set_path_effects(halo)
 
 
-def qualitative_strip(record: pd.Series, results: Path, evaluation: EvaluationData, sequence: str,
-                      out: Path) -> Path:
-    """One method on one sequence: frames with its masks (top), the ground truth (middle) and, for FRTM,
-    the target model's coarse score maps of the first object (bottom)."""
+def _read_labels(path: Path, like: np.ndarray | None = None) -> np.ndarray:
+    if not path.is_file():
+        return np.zeros_like(like)
+    labels = np.array(Image.open(path))
+    if labels.ndim == 3:
+        labels = labels[..., 0]
+    if labels.max() == 255 and len(np.unique(labels)) <= 2:  # DAVIS 2016: 255 is the object
+        labels = (labels > 0).astype(np.uint8)
+    return labels
+
+
+def qualitative_figure(record: pd.Series, results: Path, evaluation: EvaluationData, sequence: str) -> plt.Figure:
+    """One method on one sequence, the frames in grey so that only the overlays have colour: its masks (top,
+    tinted, solid outline), the ground truth (middle, dashed outline) and, for FRTM, the target model's coarse
+    score maps of the first object (bottom) on one diverging scale around 0, with its colour bar."""
     masks_dir = results / evaluation.name / record["row"] / "masks" / sequence
     names = sorted(p.stem for p in masks_dir.glob("*.png"))
     picks = [names[i] for i in np.linspace(0, len(names) - 1, min(QUALITATIVE_FRAMES, len(names))).round().astype(int)]
     maps_file = results / evaluation.name / record["row"] / "score-maps" / f"{sequence}.npz"
-    maps = np.load(maps_file) if maps_file.is_file() else None
-    lines = 3 if maps is not None and len(maps.files) else 2
-    figure, axes = plt.subplots(lines, len(picks), figsize=(2.6 * len(picks), 1.6 * lines + 0.6), squeeze=False)
+    maps = dict(np.load(maps_file)) if maps_file.is_file() else {}
+    shown = {}  # frame -> (key, map) of the first object with a map on that frame
+    for frame in picks:
+        keys = sorted((k for k in maps if k.startswith(f"{frame}_")), key=lambda k: int(k.split("_")[1]))
+        if keys:
+            shown[frame] = (keys[0], maps[keys[0]])
+    lines = 3 if maps else 2
+    first = Image.open(evaluation.root / "JPEGImages" / "480p" / sequence / f"{picks[0]}.jpg")
+    panel = 2.5 * first.height / first.width  # a panel's height (inches) at 2.5 inches wide
+    width, height = 2.6 * len(picks) + 1.2, (panel + 0.3) * lines + 0.9
+    figure = plt.figure(figsize=(width, height), dpi=110)
+    grid = figure.add_gridspec(lines, len(picks) + 1, width_ratios=[1] * len(picks) + [0.06], wspace=0.04,
+                               hspace=0.3 / panel, left=0.5 / width, right=1 - 0.7 / width, top=1 - 0.55 / height,
+                               bottom=0.35 / height)
+    axes = np.array([[figure.add_subplot(grid[line, column]) for column in range(len(picks))]
+                     for line in range(lines)])
+    objects = set()
+    limit = max((float(np.abs(score).max()) for _, score in shown.values()), default=1.0) or 1.0
+    image_map = None
     for column, frame in enumerate(picks):
         image = np.array(Image.open(evaluation.root / "JPEGImages" / "480p" / sequence / f"{frame}.jpg").convert("RGB"))
-        predicted = np.array(Image.open(masks_dir / f"{frame}.png"))
-        truth_path = evaluation.root / "Annotations" / "480p" / sequence / f"{frame}.png"
-        truth = np.array(Image.open(truth_path)) if truth_path.is_file() else np.zeros_like(predicted)
-        if truth.ndim == 3:
-            truth = truth[..., 0]
-        if truth.max() == 255 and len(np.unique(truth)) <= 2:  # DAVIS 2016: 255 is the object
-            truth = (truth > 0).astype(np.uint8)
+        predicted = _read_labels(masks_dir / f"{frame}.png")
+        truth = _read_labels(evaluation.root / "Annotations" / "480p" / sequence / f"{frame}.png", predicted)
+        objects |= {int(o) for o in np.unique(np.r_[predicted.ravel(), truth.ravel()]) if o not in (0, 255)}
         axes[0, column].imshow(_overlay(image, predicted))
+        _outline(axes[0, column], predicted, "solid")
         axes[0, column].set_title(frame, fontsize=8)
-        axes[1, column].imshow(_overlay(image, truth))
+        axes[1, column].imshow(_greyscale(image).astype(np.uint8))
+        _outline(axes[1, column], truth, "dashed")
         if lines == 3:
-            keys = sorted(k for k in maps.files if k.startswith(f"{frame}_"))
-            if keys:
-                score = maps[keys[0]]
-                axes[2, column].imshow(score, cmap="magma")
-                axes[2, column].set_title(f"D scores, object {keys[0].split('_')[1]}", fontsize=7)
+            if frame in shown:
+                key, score = shown[frame]
+                image_map = axes[2, column].imshow(score, cmap="RdBu_r", vmin=-limit, vmax=limit)
+                axes[2, column].set_title(f"D scores, object {key.split('_')[1]}", fontsize=7)
             else:
-                axes[2, column].text(0.5, 0.5, "given frame", ha="center", va="center", fontsize=7)
+                axes[2, column].text(0.5, 0.5, "given frame\n(no score map)", ha="center", va="center", fontsize=7,
+                                     transform=axes[2, column].transAxes)
+                axes[2, column].set_frame_on(False)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    axes[0, 0].set_ylabel("prediction", fontsize=8)
-    axes[1, 0].set_ylabel("ground truth", fontsize=8)
+    axes[0, 0].set_ylabel("prediction\n(tint, solid)", fontsize=8)
+    axes[1, 0].set_ylabel("ground truth\n(dashed)", fontsize=8)
     if lines == 3:
         axes[2, 0].set_ylabel("target model D", fontsize=8)
-    figure.suptitle(f"{record['label']} on {evaluation.name}/{sequence}", fontsize=10)
-    return save(figure, out)
+        bar_axes = figure.add_subplot(grid[2, len(picks)])
+        if image_map is not None:
+            bar = figure.colorbar(image_map, cax=bar_axes)
+            bar.set_label("D score (high: target)", fontsize=7)
+            bar.ax.tick_params(labelsize=6)
+        else:
+            bar_axes.set_axis_off()
+    handles = [matplotlib.patches.Patch(facecolor=object_colour(o), edgecolor="black", label=f"object {o}")
+               for o in sorted(objects)]
+    handles += [matplotlib.lines.Line2D([], [], color="0.2", linestyle="solid", label="prediction"),
+                matplotlib.lines.Line2D([], [], color="0.2", linestyle="dashed", label="ground truth")]
+    figure.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False,
+                  bbox_to_anchor=(0.5, 0.0))
+    figure.suptitle(f"{record['label']} on {evaluation.name}/{sequence} (frames in grey: colour is only overlay)",
+                    fontsize=10)
+    return figure
+
+
+def qualitative_strip(record: pd.Series, results: Path, evaluation: EvaluationData, sequence: str,
+                      out: Path) -> Path:
+    return save(qualitative_figure(record, results, evaluation, sequence), out)
 
 
 def qualitative_sequence(evaluation: EvaluationData, summary: pd.DataFrame, results: Path) -> str:
@@ -277,18 +513,122 @@ def evaluation_figures(summary: pd.DataFrame, evaluation: EvaluationData, result
     return paths
 
 
+TRAINING_COLUMNS = 3
+VALIDATION_SKIP = {"loss", "samples", "seconds"}  # a validation entry's keys that are no score to plot
+
+
+def read_history(path: Path) -> dict:
+    """A training's head.json: {"config": ..., "history": [{"epoch", "loss", "seconds", "samples", ...,
+    optionally "validation": {"loss", "J", ...}}, ...]}."""
+    return json.loads(Path(path).read_text())
+
+
+def training_title(name: str, config: dict) -> str:
+    """The training's name and what it trains, from its config (FRTM: the head; LWL: the stage)."""
+    if "head" in config:
+        what = f"FRTM {config['head']}"
+    elif "stage" in config:
+        what = f"LWL stage {config['stage']}" + (", box encoder" if config.get("box_encoder") else "")
+    else:
+        what = ""
+    return f"{name} ({what})" if what else name
+
+
+def training_panel(ax: plt.Axes, name: str, data: dict) -> plt.Axes | None:
+    """Training loss per epoch (solid) and, where the history has them, the validation loss (dashed, same axis)
+    and validation scores (squares, a second axis, returned); the loss axis is logarithmic when the losses
+    span a factor of ten or more."""
+    history = [entry for entry in data.get("history", []) if entry.get("loss") is not None]
+    config = data.get("config", {})
+    ax.set_title(training_title(name, config), fontsize=9)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (mean over the epoch)")
+    ax.grid(alpha=0.3)
+    if not history:
+        ax.text(0.5, 0.5, "no epoch recorded", ha="center", va="center", transform=ax.transAxes)
+        return None
+    epochs = np.array([entry["epoch"] + 1 for entry in history])
+    losses = np.array([float(entry["loss"]) for entry in history])
+    ax.plot(epochs, losses, marker="o", markersize=4, color="tab:blue", label="training loss")
+    held = [(entry["epoch"] + 1, entry["validation"]) for entry in history if entry.get("validation")]
+    shown = list(losses)
+    if any("loss" in scores for _, scores in held):
+        points = [(epoch, float(scores["loss"])) for epoch, scores in held if "loss" in scores]
+        ax.plot(*zip(*points, strict=True), marker="s", markersize=4, linestyle="--", color="tab:cyan",
+                label="validation loss")
+        shown += [loss for _, loss in points]
+    positive = [v for v in shown if np.isfinite(v) and v > 0]
+    if positive and len(positive) == len(shown) and max(positive) / min(positive) >= 10:
+        ax.set_yscale("log")
+        ax.set_ylabel("loss (mean over the epoch, log scale)")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    if len(epochs) == 1:
+        ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
+    seconds = sum(float(entry.get("seconds", 0)) for entry in history)
+    samples = history[-1].get("samples")
+    ax.text(0.98, 0.97, f"{len(history)} epoch{'s' if len(history) > 1 else ''}"
+            + (f", {samples} samples each" if samples else "")
+            + (f", {seconds / 60:.1f} min" if seconds >= 120 else f", {seconds:.0f} s"),
+            transform=ax.transAxes, ha="right", va="top", fontsize=7, color="0.3")
+    handles = ax.get_lines()
+    scores = sorted({key for _, values in held for key in values if key not in VALIDATION_SKIP})
+    twin = None
+    if scores:
+        twin = ax.twinx()
+        for key, colour in zip(scores, ["tab:green", "tab:red", "tab:purple", "tab:brown"], strict=False):
+            points = [(epoch, float(values[key])) for epoch, values in held if key in values]
+            handles += twin.plot(*zip(*points, strict=True), marker="s", markersize=5, color=colour,
+                                 linestyle=":", label=f"validation {key}")
+        twin.set_ylabel("validation score (held-out samples)")
+        top = max(float(values[key]) for _, values in held for key in scores if key in values)
+        twin.set_ylim(0, 1.05 if top <= 1 else top * 1.05)
+    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(handles),
+              frameon=False)
+    return twin
+
+
+def training_figure(histories: dict[str, dict]) -> plt.Figure:
+    """One panel per training of the preset (training name -> its head.json's content)."""
+    if not histories:
+        figure, ax = plt.subplots(figsize=(6, 2), dpi=110)
+        ax.text(0.5, 0.5, "this preset trains nothing (its rows use given weights)", ha="center", va="center")
+        ax.set_axis_off()
+        return figure
+    columns = min(TRAINING_COLUMNS, len(histories))
+    lines = -(-len(histories) // columns)
+    figure, axes = plt.subplots(lines, columns, figsize=(5.2 * columns, 3.6 * lines), dpi=110, squeeze=False)
+    for ax, (name, data) in zip(axes.ravel(), histories.items(), strict=False):
+        training_panel(ax, name, data)
+    for ax in axes.ravel()[len(histories):]:
+        ax.set_axis_off()
+    figure.suptitle("Training curves: loss per epoch (and held-out validation where the training measured it)",
+                    fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def training_curves(paths: list[Path], out: Path) -> Path:
+    """The training-curves figure from each training's results/<preset>/training/<name>/head.json."""
+    histories = {Path(path).parent.name: read_history(path) for path in sorted(paths, key=lambda p: Path(p).parent.name)}
+    return save(training_figure(histories), out)
+
+
 def caption(path: Path, summary: pd.DataFrame | None = None) -> str:
     """The caption of a figure, from its file name (the names evaluation_figures and speed_accuracy use)."""
     stem, parent = path.stem, path.parent.name
     if stem == "speed_accuracy":
-        return ("Speed vs accuracy: frames per second against J&F, the papers' methods (circles, their GPUs) "
-                "and this run's rows (stars, this run's hardware).")
+        return ("Speed vs accuracy: frames per second against J&F, the papers' methods (circles, FPS on their GPUs) "
+                "and this run's rows (stars, FPS on this run's hardware: the two speeds are not comparable), "
+                "numbered and named in the legend; the first-frame copy is a J&F line, it has no speed to show.")
+    if stem == "training-curves":
+        return ("Training curves: the loss of every training this preset ran, per epoch, and its held-out "
+                "validation where the training measured one.")
     if parent.startswith("qualitative-"):
         label = stem
         if summary is not None and (summary["row"] == stem).any():
             label = summary.loc[summary["row"] == stem, "label"].iloc[0]
-        return (f"{label} on {parent.removeprefix('qualitative-')}: its masks (top), the ground truth and, for "
-                "FRTM, the target model's coarse score maps.")
+        return (f"{label} on {parent.removeprefix('qualitative-')}: frames in grey, its masks (top, tinted), the "
+                "ground truth (dashed outlines) and, for FRTM, the target model's coarse score maps (colour bar).")
     kind, _, evaluation = stem.partition("-")
     return {
         "per_sequence": f"J&F of every object of {evaluation}, one line per method.",
@@ -299,7 +639,7 @@ def caption(path: Path, summary: pd.DataFrame | None = None) -> str:
 
 def figure_list(out_dir: Path, summary: pd.DataFrame | None = None) -> list[tuple[Path, str]]:
     """Every figure under out_dir, in reading order, with its caption."""
-    order = {"speed_accuracy": 0, "per_sequence": 1, "decay": 2, "attributes": 3}
+    order = {"speed_accuracy": 0, "per_sequence": 1, "decay": 2, "attributes": 3, "training": 4}
     paths = sorted(out_dir.glob("*.png"), key=lambda p: (order.get(p.stem.partition("-")[0], 9), p.name))
     paths += sorted(out_dir.glob("qualitative-*/*.png"))
     return [(path, caption(path, summary)) for path in paths]

@@ -55,6 +55,25 @@ rule plot_speed_accuracy:
         " --published {input.published} --out {output} > {log} 2>&1"
 
 
+rule plot_training:
+    input:
+        histories=[f"{RESULTS}/training/{training}/head.json" for training in used_trainings()],
+    output:
+        report(f"{REPORTS}/figures/training-curves.png", caption="../report/training_curves.rst", category="Figures"),
+    log:
+        f"logs/{PRESET}/plots/training-curves.log",
+    benchmark:
+        f"logs/{PRESET}/benchmarks/plots/training-curves.tsv"
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=1000,
+        runtime=5,
+        gpu=0,
+    shell:
+        "python -m reports plot-training --histories {input.histories} --out {output} > {log} 2>&1"
+
+
 rule plot_evaluation:
     input:
         summary=f"{RESULTS}/summary.csv",
@@ -127,6 +146,7 @@ rule render_tables:
         published="reports/published.yaml",
         speed=f"{REPORTS}/figures/speed_accuracy.png",
         figures=expand(f"{REPORTS}/figures/per_sequence-{{evaluation}}.png", evaluation=evaluated("davis")),
+        training=[f"{REPORTS}/figures/training-curves.png"] if used_trainings() else [],
         provenance=f"{REPORTS}/provenance.json",
     output:
         latest=report("reports/tables.md", caption="../report/tables.rst", category="Tables"),
