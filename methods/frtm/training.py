@@ -12,7 +12,9 @@ per epoch (DAVIS 2017: 8) and `pairs` random pairs are drawn from each `sample` 
 1e-4 for 60; released code: 260 epochs, step 127, amsgrad).
 
 Checkpoints, resumption after an interruption and several processes (torchrun, DDP) come from the loop
-both methods share (methods.core.trainer); epoch sampling is seeded by (seed, epoch).
+both methods share (methods.core.trainer); epoch sampling is seeded by (seed, epoch). With `validation`
+a held-out set of samples like the epochs' (object, reference frame, target frames), drawn once, is scored
+every few epochs (the training's loss and J of the head's target-frame predictions at the training size).
 
     python -m methods.frtm.training --config training.json --out results/.../head.pt
     torchrun --nproc_per_node 4 -m methods.frtm.training --config ... --out ...
@@ -36,7 +38,16 @@ from methods.core.augmentation import augment_first_frame, initial_sample_weight
 from methods.core.backbones import build_backbone, image_to_tensor, target_feature_scale
 from methods.core.memory import SampleMemory
 from methods.core.settings import from_known_keys
-from methods.core.trainer import TrainingJob, backward_share, run_training, training_cli
+from methods.core.trainer import (
+    TrainingJob,
+    backward_share,
+    mask_iou,
+    run_training,
+    settings_text,
+    spread_draw,
+    training_cli,
+    validation_settings,
+)
 from methods.core.training_data import object_areas
 from methods.frtm.networks import HEADS, build_head, save_head
 from methods.frtm.target_model import TargetModel, TargetModelSettings
@@ -74,6 +85,10 @@ class TrainingConfig:
     cache_cg_forgetting_rate: float = 75  # train.py (evaluate.py: 750)
     cache_init_cg_iterations: list[int] = field(default_factory=lambda: [5, 10, 10, 10, 10])
     cache_memory_capacity: int = 20
+    # Held-out measure (methods.core.trainer.validation_settings): None, or {"dataset": {...build_dataset
+    # spec...}, "samples": 8, "every": 5}: every 5 epochs (and after the last) the loss and J of 8 samples
+    # of that dataset, drawn once; it changes nothing the training computes
+    validation: dict | None = None
     seed: int = 0
     device: str = "auto"
 
@@ -89,6 +104,7 @@ class TrainingConfig:
                 raise ValueError(f"training source {source}: needs 'dataset' and exactly one of 'repeats' or 'pairs'")
         if config.epochs < 1 or config.batch_size < 1 or config.lr_step < 1:
             raise ValueError("epochs, batch_size and lr_step must be >= 1")
+        config.validation = validation_settings(config.validation)
         return config
 
     def target_model_settings(self) -> TargetModelSettings:
@@ -139,11 +155,22 @@ def epoch_samples(sources: list[tuple[dict, list[TrainingObject]]], config: Trai
         else:
             pairs += [rng.choice(objects) for _ in range(int(source["pairs"]))]
     rng.shuffle(pairs)
-    samples = []
-    for o in pairs:
-        reference = rng.choice(o.references)
-        samples.append((o, reference, target_frames(o.frames, reference, config.target_frames, rng)))
-    return samples
+    return [draw_sample(o, config, rng) for o in pairs]
+
+
+def draw_sample(o: TrainingObject, config: TrainingConfig, rng: random.Random) -> tuple[TrainingObject, str, list[str]]:
+    """(object, reference frame, target frames): a reference among the object's candidates, then its targets."""
+    reference = rng.choice(o.references)
+    return o, reference, target_frames(o.frames, reference, config.target_frames, rng)
+
+
+def validation_samples(config: TrainingConfig) -> list[tuple[TrainingObject, str, list[str]]]:
+    """The held-out samples: `samples` of the validation dataset's objects (each once before any twice),
+    with their reference and target frames, from a generator of their own seeded by the training seed (the
+    epochs' draws are untouched): the same samples at every measure."""
+    rng = random.Random(f"{config.seed}-validation")
+    objects = load_objects({"dataset": config.validation["dataset"]}, config)
+    return [draw_sample(o, config, rng) for o in spread_draw(objects, config.validation["samples"], rng)]
 
 
 def target_frames(frames: list[str], reference: str, count: int, rng: random.Random) -> list[str]:
@@ -259,8 +286,9 @@ class FRTMTrainingJob(TrainingJob):
 
     def __init__(self, config: TrainingConfig) -> None:
         self.config = config
-        self.settings_json = json.dumps(asdict(config), sort_keys=True)
+        self.settings_json = settings_text(asdict(config))
         self.seed, self.epochs = config.seed, config.epochs
+        self.validation_every = config.validation["every"] if config.validation else 0
         self.cache: TargetModelCache | None = None
 
     def build(self, device: torch.device) -> torch.nn.Module:
@@ -287,8 +315,10 @@ class FRTMTrainingJob(TrainingJob):
     def history_extra(self) -> dict:
         return {"cache_hits": self.cache.hits if self.cache else 0, "cache_misses": self.cache.misses if self.cache else 0}
 
-    def batch_loss(self, model, module, share, batch_size) -> float:
-        """One backward per target frame (released code); binary cross-entropy at the training size."""
+    def target_predictions(self, model, module, share):
+        """For each target frame in turn: the head's logits (S, H, W) for the share's samples and their labels,
+        at the training size (D from the cache, or the Base net's encoder). A generator: training runs one
+        backward per target frame before the next frame's forward (released code)."""
         size, device, backbone = tuple(self.config.frame_size), self.device, self.backbone
         references = [read_frame(o.sequence, ref, o.object_id, size) for o, ref, _ in share]
         with torch.no_grad():
@@ -297,9 +327,7 @@ class FRTMTrainingJob(TrainingJob):
             else:
                 ref_features = torch.cat([backbone(image_to_tensor(img, device))[16] for img, _ in references])
                 ref_masks = torch.from_numpy(np.stack([m for _, m in references])).float().to(device)
-        total = 0.0
-        n_targets = len(share[0][2])
-        for t in range(n_targets):
+        for t in range(len(share[0][2])):
             frames = [read_frame(o.sequence, targets[t], o.object_id, size) for o, _, targets in share]
             images = torch.cat([image_to_tensor(img, device) for img, _ in frames])
             labels = torch.from_numpy(np.stack([m for _, m in frames])).float().to(device)
@@ -311,11 +339,37 @@ class FRTMTrainingJob(TrainingJob):
             else:
                 encoder = module.target_encoder
                 scores = encoder.scores(features[16], encoder.encode(ref_features, ref_masks))
-            logits = model(features, scores, size)[:, 0]
+            yield model(features, scores, size)[:, 0], labels
+
+    def batch_loss(self, model, module, share, batch_size) -> float:
+        """One backward per target frame (released code); binary cross-entropy at the training size."""
+        total = 0.0
+        n_targets = len(share[0][2])
+        for logits, labels in self.target_predictions(model, module, share):
             loss = F.binary_cross_entropy_with_logits(logits, labels)
             backward_share(loss / n_targets, len(share), batch_size)
             total += float(loss.detach()) / n_targets
         return total
+
+    def validation_samples(self) -> list:
+        return validation_samples(self.config)
+
+    def validation_scores(self, module, share: list) -> list[tuple[float, float]]:
+        """Per sample: the mean over its target frames of the training loss and of J. The cache's hit and miss
+        counts stay the training's (a held-out reference frame's D is learned at the first measure)."""
+        counts = (self.cache.hits, self.cache.misses) if self.cache else None
+        scores = []
+        for start in range(0, len(share), self.config.batch_size):
+            chunk = share[start : start + self.config.batch_size]
+            losses, ious = torch.zeros(len(chunk)), torch.zeros(len(chunk))
+            for logits, labels in self.target_predictions(module, module, chunk):
+                losses += F.binary_cross_entropy_with_logits(logits, labels, reduction="none").flatten(1).mean(1).cpu()
+                ious += mask_iou(logits, labels).cpu()
+            n_targets = len(chunk[0][2])
+            scores += [(float(loss) / n_targets, float(iou) / n_targets) for loss, iou in zip(losses, ious, strict=True)]
+        if counts:
+            self.cache.hits, self.cache.misses = counts
+        return scores
 
     def save(self, out: Path, module, history: list[dict]) -> None:
         config = self.config

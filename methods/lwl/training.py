@@ -25,7 +25,9 @@ backbone's levels below stride 4, every rate 2e-5. `box_encoder: true` trains on
 a trained network (Adam 1e-3, Lovasz x10; the decoder and every other module in eval mode, released
 LWTLBoxNet.train): a sample is one frame and its object's bounding box.
 
-Epochs, checkpoints, resumption and torchrun come from methods.core.trainer.
+Epochs, checkpoints, resumption and torchrun come from methods.core.trainer. With `validation` a held-out
+set of mini-sequences (or box-encoder frames), drawn once with their crops' augmentation seeds, is scored
+every few epochs through the training forward (the training's loss and J of the test frames' predictions).
 
     python -m methods.lwl.training --config training.json --out results/.../head.pt
 """
@@ -44,7 +46,16 @@ import torch
 
 from methods.core.backbones import image_to_tensor
 from methods.core.settings import from_known_keys
-from methods.core.trainer import TrainingJob, backward_share, run_training, training_cli
+from methods.core.trainer import (
+    TrainingJob,
+    backward_share,
+    mask_iou,
+    run_training,
+    settings_text,
+    spread_draw,
+    training_cli,
+    validation_settings,
+)
 from methods.core.training_data import object_areas
 from methods.lwl.crops import Box, box_mask, search_region
 from methods.lwl.networks import LWLNet, NetworkConfig, load_network, save_network
@@ -96,6 +107,10 @@ class TrainingConfig:
     flip_probability: float = 0.5
     grayscale_probability: float = 0.05
     size_jitter: list[float] = field(default_factory=lambda: [0.25, 0.5])  # sigma: train frame, test frames
+    # Held-out measure (methods.core.trainer.validation_settings): None, or {"dataset": {...build_dataset
+    # spec...}, "samples": 8, "every": 5}: every 5 epochs (and after the last) the loss and J of 8
+    # mini-sequences of that dataset, drawn once; it changes nothing the training computes
+    validation: dict | None = None
     seed: int = 0
     device: str = "auto"
 
@@ -131,6 +146,7 @@ class TrainingConfig:
             raise ValueError("epochs, batch_size and iterations_per_epoch must be >= 1")
         if config.frames_per_sequence < 2:
             raise ValueError(f"frames_per_sequence={config.frames_per_sequence}: a train frame and >= 1 test frame")
+        config.validation = validation_settings(config.validation)
         return config
 
 
@@ -269,8 +285,9 @@ class LWLTrainingJob(TrainingJob):
         self.network_config = NetworkConfig.from_dict(config.network)
         if config.box_encoder:
             self.network_config.box_encoder = True
-        self.settings_json = json.dumps(asdict(config), sort_keys=True)
+        self.settings_json = settings_text(asdict(config))
         self.seed, self.epochs = config.seed, config.epochs
+        self.validation_every = config.validation["every"] if config.validation else 0
         self.find_unused_parameters = True  # Baseline: lambda gets no gradient (the learner is cut off)
 
     def build(self, device: torch.device) -> torch.nn.Module:
@@ -322,11 +339,37 @@ class LWLTrainingJob(TrainingJob):
             batch = []
             for _ in range(c.batch_size):
                 _, objects = rng.choices(self.sources, weights=weights)[0]
-                obj = rng.choice(objects)
-                frames = draw_frames(obj, c, rng) if not c.box_encoder else [obj.frames[rng.choice(obj.visible)]]
-                batch.append((obj, frames, rng.getrandbits(32)))
+                batch.append(self.draw_sample(rng.choice(objects), rng))
             batches.append(batch)
         return batches
+
+    def draw_sample(self, obj: TrainingObject, rng: random.Random) -> tuple[TrainingObject, list[str], int]:
+        """(object, frames, crop seed): a mini-sequence, or the box encoder's one frame."""
+        c = self.config
+        frames = draw_frames(obj, c, rng) if not c.box_encoder else [obj.frames[rng.choice(obj.visible)]]
+        return obj, frames, rng.getrandbits(32)
+
+    def validation_samples(self) -> list:
+        """`samples` of the validation dataset's objects (each once before any twice), drawn as the epochs'
+        samples (their crops' augmentation included) from a generator of their own seeded by the training
+        seed: the same samples at every measure, the epochs' draws untouched."""
+        c = self.config
+        rng = random.Random(f"{c.seed}-validation")
+        objects = load_objects({"dataset": c.validation["dataset"]}, c)
+        return [self.draw_sample(obj, rng) for obj in spread_draw(objects, c.validation["samples"], rng)]
+
+    def validation_scores(self, module: LWLNet, share: list) -> list[tuple[float, float]]:
+        """Per sample: the training loss of its predictions (test frames; box encoder: its frame) and their mean J."""
+        scores = []
+        for start in range(0, len(share), self.config.batch_size):
+            chunk = share[start : start + self.config.batch_size]
+            logits, labels = self.batch_predictions(module, chunk)
+            per_sample = len(logits) // len(chunk)  # sequence-major
+            ious = mask_iou(logits, labels).cpu()
+            for i in range(len(chunk)):
+                frames = slice(i * per_sample, (i + 1) * per_sample)
+                scores.append((float(self.loss(logits[frames], labels[frames])), float(ious[frames].mean())))
+        return scores
 
     def batch_predictions(self, model, share: list) -> tuple[torch.Tensor, torch.Tensor]:
         """The logits of a share of a batch and the labels they are scored against."""

@@ -63,6 +63,9 @@ def _check_references():
         for source in training["sources"]:
             if source["dataset"] not in config["datasets"]:
                 raise WorkflowError(f"trainings.{name}.sources: unknown dataset {source['dataset']!r}")
+        held_out = training.get("validation")
+        if held_out is not None:
+            _check_held_out(name, held_out, training["sources"])
         start = training.get("init_from")
         if start is not None and (start not in TRAININGS or TRAININGS[start]["method"] != training["method"]):
             raise WorkflowError(f"trainings.{name}.init_from: {start!r} is not a {training['method']} training "
@@ -88,6 +91,30 @@ def _check_references():
                                 f"not {row['method']}")
         if variant is not None and training is not None:
             _check_network(name, VARIANTS[row["method"]][variant], TRAININGS[training])
+
+
+def _check_held_out(name, held_out, sources):
+    """A training's `validation` set: a known dataset that shares no video with its sources or with an
+    evaluation of the preset (a whole split overlaps any selection of it)."""
+    from vos_datasets.splits import read_split
+
+    if held_out["dataset"] not in config["datasets"]:
+        raise WorkflowError(f"trainings.{name}.validation: unknown dataset {held_out['dataset']!r}")
+
+    def videos(entry):
+        return set(read_split(entry["videos_list"]) if entry.get("videos_list") else entry.get("sequences") or []) or None
+
+    def overlaps(entry):
+        if (entry["dataset"], entry["split"]) != (held_out["dataset"], held_out["split"]):
+            return False
+        mine, theirs = videos(held_out), videos(entry)
+        return mine is None or theirs is None or bool(mine & theirs)
+
+    for what, entry in [("a training source", s) for s in sources] + [
+            (f"evaluation {evaluation!r}", e) for evaluation, e in config["evaluations"].items()]:
+        if overlaps(entry):
+            raise WorkflowError(f"trainings.{name}.validation: overlaps {what}; name videos (`sequences`) the "
+                                "preset neither trains on nor scores")
 
 
 def _check_network(row, variant, training):
@@ -200,11 +227,26 @@ def source_spec(source):
     return {"dataset": dataset, **share}
 
 
+def validation_spec(entry):
+    """A training's held-out set (`validation:`) as the training's `validation` setting: its dataset resolved
+    as a source's, with `samples` and `every` where the preset sets them (methods.core.trainer)."""
+    return {"dataset": source_spec(entry)["dataset"],
+            **{key: entry[key] for key in ("samples", "every") if key in entry}}
+
+
+def training_datasets(training):
+    """The datasets a training reads: its sources' and its held-out set's."""
+    entry = TRAININGS[training]
+    return [s["dataset"] for s in entry["sources"]] + ([entry["validation"]["dataset"]] if entry.get("validation") else [])
+
+
 def training_config(training):
-    """The training's settings with its sources (and starting weights) resolved, as JSON for
+    """The training's settings with its sources, held-out set (and starting weights) resolved, as JSON for
     `python -m methods.<method>.training`."""
     entry = TRAININGS[training]
     settings = {**entry["settings"], "sources": [source_spec(s) for s in entry["sources"]]}
+    if entry.get("validation"):
+        settings["validation"] = validation_spec(entry["validation"])
     if config.get("training_seed") is not None:
         settings["seed"] = config["training_seed"]
     if entry["method"] == "frtm":
@@ -216,7 +258,7 @@ def training_config(training):
 
 def training_inputs(training):
     entry = TRAININGS[training]
-    inputs = sorted({dataset_root(s["dataset"]) for s in entry["sources"]})
+    inputs = sorted({dataset_root(name) for name in training_datasets(training)})
     return inputs + ([trained_head(entry["init_from"])] if entry.get("init_from") else [])
 
 
@@ -324,7 +366,7 @@ def used_trainings():
 def used_datasets():
     """Datasets some evaluation or needed training reads."""
     names = {config["evaluations"][evaluation]["dataset"] for evaluation in evaluated()}
-    names |= {source["dataset"] for training in used_trainings() for source in TRAININGS[training]["sources"]}
+    names |= {name for training in used_trainings() for name in training_datasets(training)}
     return sorted(names)
 
 

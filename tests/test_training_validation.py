@@ -1,0 +1,226 @@
+"""The held-out measure of a training (setting `validation`): recorded every few epochs in head.json's history
+and the log's progress lines, and without any effect on what the training computes: with and without it a
+training ends at the same weights, bit for bit (FRTM's head and LWL's network, trained here twice)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from methods.core.trainer import TrainingJob, mask_iou, measure_validation, run_training, validation_settings
+from tests.test_frtm_training import tiny_config as frtm_tiny_config
+from tests.test_lwl_training import tiny_config as lwl_tiny_config
+from vos_datasets import synthetic
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    """Two train videos to train on, two val videos held out."""
+    return synthetic.generate(tmp_path_factory.mktemp("emb") / "d", seed=5, n_train=2, n_val=2, n_frames=8,
+                              height=96, width=160)
+
+
+def held_out(root, **changes) -> dict:
+    return {"dataset": {"kind": "davis", "root": str(root), "split": "val"}, **changes}
+
+
+def test_validation_settings_take_defaults_and_refuse_what_they_do_not_know():
+    assert validation_settings(None) is None
+    assert validation_settings({"dataset": {"root": "x"}}) == {"dataset": {"root": "x"}, "samples": 8, "every": 5}
+    assert validation_settings({"dataset": {}, "samples": 2, "every": 1})["every"] == 1
+    for bad, message in (({"samples": 2}, "null, or"), ({"dataset": {}, "every": 0}, "every=0"),
+                         ({"dataset": {}, "samples": True}, "samples=True"), ({"dataset": {}, "each": 2}, "unknown keys")):
+        with pytest.raises(ValueError, match=message):
+            validation_settings(bad)
+
+
+def test_mask_iou_is_j_of_the_thresholded_prediction():
+    labels = torch.zeros(3, 1, 4, 4)
+    labels[0, :, :2] = 1  # 8 pixels
+    labels[1, :, :1] = 1
+    logits = torch.full((3, 1, 4, 4), -5.0)
+    logits[0, :, :1] = 5  # 4 of the 8
+    logits[1, :, :1] = 5  # exact
+    assert mask_iou(logits, labels).tolist() == [0.5, 1.0, 1.0]  # both empty: 1
+
+
+class ToyJob(TrainingJob):
+    """Dropout and BatchNorm train (they consume the torch RNG and update running statistics); its held-out
+    measure draws from every global generator and flips the submodules' modes, as a careless one could."""
+
+    settings_json, seed, epochs = "{}", 0, 4
+
+    def __init__(self, every: int) -> None:
+        self.validation_every = every
+
+    def build(self, device):
+        return nn.Sequential(nn.Linear(3, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), nn.Linear(8, 1))
+
+    def optimiser(self, module):
+        optimiser = torch.optim.SGD(module.parameters(), lr=0.1)
+        return optimiser, torch.optim.lr_scheduler.StepLR(optimiser, 2)
+
+    def epoch_batches(self, epoch):
+        rng = random.Random(f"{self.seed}-{epoch}")
+        return [[rng.random() for _ in range(4)] for _ in range(3)]
+
+    def batch_loss(self, model, module, share, batch_size):
+        x = torch.tensor(share)[:, None] * torch.randn(len(share), 3)  # the global torch generator
+        loss = model(x).square().mean()
+        loss.backward()
+        return float(loss.detach())
+
+    def validation_samples(self):
+        return [0.5, 1.5]
+
+    def validation_scores(self, module, share):
+        assert not any(m.training for m in module.modules())  # eval mode: BatchNorm's statistics stay
+        output = module(torch.randn(len(share), 3))
+        random.random(), np.random.rand(), torch.rand(5)
+        module[2].train()  # a mode change is undone too
+        return [(float(o.abs()), 1.0) for o in output]
+
+    def save(self, out, module, history):
+        torch.save(module.state_dict(), out)
+
+
+def test_the_loop_restores_random_states_and_modes_around_the_measure(tmp_path):
+    random.seed(1), np.random.seed(1)
+    plain = run_training(ToyJob(every=0), tmp_path / "plain.pt", progress=False)
+    after_plain = random.random(), np.random.rand()
+    random.seed(1), np.random.seed(1)
+    measured = run_training(ToyJob(every=2), tmp_path / "measured.pt", progress=False)
+    assert (random.random(), np.random.rand()) == after_plain
+    expected, got = torch.load(tmp_path / "plain.pt"), torch.load(tmp_path / "measured.pt")
+    for name, tensor in expected.items():  # running statistics and the batch counter included
+        assert torch.equal(got[name], tensor), name
+    assert [h["loss"] for h in measured["history"]] == [h["loss"] for h in plain["history"]]
+    assert [h["epoch"] for h in measured["history"] if "validation" in h] == [1, 3]
+    assert all("validation" not in h for h in plain["history"])
+
+
+def test_a_measure_restores_the_mixed_modes_of_lwl_s_training():
+    """LWL trains with BatchNorm (and with the box encoder, all but B) in eval mode: restored per submodule."""
+    job = ToyJob(every=1)
+    module = job.build(torch.device("cpu")).train()
+    module[1].eval()
+    measure_validation(job, module, job.validation_samples(), torch.device("cpu"))
+    assert [m.training for m in module] == [True, False, True, True]
+
+
+def assert_same_training(plain: dict, measured: dict, plain_weights, measured_weights) -> None:
+    assert plain_weights.keys() == measured_weights.keys()
+    for name, tensor in plain_weights.items():  # parameters and buffers (BatchNorm statistics)
+        assert torch.equal(measured_weights[name], tensor), name
+    keep = ("epoch", "loss", "samples", "cache_hits", "cache_misses")
+    assert [{k: h.get(k) for k in keep} for h in measured["history"]] == [{k: h.get(k) for k in keep}
+                                                                          for h in plain["history"]]
+
+
+def check_history(out, epochs_measured: list[int], samples: int, printed: str, epochs: int) -> list[dict]:
+    history = json.loads(out.with_suffix(".json").read_text())["history"]
+    assert [h["epoch"] for h in history if "validation" in h] == epochs_measured
+    for entry in history:
+        if "validation" in entry:
+            measure = entry["validation"]
+            assert measure["samples"] == samples and 0 <= measure["J"] <= 1 and measure["loss"] > 0
+            assert f"epoch {entry['epoch'] + 1}/{epochs}  loss {entry['loss']:.4f}  val J {measure['J']:.3f}" in printed
+        else:
+            assert f"epoch {entry['epoch'] + 1}/{epochs}  loss {entry['loss']:.4f}  {entry['seconds']:.1f} s" in printed
+    return history
+
+
+def test_frtm_training_is_bit_identical_with_and_without_validation(embedded, tmp_path, capsys):
+    from methods.frtm.training import TrainingConfig, train
+
+    settings = frtm_tiny_config(embedded, tmp_path / "cache-plain", epochs=3)
+    plain = train(TrainingConfig.from_dict(settings), tmp_path / "plain.pt", progress=False)
+    capsys.readouterr()
+    settings = {**settings, "cache_dir": str(tmp_path / "cache-measured"), "validation": held_out(embedded, samples=3, every=2)}
+    measured = train(TrainingConfig.from_dict(settings), tmp_path / "measured.pt", progress=False)
+    printed = capsys.readouterr().out
+    assert_same_training(plain, measured, torch.load(tmp_path / "plain.pt", weights_only=True)["state_dict"],
+                         torch.load(tmp_path / "measured.pt", weights_only=True)["state_dict"])
+    check_history(tmp_path / "measured.pt", [1, 2], 3, printed, 3)
+    assert "validation on 3 held-out samples every 2 epochs" in printed and "cache hits" in printed
+
+
+def test_lwl_training_is_bit_identical_with_and_without_validation(embedded, tmp_path, capsys):
+    """With the decoder's BatchNorm on batch statistics (the CPU presets): the measure runs it in eval mode,
+    its running statistics stay the training's."""
+    from methods.lwl.training import TrainingConfig, train
+
+    settings = lwl_tiny_config(embedded, decoder_batch_statistics=True, epochs=3)
+    plain = train(TrainingConfig.from_dict(settings), tmp_path / "plain.pt", progress=False)
+    capsys.readouterr()
+    measured = train(TrainingConfig.from_dict({**settings, "validation": held_out(embedded, samples=3, every=2)}),
+                     tmp_path / "measured.pt", progress=False)
+    printed = capsys.readouterr().out
+    assert_same_training(plain, measured, torch.load(tmp_path / "plain.pt", weights_only=True)["state_dict"],
+                         torch.load(tmp_path / "measured.pt", weights_only=True)["state_dict"])
+    check_history(tmp_path / "measured.pt", [1, 2], 3, printed, 3)
+
+
+def test_the_held_out_samples_are_drawn_once_from_their_own_generator(embedded):
+    from methods.lwl.training import LWLTrainingJob, TrainingConfig
+
+    config = TrainingConfig.from_dict(lwl_tiny_config(embedded, validation=held_out(embedded, samples=5)))
+    job = LWLTrainingJob(config)
+    job.build(torch.device("cpu"))
+    first, again = job.validation_samples(), job.validation_samples()
+    assert [(o.sequence.name, o.object_id, f, s) for o, f, s in first] == \
+        [(o.sequence.name, o.object_id, f, s) for o, f, s in again]
+    assert {o.sequence.name for o, _, _ in first} <= {"synth-val-00", "synth-val-01"}
+    objects = {(o.sequence.name, o.object_id) for o, _, _ in first}
+    assert len(objects) == min(5, len(objects))  # each object once before any twice
+    plain = LWLTrainingJob(TrainingConfig.from_dict(lwl_tiny_config(embedded)))
+    plain.build(torch.device("cpu"))
+    assert [[(o.object_id, f, s) for o, f, s in b] for b in plain.epoch_batches(0)] == \
+        [[(o.object_id, f, s) for o, f, s in b] for b in job.epoch_batches(0)]
+
+
+@pytest.mark.parametrize(("validation", "message"), [
+    ({"dataset": "embedded", "split": "val"}, "trainings.frtm-refiner.validation: overlaps evaluation 'embedded-val'"),
+    ({"dataset": "embedded", "split": "train"}, "trainings.frtm-refiner.validation: overlaps a training source"),
+    ({"dataset": "embedded", "split": "train", "sequences": ["synth-train-01"]},
+     "trainings.frtm-refiner.validation: overlaps a training source"),
+    ({"dataset": "embeded", "split": "val"}, "trainings.frtm-refiner.validation: unknown dataset 'embeded'"),
+    (None, None),
+])
+def test_the_workflow_resolves_the_held_out_set_and_refuses_one_it_trains_on_or_scores(tmp_path, validation, message):
+    """Dry runs: the held-out set is resolved like a source, its dataset is an input of the training job."""
+    from tests.test_workflow import edit_embedded_preset, snakemake, workflow_copy
+
+    work = workflow_copy(tmp_path)
+    if validation is not None:
+        edit_embedded_preset(work, lambda data: data["trainings"]["frtm-refiner"].update(validation=validation))
+    done = snakemake(work, "-n", "-p", "results/embedded/training/frtm-refiner/head.pt", check=message is None)
+    if message is not None:
+        assert message in done.stdout + done.stderr
+        return
+    assert "input: resources/generated/embedded/embedded, resources/generated/embedded/embedded-heldout" in done.stdout
+    assert ('"validation": {"dataset": {"kind": "davis", "root": "resources/generated/embedded/embedded-heldout", '
+            '"split": "val", "year": "2017", "sequences": null}, "samples": 4, "every": 1}') in done.stdout
+
+
+def test_two_processes_share_the_held_out_samples_and_the_quiet_log_shows_each_epoch(embedded, tmp_path):
+    """torchrun (gloo): each rank scores its share of the 3 samples, the means are over all of them; the
+    CLI's --quiet log still has one line per epoch."""
+    import sys
+
+    from tests.test_frtm_training import run_training as run_cli
+
+    network = {**lwl_tiny_config(embedded)["network"], "label_encoder": False, "weight_predictor": False,
+               "end_to_end": False}
+    config = lwl_tiny_config(embedded, epochs=2, network=network, validation=held_out(embedded, samples=3, every=1))
+    process = run_cli(config, tmp_path / "net.pt", sys.executable, "-m", "torch.distributed.run", "--standalone",
+                      "--nproc_per_node", "2", module="methods.lwl.training")
+    output = process.communicate(timeout=600)[0]
+    assert process.returncode == 0, output
+    history = check_history(tmp_path / "net.pt", [0, 1], 3, output, 2)
+    assert [h["processes"] for h in history] == [2, 2]
