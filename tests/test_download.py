@@ -520,3 +520,128 @@ def test_fetch_youtube_vos_needs_registration(tmp_path):
         fetch_dataset("youtube_vos", dest_root, progress=False)
 
     assert not dest_root.exists()
+
+
+# --- leftovers, existing folders, zip bombs, clashing members, the CLI ------------------------------------
+
+
+def test_leftovers_of_a_killed_extraction_are_removed(davis_zip, tmp_path, monkeypatch):
+    """A killed extraction leaves atomic_directory's `..<name>.extract.*.tmp` (and the staging folder)."""
+    import tempfile
+
+    pin_davis2017(monkeypatch, davis_zip.read_bytes())
+    dest_root = tmp_path / "datasets"
+    dest_root.mkdir()
+    killed = Path(tempfile.mkdtemp(prefix="..davis2017.extract.", suffix=".tmp", dir=dest_root))  # as fileio names it
+    (killed / "DAVIS" / "JPEGImages").mkdir(parents=True)
+    (killed / "DAVIS" / "half-written.jpg").write_bytes(b"\0" * 1000)
+    (dest_root / ".davis2017.extract" / "DAVIS").mkdir(parents=True)
+    other = dest_root / "..davis2016.extract.x1y2z3.tmp"  # another dataset's: not this run's to remove
+    other.mkdir()
+
+    root = fetch_dataset("davis2017", dest_root, archive_path=davis_zip, progress=False)
+
+    assert_davis_tree(root)
+    assert leftovers(dest_root) == {"davis2017", other.name}
+
+    killed.mkdir()  # killed after the rename of an earlier run: the dataset is there, the leftover too
+    assert fetch_dataset("davis2017", dest_root, archive_path=davis_zip, progress=False) == root
+    assert leftovers(dest_root) == {"davis2017", other.name}
+
+
+def test_existing_incomplete_dataset_folder_is_named_with_the_fix(davis_zip, tmp_path, monkeypatch):
+    pin_davis2017(monkeypatch, davis_zip.read_bytes())
+    dest_root = tmp_path / "datasets"
+    (dest_root / "davis2017" / "Annotations").mkdir(parents=True)
+
+    with pytest.raises(DownloadError) as excinfo:
+        fetch_dataset("davis2017", dest_root, archive_path=davis_zip, progress=False)
+
+    message = str(excinfo.value)
+    assert "\n" not in message
+    assert f"{dest_root / 'davis2017'}: exists but is not a complete davis2017 dataset" in message
+    assert f"rm -r {dest_root / 'davis2017'}" in message
+    assert leftovers(dest_root) == {"davis2017"}  # nothing extracted beside it
+    assert leftovers(dest_root / "davis2017") == {"Annotations"}  # and the folder left as it was
+
+
+def zeros_zip(path: Path, megabytes: int) -> Path:
+    """A zip bomb: `megabytes` MiB of zeros in one deflated member (about 1000:1)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("DAVIS/JPEGImages/480p/seq/00000.jpg", b"")
+        with zf.open("DAVIS/JPEGImages/480p/seq/zeros.jpg", "w", force_zip64=True) as member:
+            block = bytes(1 << 20)
+            for _ in range(megabytes):
+                member.write(block)
+    return path
+
+
+def test_zip_bomb_is_refused_before_anything_is_written(tmp_path):
+    archive = zeros_zip(tmp_path / "bomb.zip", 80)
+    assert archive.stat().st_size < 1_000_000
+    dest_root = tmp_path / "datasets"
+
+    with pytest.raises(UnsafeArchiveError) as excinfo:  # DAVIS 2016: no published checksum to stop it first
+        fetch_dataset("davis2016", dest_root, archive_path=archive, progress=False)
+
+    message = str(excinfo.value)
+    assert message.startswith(f"{archive}: its members declare 83.89 MB from ")
+    assert f"the limit is {download.MAX_RATIO}x" in message and "decompression bomb" in message
+    assert not (dest_root / "davis2016").exists()
+    assert not any(dest_root.rglob("*"))  # not a byte extracted
+
+
+def test_archive_over_the_dataset_limit_is_refused(tmp_path, monkeypatch):
+    archive = tmp_path / "big.zip"
+    data = write_zip(archive, davis_members())  # stored, incompressible: ~1x, passes the ratio
+    spec = dataclasses.replace(download.ARCHIVES["davis2016"], max_extracted=100_000)
+    monkeypatch.setitem(download.ARCHIVES, "davis2016", spec)
+    dest_root = tmp_path / "datasets"
+
+    with pytest.raises(UnsafeArchiveError, match=re.escape(f"{archive}: its members declare ") +
+                       r"0\.15 MB, over the limit of 0\.10 MB for this dataset"):
+        fetch_dataset("davis2016", dest_root, archive_path=archive, sha256=sha256(data), progress=False)
+
+    assert not any(dest_root.rglob("*"))
+
+
+def test_archive_larger_than_the_free_disk_is_refused(davis_zip, tmp_path, monkeypatch):
+    real = download.shutil.disk_usage
+    monkeypatch.setattr(download.shutil, "disk_usage", lambda path: real(path)._replace(free=1000))
+    target = tmp_path / "out" / "dataset"
+
+    with pytest.raises(DownloadError, match=re.escape(f"{davis_zip}: extracting needs 0.15 MB but ") +
+                       r".* has 0\.00 MB free; free space there and run again"):
+        extract_zip(davis_zip, target, progress=False)
+
+    assert not target.exists() and leftovers(target.parent) == set()
+
+
+@pytest.mark.parametrize("order", ["file-first", "folder-first", "folder-entry"])
+def test_member_that_is_both_a_file_and_a_folder_is_refused(tmp_path, order):
+    archive = tmp_path / "clash.zip"
+    members = {"file-first": [("DAVIS/JPEGImages/a", b"file"), ("DAVIS/JPEGImages/a/b.jpg", b"x")],
+               "folder-first": [("DAVIS/JPEGImages/a/b.jpg", b"x"), ("DAVIS/JPEGImages/a", b"file")],
+               "folder-entry": [("DAVIS/JPEGImages/a/", b""), ("DAVIS/JPEGImages/a", b"file")]}[order]
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, data in members:
+            zf.writestr(name, data)
+    target = tmp_path / "out" / "dataset"
+
+    with pytest.raises(UnsafeArchiveError, match=re.escape(f"{archive}: member 'DAVIS/JPEGImages/a' is both a file "
+                                                           "and a folder")):
+        extract_zip(archive, target, progress=False)
+
+    assert not target.exists() and leftovers(target.parent) == set()
+
+
+def test_cli_reports_a_download_error_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    missing = tmp_path / "nowhere.zip"
+    done = subprocess.run([sys.executable, "-m", "vos_datasets.download", "davis2016", str(tmp_path / "datasets"),
+                           "--archive", str(missing)], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr == f"error: {missing}: archive not found\n"  # no traceback

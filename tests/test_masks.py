@@ -127,3 +127,73 @@ def test_transparent_alpha_is_refused(tmp_path):
     Image.new("LA", (4, 4), (255, 0)).save(tmp_path / "la.png")
     with pytest.raises(MaskFormatError, match="transparent"):
         read_label_png(tmp_path / "la.png")
+
+
+# --- decompression bombs ---------------------------------------------------------------------------------
+
+
+def bomb_png(width: int, height: int, inflated: int, colour: int = 3) -> bytes:
+    """A PNG whose header declares width x height but whose IDAT inflates to `inflated` zero bytes."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    deflate = zlib.compressobj(9)
+    block, parts = bytes(1 << 20), []
+    for start in range(0, inflated, len(block)):
+        parts.append(deflate.compress(block[:inflated - start]))
+    parts.append(deflate.flush())
+    header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
+    palette = chunk(b"PLTE", bytes(DAVIS_PALETTE)) if colour == 3 else b""
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + palette + chunk(b"IDAT", b"".join(parts))
+            + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("colour", [0, 3])
+def test_png_data_past_its_header_size_is_not_inflated(tmp_path, colour):
+    """A 64 KB file whose data inflates to 64 MB costs the memory of its 64x48 image, not of its data."""
+    import tracemalloc
+
+    path = tmp_path / "bomb.png"
+    path.write_bytes(bomb_png(64, 48, 64 << 20, colour))
+    assert path.stat().st_size < 100_000
+
+    tracemalloc.start()
+    try:
+        ids = read_label_png(path, "davis2017")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert peak < 4 << 20, f"peak {peak / 2**20:.0f} MiB"
+    with Image.open(path) as image:  # what Pillow reads from it too: the header's image
+        np.testing.assert_array_equal(ids, np.asarray(image))
+    assert ids.shape == (48, 64) and not ids.any()
+
+
+@pytest.mark.parametrize("width, height", [(10_000, 10_000), (20_000, 20_000)])  # over the limit; over twice it
+def test_png_declaring_more_pixels_than_pil_allows_is_refused_naming_the_file(tmp_path, width, height):
+    path = tmp_path / "huge.png"
+    path.write_bytes(bomb_png(width, height, 1 << 20))
+
+    with pytest.raises(MaskFormatError) as excinfo:
+        read_label_png(path)
+
+    message = str(excinfo.value)
+    assert message.startswith(f"{path}: declares {width}x{height} pixels, over the limit of {Image.MAX_IMAGE_PIXELS}")
+    assert "PIL.Image.MAX_IMAGE_PIXELS" in message and "\n" not in message
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_the_pixel_limit_is_pils(tmp_path, monkeypatch):
+    write_label_png(tmp_path / "m.png", np.ones((48, 64), np.uint8))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)
+    with pytest.raises(MaskFormatError, match="m.png: declares 64x48 pixels, over the limit of 2000"):
+        read_label_png(tmp_path / "m.png")
+    Image.new("L", (64, 48)).save(tmp_path / "m.gif")  # Pillow's path (not a PNG) checks it as well
+    with pytest.raises(MaskFormatError, match="m.gif: declares 64x48 pixels, over the limit of 2000"):
+        read_label_png(tmp_path / "m.gif")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # over twice the limit: Pillow's own error, one line
+    with pytest.raises(MaskFormatError, match=r"m.gif: Image size \(3072 pixels\) exceeds limit .*MAX_IMAGE_PIXELS"):
+        read_label_png(tmp_path / "m.gif")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # Pillow's switch for no limit
+    assert read_label_png(tmp_path / "m.png").shape == (48, 64)

@@ -227,3 +227,78 @@ def test_a_row_whose_training_builds_another_network_is_named(tmp_path):
 def test_davis2016_check_preset_plans_every_frtm_row(tmp_path, shared):
     done = snakemake(workflow_copy(tmp_path), "-n", "--config", "preset=davis2016", f"shared_dir={shared}")
     assert "train" in done.stdout and done.stdout.count("rule infer") + done.stdout.count("localrule infer") >= 9
+
+
+INJECTED = "; touch pwned ;"
+
+
+def shell_commands(output: str) -> list[str]:
+    return [line.split("Shell command: ", 1)[1] for line in output.splitlines() if "Shell command: " in line]
+
+
+def test_config_values_reach_the_shell_quoted(tmp_path):
+    """Config values (the mirror, dataset paths, splits, sequence names, the cache folder) are single words
+    of every data, training, inference and scoring command, whatever they hold."""
+    import shlex
+
+    work = workflow_copy(tmp_path)
+
+    def inject(data):
+        data["evaluations"]["davis2016-val"].update(qualitative_sequence=f"blackswan{INJECTED}",
+                                                    sequences=["blackswan", f"bear{INJECTED}"])
+        data["evaluations"]["ytvos2018-jjvalid"]["split"] = f"train{INJECTED}"
+
+    preset = work / "config/presets/paper.yaml"
+    data = yaml.safe_load(preset.read_text())
+    inject(data)
+    preset.write_text(yaml.safe_dump(data))
+    ytvos = tmp_path / f"ytvos 2018{INJECTED}"
+    ytvos.mkdir()
+    (tmp_path / "ytvos2019").mkdir()
+    done = snakemake(work, "-n", "-p", "--config", "preset=paper",
+                     f"downloads={{mirror: 'http://127.0.0.1/x{INJECTED}'}}", f"ground_truth_cache=cache{INJECTED}",
+                     f"paths={{youtube_vos_2018: '{ytvos}', youtube_vos_2019: {tmp_path / 'ytvos2019'}}}")
+    commands = [c for c in shell_commands(done.stdout) if not c.startswith("python -m reports")]  # reports.smk: not here
+    programs = {" ".join(shlex.split(c)[:3]) for c in commands}
+    assert {"python -m vos_datasets.download", "python -m metrics", "python -m metrics.youtube_vos",
+            "python -m vos_datasets.youtube_vos", "python -m methods"} <= programs
+    assert any(c.startswith("torchrun ") for c in commands) and any("--score-map-sequences" in c for c in commands)
+    carrying = [c for c in commands if "touch pwned" in c]
+    assert len(carrying) > 20
+    for command in carrying:
+        lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        assert ";" not in list(lexer), command  # no value ends the command and starts another
+    text = "\n".join(commands)
+    assert f"--mirror 'http://127.0.0.1/x{INJECTED}'" in text and f"--score-map-sequences 'blackswan{INJECTED}'" in text
+    assert f"--sequences blackswan 'bear{INJECTED}'" in text and f"--cache-dir 'cache{INJECTED}'" in text
+
+
+def test_names_that_become_files_and_command_words_are_restricted(tmp_path):
+    work = workflow_copy(tmp_path)
+    edit_embedded_preset(work, lambda data: data["rows"].update({
+        f"copy{INJECTED}": {"method": "first_frame_copy", "evaluate_on": ["embedded-val"]}}))
+    done = snakemake(work, "-n", check=False)
+    assert done.returncode != 0
+    assert f"config rows: name 'copy{INJECTED}' is not allowed" in done.stdout + done.stderr
+
+
+def test_a_config_typo_is_one_line_with_the_allowed_keys(tmp_path):
+    done = snakemake(workflow_copy(tmp_path), "-n", "--config", "downloads={retires: 3}", check=False)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert ("config key downloads.retires: unknown key; allowed here: archives, mirror, retries, sha256; "
+            "did you mean 'retries'?") in out
+    assert "Failed validating" not in out and len(out.splitlines()) < 12  # not the schema (680 lines)
+    done = snakemake(workflow_copy(tmp_path / "second"), "-n", "--config",
+                     "datasets={embedded: {kind: synth}}", check=False)
+    assert ("config datasets.embedded.kind: 'synth' is not allowed; choose one of ['synthetic', 'davis', "
+            "'youtube_vos']") in done.stdout + done.stderr
+
+
+def test_nested_config_integers_are_accepted(tmp_path):
+    done = snakemake(workflow_copy(tmp_path), "-n", "-p", "resources/datasets/davis2017", "--config", "preset=paper",
+                     "downloads={retries: 3}", "training_seed=null", youtube_vos_paths(tmp_path))
+    assert "--retries 3 >" in done.stdout
+    done = snakemake(workflow_copy(tmp_path / "second"), "-n", "--config", "downloads={retries: many}", check=False)
+    assert "config downloads.retries: 'many' is a string, expected integer" in done.stdout + done.stderr

@@ -344,3 +344,59 @@ def test_submission_cli_names_what_to_do_next(ytvos_valid, tmp_path, capsys):
     (pred / "vid_a" / f"{ANNOTATED[0]}.png").unlink()
     assert submit_main(["submit", str(ytvos_valid), "valid", str(pred), str(tmp_path / "other.zip")]) == 1
     assert "missing prediction" in capsys.readouterr().err
+
+
+def zero_predictions(root: Path) -> Path:
+    for video in VIDEOS:
+        for frame in ANNOTATED:
+            write_label_png(root / video / f"{frame}.png", np.zeros((HEIGHT, WIDTH), np.uint8))
+    return root
+
+
+BAD_PREDICTIONS = {
+    "rgb": (lambda path: Image.new("RGB", (WIDTH, HEIGHT), (128, 0, 0)).save(path), "RGB image, not an indexed mask"),
+    "wrong-size": (lambda path: write_label_png(path, np.zeros((HEIGHT // 2, WIDTH), np.uint8)),
+                   f"mask is {WIDTH}x{HEIGHT // 2} but its frame .*00010.jpg is {WIDTH}x{HEIGHT}"),
+    "text": (lambda path: path.write_text("not a mask\n"), "not a readable PNG"),
+    "unknown-id": (lambda path: write_label_png(path, np.full((HEIGHT, WIDTH), 7, np.uint8)),
+                   r"object ids \[7\] are not in the meta.json objects of vid_b \(\[1\]\)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PREDICTIONS))
+def test_submission_zip_checks_each_mask_as_the_evaluator_does(ytvos_valid, tmp_path, case):
+    write, reason = BAD_PREDICTIONS[case]
+    pred = zero_predictions(tmp_path / "pred")
+    bad = pred / "vid_b" / f"{ANNOTATED[2]}.png"
+    write(bad)
+    out = tmp_path / "submission" / "results.zip"
+
+    with pytest.raises(DatasetError, match=f"^{bad}: .*{reason}") as info:
+        write_submission_zip(YouTubeVOSDataset(ytvos_valid, split="valid"), pred, out)
+
+    assert "\n" not in str(info.value)
+    assert not out.exists()
+
+
+def test_submission_zip_refuses_a_video_with_no_scored_frames(ytvos_valid, tmp_path):
+    for jpg in (ytvos_valid / "valid" / "JPEGImages" / "vid_c").glob("*.jpg"):
+        jpg.unlink()
+    pred = zero_predictions(tmp_path / "pred")
+    out = tmp_path / "results.zip"
+
+    with pytest.raises(DatasetError, match="video vid_c is listed in meta.json but has no frames"):
+        write_submission_zip(YouTubeVOSDataset(ytvos_valid, split="valid"), pred, out)
+
+    assert not out.exists()
+
+
+def test_submission_cli_refuses_an_rgb_mask_in_one_line(ytvos_valid, tmp_path, capsys):
+    from vos_datasets.youtube_vos import main as submit_main
+
+    pred = zero_predictions(tmp_path / "pred")
+    bad = pred / "vid_a" / f"{ANNOTATED[1]}.png"
+    Image.new("RGB", (WIDTH, HEIGHT)).save(bad)
+    assert submit_main(["submit", str(ytvos_valid), "valid", str(pred), str(tmp_path / "out.zip")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad}: RGB image") and err.count("\n") == 1
+    assert not (tmp_path / "out.zip").exists()

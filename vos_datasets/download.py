@@ -7,7 +7,10 @@
 A transfer goes to `<archive>.part` and resumes from there (HTTP Range) after an interruption; the
 archive is renamed into place only once its size and SHA-256 match. Extraction goes into a temporary
 folder that is renamed onto the dataset folder only when every member has been checked (no absolute
-paths, no `..`, no links) and written: a dataset folder is complete or absent, never half-written.
+paths, no `..`, no links, no name that is both a file and a folder) and written: a dataset folder is complete
+or absent, never half-written. Before anything is written the members' declared sizes are checked against the
+archive's limit, its compression ratio (image archives hardly compress; a zip bomb does) and the free disk.
+What an interrupted (killed) extraction left behind is removed by the next run.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class Archive:
     sha256: str | None  # None: the publisher gives none; the zip's own CRCs are still checked
     size: int | None
     top_folder: str  # folder the archive unpacks into
+    max_extracted: int  # bytes its members may declare in all (a few times the real contents)
     note: str = ""
 
     @property
@@ -51,6 +55,7 @@ ARCHIVES: dict[str, Archive] = {
         sha256="e3d0b5b77c3d031b000a19e0e25e3e2cac65d183755601bc2cf066df1a2aa492",
         size=832_766_765,
         top_folder="DAVIS",
+        max_extracted=4_000_000_000,
         note="DAVIS 2017 train+val, 480p; also holds ImageSets/2016 for DAVIS 2016 evaluation",
     ),
     "davis2016": Archive(
@@ -59,6 +64,7 @@ ARCHIVES: dict[str, Archive] = {
         sha256=None,  # not published; set downloads.davis2016.sha256 in the config to pin it
         size=None,
         top_folder="DAVIS",
+        max_extracted=8_000_000_000,
         note="DAVIS 2016 (480p and 1080p), single-object 0/255 masks",
     ),
 }
@@ -74,6 +80,12 @@ class ChecksumError(DownloadError):
 
 class UnsafeArchiveError(DownloadError):
     pass
+
+
+# Declared contents over this many times the archive's size are refused (JPEG and PNG archives such as DAVIS
+# are ~1x; 1 GB of zeros deflates ~1000x). Small archives pass below MIN_CHECKED_BYTES whatever their ratio.
+MAX_RATIO = 20
+MIN_CHECKED_BYTES = 64 << 20
 
 
 def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -185,29 +197,79 @@ def _check_member(info: zipfile.ZipInfo, archive: Path) -> PurePosixPath:
     return path
 
 
-def extract_zip(archive: str | Path, target: str | Path, progress: bool = True) -> Path:
-    """Extract `archive` so that `target` appears complete or not at all; refuses unsafe members."""
+def _check_layout(checked: list[tuple[zipfile.ZipInfo, PurePosixPath]], archive: Path) -> None:
+    """No member may be a file where another member needs a folder (`a` and `a/b`)."""
+    files = {path.parts: info for info, path in checked if not info.is_dir()}
+    for info, path in checked:
+        for depth in range(1, len(path.parts) if not info.is_dir() else len(path.parts) + 1):
+            clash = files.get(path.parts[:depth])
+            if clash is not None and clash is not info:
+                raise UnsafeArchiveError(f"{archive}: member {clash.filename!r} is both a file and a folder (of "
+                                         f"{info.filename!r}); not a valid dataset archive, refusing to extract")
+
+
+def _amount(count: float) -> str:
+    return f"{count / 1e9:.2f} GB" if count >= 1e8 else f"{count / 1e6:.2f} MB"
+
+
+def _check_sizes(members: list[zipfile.ZipInfo], archive: Path, target: Path, max_bytes: int | None) -> None:
+    """Refuse, before writing anything, an archive whose members declare more than its limit, a zip-bomb
+    ratio, or more than the free disk (zipfile never writes more than a member declares)."""
+    declared = sum(info.file_size for info in members)
+    size = archive.stat().st_size
+    if max_bytes is not None and declared > max_bytes:
+        raise UnsafeArchiveError(f"{archive}: its members declare {_amount(declared)}, over the limit of "
+                                 f"{_amount(max_bytes)} for this dataset: not the dataset's archive, refusing "
+                                 "to extract (delete it or the downloads.archives entry naming it)")
+    if declared > max(MAX_RATIO * size, MIN_CHECKED_BYTES):
+        raise UnsafeArchiveError(f"{archive}: its members declare {_amount(declared)} from {_amount(size)} "
+                                 f"({declared / max(size, 1):.0f}x, the limit is {MAX_RATIO}x; image archives are "
+                                 "~1x): a decompression bomb or not an image archive, refusing to extract "
+                                 "(delete it)")
+    free = shutil.disk_usage(target.parent).free
+    if declared > free:
+        raise DownloadError(f"{archive}: extracting needs {_amount(declared)} but {target.parent} has "
+                            f"{_amount(free)} free; free space there and run again")
+
+
+def extract_zip(archive: str | Path, target: str | Path, progress: bool = True, max_bytes: int | None = None) -> Path:
+    """Extract `archive` so that `target` appears complete or not at all; refuses unsafe members, and an
+    archive that declares more than `max_bytes`, a zip-bomb ratio (MAX_RATIO) or more than the free disk."""
     archive, target = Path(archive), Path(target)
     try:
         zip_file = zipfile.ZipFile(archive)
     except zipfile.BadZipFile as err:
         raise DownloadError(f"{archive}: not a zip archive ({err}); delete it and download again") from err
-    with zip_file, atomic_directory(target) as tmp:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with zip_file:
         members = zip_file.infolist()
         checked = [(info, _check_member(info, archive)) for info in members]  # all, before writing any
-        for info, path in tqdm(checked, desc=f"extract {archive.name}", unit="file", disable=not progress):
-            out = tmp.joinpath(*path.parts)
-            if info.is_dir():
-                out.mkdir(parents=True, exist_ok=True)
-                continue
-            out.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with zip_file.open(info) as src, open(out, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-            except (zipfile.BadZipFile, OSError, EOFError) as err:  # CRC mismatch, truncation
-                raise DownloadError(f"{archive}: member {info.filename!r} is corrupt ({err}); "
-                                    "delete the archive and download again") from err
+        _check_layout(checked, archive)
+        _check_sizes(members, archive, target, max_bytes)
+        with atomic_directory(target) as tmp:
+            for info, path in tqdm(checked, desc=f"extract {archive.name}", unit="file", disable=not progress):
+                out = tmp.joinpath(*path.parts)
+                if info.is_dir():
+                    out.mkdir(parents=True, exist_ok=True)
+                    continue
+                out.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    with zip_file.open(info) as src, open(out, "wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+                except (zipfile.BadZipFile, OSError, EOFError) as err:  # CRC mismatch, truncation
+                    raise DownloadError(f"{archive}: member {info.filename!r} is corrupt ({err}); "
+                                        "delete the archive and download again") from err
     return target
+
+
+def _remove_leftovers(dest_root: Path, name: str) -> None:
+    """Remove what an interrupted extraction of `name` left in `dest_root`: the staging folder and the
+    temporary folders of atomic_directory (`..<name>.extract.*.tmp`)."""
+    staging = dest_root / f".{name}.extract"
+    for leftover in [staging, *dest_root.glob(f".{staging.name}.*.tmp")]:
+        if leftover.exists():
+            print(f"{leftover}: removing what an interrupted extraction left")
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def fetch_dataset(
@@ -231,8 +293,12 @@ def fetch_dataset(
     spec = ARCHIVES[name]
     dest_root = Path(dest_root)
     final = dest_root / name
+    _remove_leftovers(dest_root, name)
     if (final / "JPEGImages").is_dir():
         return final
+    if final.exists() or final.is_symlink():
+        raise DownloadError(f"{final}: exists but is not a complete {name} dataset (no JPEGImages/); delete it "
+                            f"(rm -r {final}) to download and extract again, or put a complete copy there")
     expected_sha = sha256 or spec.sha256
     if archive_path is not None:
         archive = Path(archive_path)
@@ -247,8 +313,7 @@ def fetch_dataset(
     if expected_sha is None:
         print(f"{archive}: SHA-256 {sha256_of(archive)} (no published checksum; pin it in the config)")
     staging = dest_root / f".{name}.extract"
-    shutil.rmtree(staging, ignore_errors=True)
-    extract_zip(archive, staging, progress=progress)
+    extract_zip(archive, staging, progress=progress, max_bytes=spec.max_extracted)
     inner = staging / spec.top_folder
     if not (inner / "JPEGImages").is_dir():
         shutil.rmtree(staging, ignore_errors=True)
@@ -258,8 +323,9 @@ def fetch_dataset(
     return final
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
     import argparse
+    import sys
 
     parser = argparse.ArgumentParser(prog="python -m vos_datasets.download", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -269,6 +335,15 @@ if __name__ == "__main__":
     parser.add_argument("--archive", type=Path, help="use an archive already on disk")
     parser.add_argument("--sha256", help="expected SHA-256 (where the registry has none)")
     parser.add_argument("--retries", type=int, default=5)
-    args = parser.parse_args()
-    root = fetch_dataset(args.dataset, args.dest_root, args.mirror, args.archive, args.sha256, args.retries)
+    args = parser.parse_args(argv)
+    try:
+        root = fetch_dataset(args.dataset, args.dest_root, args.mirror, args.archive, args.sha256, args.retries)
+    except DownloadError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     print(f"{args.dataset} ready in {root}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

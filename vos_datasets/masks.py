@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .png_fast import decode_label_png
+from .png_fast import decode_label_png, png_size
 
 VOID_ID = 255
 Convention = Literal["auto", "davis2017", "davis2016"]
@@ -58,7 +58,8 @@ def read_label_png(path: str | os.PathLike, convention: Convention = "auto") -> 
     """
     path = Path(path)
     data = path.read_bytes()  # FileNotFoundError names the path
-    fast = decode_label_png(data)
+    _check_pixels(path, png_size(data))
+    fast = decode_label_png(data, Image.MAX_IMAGE_PIXELS)
     ids, mode = fast if fast is not None else _decode_with_pillow(path, data)
     binary = mode == "L" and not _has_values_between_0_and_255(ids)
     if convention == "davis2016" or (convention == "auto" and binary):
@@ -77,8 +78,14 @@ def _decode_with_pillow(path: Path, data: bytes) -> tuple[np.ndarray, str]:
     """Pillow decoding for what the fast path does not take; raises MaskFormatError on bad files."""
     try:
         with Image.open(io.BytesIO(data)) as image:
+            _check_pixels(path, image.size)
             mode = image.mode
             ids = np.array(image)
+    except MaskFormatError:
+        raise
+    except Image.DecompressionBombError as err:  # a non-PNG file over twice the limit
+        raise MaskFormatError(f"{path}: {str(err).rstrip('.')} (PIL.Image.MAX_IMAGE_PIXELS is the limit): a "
+                              "decompression bomb or a damaged file; re-export or re-download it") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise MaskFormatError(f"{path}: not a readable PNG ({err}); re-export or re-download this file") from err
     if mode == "LA":
@@ -93,6 +100,16 @@ def _decode_with_pillow(path: Path, data: bytes) -> tuple[np.ndarray, str]:
     if mode not in ("P", "L") or ids.dtype != np.uint8:
         raise MaskFormatError(f"{path}: unsupported PNG mode {mode!r}; {_FIX_RGB}")
     return ids, mode
+
+
+def _check_pixels(path: Path, size: tuple[int, int] | None) -> None:
+    """A mask larger than PIL.Image.MAX_IMAGE_PIXELS (89 million pixels; DAVIS 1080p has 2 million) is refused
+    before it is decoded: a small file can declare, and inflate to, gigabytes (a decompression bomb)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if size is not None and limit is not None and size[0] * size[1] > limit:
+        raise MaskFormatError(f"{path}: declares {size[0]}x{size[1]} pixels, over the limit of {limit} for a mask "
+                              "(PIL.Image.MAX_IMAGE_PIXELS): a decompression bomb or a damaged file; re-export or "
+                              "re-download it")
 
 
 def _has_values_between_0_and_255(ids: np.ndarray) -> bool:

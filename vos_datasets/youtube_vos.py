@@ -18,8 +18,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from .davis import DatasetError, Sequence
 from .fileio import atomic_path
+from .masks import MaskFormatError, read_label_png
 
 REGISTRATION_HINT = (
     "YouTube-VOS cannot be downloaded automatically (it needs registration): get it from "
@@ -100,21 +104,51 @@ class YouTubeVOSDataset:
 def write_submission_zip(dataset: YouTubeVOSDataset, predictions: str | Path, out_zip: str | Path) -> int:
     """Zip `Annotations/<video>/<frame>.png` for every scored frame of every video (server format).
 
-    predictions holds <video>/<frame>.png for at least the scored frames (all frames is fine).
-    Returns the number of PNGs written; raises DatasetError naming the first missing prediction.
+    predictions holds <video>/<frame>.png for at least the scored frames (all frames is fine). Each PNG is
+    checked as the local evaluator (metrics.youtube_vos) checks a prediction: an index mask (palette or
+    greyscale PNG of object ids), the size of its frame, only ids of the video's meta.json objects.
+    Returns the number of PNGs written; raises DatasetError naming the first missing or invalid
+    prediction, or a video of meta.json with no scored frame on disk.
     """
     predictions = Path(predictions)
     members: list[tuple[Path, str]] = []
     for video in dataset.video_names:
-        for frame in dataset.scored_frames(video):
+        frames = dataset.scored_frames(video)
+        if not frames:
+            raise DatasetError(f"{dataset.scored_root / video}: video {video} is listed in meta.json but has no "
+                               "frames (*.jpg) to score; the dataset folder is incomplete: extract it again")
+        known = {int(oid) for oid in dataset.meta[video]["objects"]}
+        for frame in frames:
             png = predictions / video / f"{frame}.png"
             if not png.is_file():
                 raise DatasetError(f"{png}: missing prediction for a scored frame of {video}")
+            _check_prediction(png, dataset.scored_root / video / f"{frame}.jpg", known)
             members.append((png, f"Annotations/{video}/{frame}.png"))
     with atomic_path(out_zip) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
         for png, name in members:
             archive.write(png, name)
     return len(members)
+
+
+def _check_prediction(png: Path, jpg: Path, known: set[int]) -> None:
+    """A prediction the server can score: an index mask of its frame's size holding known object ids."""
+    try:
+        ids = read_label_png(png, "davis2017")
+    except MaskFormatError as err:
+        raise DatasetError(str(err)) from None
+    try:
+        with Image.open(jpg) as frame:
+            width, height = frame.size
+    except (OSError, Image.DecompressionBombError) as err:
+        raise DatasetError(f"{jpg}: not a readable frame ({err}); extract the dataset again") from None
+    if ids.shape != (height, width):
+        raise DatasetError(f"{png}: mask is {ids.shape[1]}x{ids.shape[0]} but its frame {jpg} is {width}x{height}; "
+                           "predictions must have the size of the video's frames")
+    present = np.flatnonzero(np.bincount(ids.ravel(), minlength=256))
+    unknown = sorted(int(i) for i in present if i != 0 and int(i) not in known)
+    if unknown:
+        raise DatasetError(f"{png}: object ids {unknown} are not in the meta.json objects of {png.parent.name} "
+                           f"({sorted(known)}); predictions must use the annotation's ids")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,76 @@ if not _PRESET_FILE.is_file():
 configfile: str(_PRESET_FILE)
 
 
-validate(config, "../schemas/config.schema.yaml")
+_SCHEMA_FILE = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+_SCHEMA_TYPES = {"integer": int, "number": (int, float), "boolean": bool, "null": type(None)}
+
+
+def _coerce_to_schema(value, schema):
+    """Nested --config values arrive as strings (`--config 'downloads={retries: 3}'` gives '3'): a string
+    where the schema allows no string but a number, boolean or null is read as YAML when that gives one."""
+    if isinstance(value, dict):
+        properties, extra = schema.get("properties", {}), schema.get("additionalProperties")
+        for key, item in value.items():
+            sub = properties.get(key, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                value[key] = _coerce_to_schema(item, sub)
+        return value
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_coerce_to_schema(item, schema["items"]) for item in value]
+    types = schema.get("type")
+    types = [types] if isinstance(types, str) else types or []
+    if not isinstance(value, str) or not types or "string" in types:
+        return value
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    wanted = tuple(_SCHEMA_TYPES[kind] for kind in types if kind in _SCHEMA_TYPES)
+    fits = isinstance(parsed, wanted) and not (isinstance(parsed, bool) and "boolean" not in types)
+    return parsed if fits else value
+
+
+def _config_error(error):
+    """One line for a schema violation: the key path, the wrong value, the allowed keys or values."""
+    import difflib
+    import reprlib
+
+    where = ".".join(map(str, error.absolute_path))
+    shortener = reprlib.Repr()
+    shortener.maxstring = shortener.maxother = 60
+    short = shortener.repr
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        close = difflib.get_close_matches(unknown[0], allowed, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"config key {key}: unknown key; allowed here: {', '.join(allowed)}{hint}"
+    if "propertyNames" in error.absolute_schema_path:
+        return (f"config {where}: name {short(error.instance)} is not allowed; names (they become file names and "
+                "command-line words) hold letters, digits, '_', '-' and '.'")
+    where = where or "(top level)"
+    if error.validator == "enum":
+        return f"config {where}: {short(error.instance)} is not allowed; choose one of {error.validator_value}"
+    if error.validator == "type":
+        kinds = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", dict: "a mapping",
+                 list: "a list", type(None): "null"}
+        return (f"config {where}: {short(error.instance)} is {kinds.get(type(error.instance), 'a value')}, expected "
+                f"{error.validator_value}")
+    return f"config {where}: {error.message if len(error.message) < 200 else error.message[:200] + '...'}"
+
+
+_SCHEMA = yaml.safe_load(_SCHEMA_FILE.read_text())
+_coerce_to_schema(config, _SCHEMA)
+try:
+    validate(config, "../schemas/config.schema.yaml")
+except WorkflowError:
+    import jsonschema
+
+    _error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(_SCHEMA).iter_errors(config))
+    if _error is None:
+        raise
+    raise WorkflowError(_config_error(_error)) from None
 
 RESULTS = f"results/{PRESET}"
 SHARED_DIR = os.environ.get("VOS_SHARED") or config.get("shared_dir", "../shared")
@@ -314,11 +383,11 @@ def split_file(evaluation):
 
 
 def sequence_selection(evaluation):
-    """--sequences or --split-file arguments for `python -m metrics`."""
+    """--sequences or --split-file arguments for `python -m metrics`, as a list (for {params.x:q})."""
     sequences = config["evaluations"][evaluation].get("sequences")
     if sequences:
-        return "--sequences " + " ".join(sequences)
-    return f"--split-file {split_file(evaluation)}"
+        return ["--sequences", *sequences]
+    return ["--split-file", split_file(evaluation)]
 
 
 def row_targets():
@@ -375,6 +444,6 @@ def score_map_arguments(wildcards, output):
     folder empty."""
     spec = config["rows"][wildcards.row]
     if spec["method"] != "frtm" or row_settings(wildcards.row).get("head") == "base_net":
-        return ""
+        return []
     sequence = config["evaluations"][wildcards.evaluation].get("qualitative_sequence")
-    return f"--score-maps {output.maps}" + (f" --score-map-sequences {sequence}" if sequence else "")
+    return ["--score-maps", output.maps] + (["--score-map-sequences", sequence] if sequence else [])

@@ -1,5 +1,6 @@
 # Datasets: the embedded synthetic set is generated; DAVIS archives are downloaded (checksums, resume,
 # retries, atomic extraction); YouTube-VOS is a configured local folder (it needs registration).
+# Every value that reaches the shell is quoted ({...:q}); optional options are lists (an empty one adds nothing).
 
 
 rule generate_embedded:
@@ -18,9 +19,9 @@ rule generate_embedded:
         runtime=10,
         gpu=0,
     shell:
-        "python -m vos_datasets.synthetic {output} --seed {params.spec[seed]} --n-train {params.spec[n_train]}"
-        " --n-val {params.spec[n_val]} --n-frames {params.spec[n_frames]} --height {params.spec[height]}"
-        " --width {params.spec[width]} > {log} 2>&1"
+        "python -m vos_datasets.synthetic {output:q} --seed {params.spec[seed]:q} --n-train {params.spec[n_train]:q}"
+        " --n-val {params.spec[n_val]:q} --n-frames {params.spec[n_frames]:q} --height {params.spec[height]:q}"
+        " --width {params.spec[width]:q} > {log:q} 2>&1"
 
 
 rule download_davis:
@@ -29,16 +30,18 @@ rule download_davis:
     wildcard_constraints:
         archive="davis2016|davis2017",
     params:
-        mirror=lambda wildcards: f"--mirror {config['downloads']['mirror']}" if config["downloads"].get("mirror") else "",
+        mirror=lambda wildcards: (
+            ["--mirror", config["downloads"]["mirror"]] if config["downloads"].get("mirror") else []
+        ),
         archive=lambda wildcards: (
-            f"--archive {config['downloads']['archives'][wildcards.archive]}"
+            ["--archive", config["downloads"]["archives"][wildcards.archive]]
             if wildcards.archive in config["downloads"].get("archives", {})
-            else ""
+            else []
         ),
         sha256=lambda wildcards: (
-            f"--sha256 {config['downloads']['sha256'][wildcards.archive]}"
+            ["--sha256", config["downloads"]["sha256"][wildcards.archive]]
             if wildcards.archive in config["downloads"].get("sha256", {})
-            else ""
+            else []
         ),
         retries=config["downloads"]["retries"],
     log:
@@ -53,5 +56,5 @@ rule download_davis:
         runtime=240,
         gpu=0,
     shell:
-        "python -m vos_datasets.download {wildcards.archive} resources/datasets {params.mirror} {params.archive}"
-        " {params.sha256} --retries {params.retries} > {log} 2>&1"
+        "python -m vos_datasets.download {wildcards.archive:q} resources/datasets {params.mirror:q} {params.archive:q}"
+        " {params.sha256:q} --retries {params.retries:q} > {log:q} 2>&1"

@@ -16,6 +16,7 @@ rule evaluate:
         evaluation=_alternatives(evaluated("davis")),
     params:
         outdir=lambda wildcards, output: os.path.dirname(output.global_csv),
+        annotations=lambda wildcards, input: f"{input.dataset}/Annotations/480p",
         selection=lambda wildcards: sequence_selection(wildcards.evaluation),
         objects=lambda wildcards: config["evaluations"][wildcards.evaluation].get("objects", "first-frame"),
         cache=config["ground_truth_cache"],
@@ -31,9 +32,9 @@ rule evaluate:
         runtime=30,
         gpu=0,
     shell:
-        "python -m metrics {input.dataset}/Annotations/480p {input.masks} --out {params.outdir}"
-        " --set {wildcards.evaluation} {params.selection} --objects {params.objects}"
-        " --workers {threads} --cache-dir {params.cache} --quiet > {log} 2>&1"
+        "python -m metrics {params.annotations:q} {input.masks:q} --out {params.outdir:q}"
+        " --set {wildcards.evaluation:q} {params.selection:q} --objects {params.objects:q}"
+        " --workers {threads} --cache-dir {params.cache:q} --quiet > {log:q} 2>&1"
 
 
 rule evaluate_youtube_vos:
@@ -49,9 +50,9 @@ rule evaluate_youtube_vos:
         outdir=lambda wildcards, output: os.path.dirname(output.global_csv),
         split=lambda wildcards: config["evaluations"][wildcards.evaluation]["split"],
         videos=lambda wildcards: (
-            f"--videos-list {config['evaluations'][wildcards.evaluation]['videos_list']}"
+            ["--videos-list", config["evaluations"][wildcards.evaluation]["videos_list"]]
             if config["evaluations"][wildcards.evaluation].get("videos_list")
-            else ""
+            else []
         ),
     log:
         f"logs/{PRESET}/evaluate/{{evaluation}}/{{row}}.log",
@@ -65,8 +66,8 @@ rule evaluate_youtube_vos:
         runtime=60,
         gpu=0,
     shell:
-        "python -m metrics.youtube_vos {input.dataset} {params.split} {input.masks} --out {params.outdir}"
-        " --set {wildcards.evaluation} {params.videos} --workers {threads} --quiet > {log} 2>&1"
+        "python -m metrics.youtube_vos {input.dataset:q} {params.split:q} {input.masks:q} --out {params.outdir:q}"
+        " --set {wildcards.evaluation:q} {params.videos:q} --workers {threads} --quiet > {log:q} 2>&1"
 
 
 rule submission_zip:
@@ -92,4 +93,5 @@ rule submission_zip:
         runtime=30,
         gpu=0,
     shell:
-        "python -m vos_datasets.youtube_vos submit {input.dataset} {params.split} {input.masks} {output} > {log} 2>&1"
+        "python -m vos_datasets.youtube_vos submit {input.dataset:q} {params.split:q} {input.masks:q} {output:q}"
+        " > {log:q} 2>&1"

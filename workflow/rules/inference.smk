@@ -13,9 +13,9 @@ rule train:
         config=lambda wildcards: training_config(wildcards.training),
         # several GPUs: one process each through torchrun (torch.distributed); otherwise plain python
         launcher=lambda wildcards: (
-            f"torchrun --standalone --nproc_per_node {TRAININGS[wildcards.training]['gpus']}"
+            ["torchrun", "--standalone", "--nproc_per_node", TRAININGS[wildcards.training]["gpus"]]
             if TRAININGS[wildcards.training].get("gpus", 0) > 1
-            else "python"
+            else ["python"]
         ),
     log:
         f"logs/{PRESET}/train/{{training}}.log",
@@ -30,9 +30,9 @@ rule train:
         runtime=lambda wildcards: 4320 if TRAININGS[wildcards.training].get("gpus", 0) else 120,
         gpu=lambda wildcards: TRAININGS[wildcards.training].get("gpus", 0),
     shell:
-        "{params.launcher} -m {params.module} --config {params.config:q} --out {output.head}"
+        "{params.launcher:q} -m {params.module:q} --config {params.config:q} --out {output.head:q}"
         " --discard-other-settings --quiet"
-        " > {log} 2>&1"
+        " > {log:q} 2>&1"
 
 
 
@@ -62,6 +62,6 @@ rule infer:
         runtime=lambda wildcards: 60 if str(row_settings(wildcards.row).get("device", "cpu")).startswith("cpu") else 720,
         gpu=lambda wildcards: int(str(row_settings(wildcards.row).get("device", "")).startswith("cuda")),
     shell:
-        "python -m methods infer --method {params.method} --settings {params.settings:q}"
-        " --dataset {params.dataset:q} --out {output.masks} --timing {output.timing}"
-        " --label {params.label:q} {params.maps} --quiet > {log} 2>&1 && mkdir -p {output.maps}"
+        "python -m methods infer --method {params.method:q} --settings {params.settings:q}"
+        " --dataset {params.dataset:q} --out {output.masks:q} --timing {output.timing:q}"
+        " --label {params.label:q} {params.maps:q} --quiet > {log:q} 2>&1 && mkdir -p {output.maps:q}"

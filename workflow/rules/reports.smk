@@ -28,8 +28,8 @@ rule aggregate:
         runtime=5,
         gpu=0,
     shell:
-        "python -m reports aggregate --preset {params.preset} --rows {params.rows:q} --results {params.results}"
-        " --protocols {params.protocols:q} --server-results {input.server_results} --out {output} > {log} 2>&1"
+        "python -m reports aggregate --preset {params.preset:q} --rows {params.rows:q} --results {params.results:q}"
+        " --protocols {params.protocols:q} --server-results {input.server_results:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule plot_speed_accuracy:
@@ -51,8 +51,8 @@ rule plot_speed_accuracy:
         runtime=5,
         gpu=0,
     shell:
-        "python -m reports plot-speed --summary {input.summary} --evaluations {params.evaluations:q}"
-        " --published {input.published} --out {output} > {log} 2>&1"
+        "python -m reports plot-speed --summary {input.summary:q} --evaluations {params.evaluations:q}"
+        " --published {input.published:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule plot_training:
@@ -71,7 +71,7 @@ rule plot_training:
         runtime=5,
         gpu=0,
     shell:
-        "python -m reports plot-training --histories {input.histories} --out {output} > {log} 2>&1"
+        "python -m reports plot-training --histories {input.histories:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule plot_evaluation:
@@ -94,9 +94,9 @@ rule plot_evaluation:
         results=lambda wildcards, input: os.path.dirname(input.summary),
         out_dir=lambda wildcards, output: os.path.dirname(output.per_sequence),
         sequence=lambda wildcards: (
-            f"--qualitative-sequence {config['evaluations'][wildcards.evaluation]['qualitative_sequence']}"
+            ["--qualitative-sequence", config["evaluations"][wildcards.evaluation]["qualitative_sequence"]]
             if config["evaluations"][wildcards.evaluation].get("qualitative_sequence")
-            else ""
+            else []
         ),
     log:
         f"logs/{PRESET}/plots/{{evaluation}}.log",
@@ -109,9 +109,9 @@ rule plot_evaluation:
         runtime=10,
         gpu=0,
     shell:
-        "python -m reports plot-evaluation --summary {input.summary} --results {params.results}"
-        " --evaluation {wildcards.evaluation} --root {input.dataset} {params.sequence}"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        "python -m reports plot-evaluation --summary {input.summary:q} --results {params.results:q}"
+        " --evaluation {wildcards.evaluation:q} --root {input.dataset:q} {params.sequence:q}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule provenance:
@@ -136,8 +136,8 @@ rule provenance:
         runtime=30,
         gpu=0,
     shell:
-        "python -m reports provenance --preset {params.preset} --config {params.config:q} --heads {input.heads}"
-        " --datasets {params.datasets:q} --out {output} > {log} 2>&1"
+        "python -m reports provenance --preset {params.preset:q} --config {params.config:q} --heads {input.heads:q}"
+        " --datasets {params.datasets:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule render_tables:
@@ -168,7 +168,7 @@ rule render_tables:
         runtime=5,
         gpu=0,
     shell:
-        "python -m reports render --summary {input.summary} --preset {params.preset}"
+        "python -m reports render --summary {input.summary:q} --preset {params.preset:q}"
         " --description {params.description:q} --datasets {params.datasets:q} --evaluations {params.evaluations:q}"
-        " --published {input.published} --figures {params.figures} --provenance {input.provenance}"
-        " --out {output.latest} {output.preset} > {log} 2>&1"
+        " --published {input.published:q} --figures {params.figures:q} --provenance {input.provenance:q}"
+        " --out {output.latest:q} {output.preset:q} > {log:q} 2>&1"
