@@ -13,8 +13,8 @@ from vos_datasets.masks import CONVENTIONS
 
 from .davis import EvaluationError, Protocol, evaluate
 from .gt_cache import default_cache_dir
-from .parallel import keep_freed_memory
-from .tables import write_tables
+from .parallel import available_cores, keep_freed_memory
+from .tables import check_out_dir, check_set_name, write_tables
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,14 +26,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("gt_dir", type=Path, help="ground truth, e.g. DAVIS/Annotations/480p (DAVIS 2017 "
                         "indexed or DAVIS 2016 0/255 masks)")
     parser.add_argument("pred_dir", type=Path, help="results: indexed PNGs with the annotation's ids")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the CSV files (never the inputs)")
-    parser.add_argument("--set", dest="subset", default="val", help="name used in the CSV file names (default val)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="folder for the CSV files (never the inputs); protocol-<set>.json, written last, "
+                        "marks a complete set")
+    parser.add_argument("--set", dest="subset", default="val",
+                        help="name used in the CSV file names (default val); a plain name: letters, digits, . _ + -")
     subset = parser.add_mutually_exclusive_group()
     subset.add_argument("--sequences", nargs="+", help="score only these sequences")
     subset.add_argument("--split-file", type=Path, help="score the sequences of an ImageSets file")
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: every core)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes, 1 or more (default: every core; more than the cores is capped at them)")
     parser.add_argument("--gt-format", choices=CONVENTIONS, default="auto",
-                        help="auto: palette PNGs are DAVIS 2017 ids (255 = void), grayscale 0/255 PNGs are DAVIS 2016")
+                        help="auto (decided once per sequence): palette PNGs are DAVIS 2017 ids (255 = void), grayscale "
+                        "0/255 PNGs are DAVIS 2016; a frame that reads otherwise than its sequence is an error")
     parser.add_argument("--pred-format", choices=CONVENTIONS, default="auto")
     parser.add_argument("--objects", choices=["first-frame", "all"], default="first-frame",
                         help="first-frame: official (ids 1..max of the first GT frame); all: also objects that "
@@ -49,14 +54,35 @@ def build_parser() -> argparse.ArgumentParser:
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument("--cache-dir", type=Path, default=None,
                        help=f"where decoded ground truth is kept between runs (default {default_cache_dir()}, "
-                       "or $VOS_CACHE_DIR); keyed by every annotation's size and mtime, so edits are never masked")
+                       "or $VOS_CACHE_DIR); keyed by a hash of every annotation's content, so edits are never masked")
     cache.add_argument("--no-cache", action="store_true", help="decode the ground truth afresh, keep nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
+def usage_error(args: argparse.Namespace) -> str | None:
+    """The first problem with the options that needs no scoring to find, as a one-line message."""
+    try:
+        check_set_name(args.subset)
+        check_out_dir(args.out)
+    except EvaluationError as err:
+        return str(err)
+    if args.workers is not None and args.workers < 1:
+        return f"--workers {args.workers}: give 1 or more processes (omit --workers to use every core)"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    problem = usage_error(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    cores = available_cores()
+    if args.workers is not None and args.workers > cores:
+        print(f"note: --workers {args.workers} capped at {cores}, the cores available to this process",
+              file=sys.stderr)
+        args.workers = cores
     keep_freed_memory()
     if args.corrected:
         protocol = Protocol.corrected()
@@ -81,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - started
         paths = write_tables(result, args.out, args.subset, {"seconds": seconds, "gt_dir": str(args.gt_dir),
                                                             "pred_dir": str(args.pred_dir)})
-    except (EvaluationError, ValueError, FileNotFoundError) as err:
+    except (EvaluationError, ValueError, OSError) as err:  # OSError's message names the file
         print(f"error: {err}", file=sys.stderr)
         return 1
     glob = result.global_statistics()

@@ -11,19 +11,20 @@ fixes the ones that are bugs.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence as SequenceT
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from vos_datasets.masks import VOID_ID, Convention, read_label_png
+from vos_datasets.masks import VOID_ID, Convention
 
 from . import gt_cache
 from .errors import EvaluationError, require_predictions
 from .measures import BOUNDARY_THRESHOLD, boundary_radius, frame_scores, statistics
 from .parallel import map_videos
+from .reading import read_ground_truth, read_mask, read_regular, require_regular
 
 GLOBAL_COLUMNS = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
 
@@ -90,8 +91,24 @@ def list_sequences(folder: Path, role: str) -> list[str]:
 def plan_jobs(gt_root: Path, pred_root: Path, sequences: SequenceT[str] | None, protocol: Protocol,
               gt_convention: Convention = "auto", pred_convention: Convention = "auto",
               cache_dir: Path | None = None) -> list[_Job]:
-    """Check both folders before any scoring and pair every needed GT frame with its prediction."""
+    """Check both folders before any scoring and pair every needed GT frame with its prediction.
+
+    Refused here, each with an EvaluationError naming the file or sequence: a sequence named twice, a
+    ground-truth entry `<frame>.png` or a needed prediction that is not a regular file (a folder, a FIFO,
+    a link to a device), and a sequence with no frame to score (1 or 2 frames under the official protocol,
+    which skips the first and the last).
+    """
     gt_root, pred_root = Path(gt_root), Path(pred_root)
+    if sequences is not None:
+        sequences = list(sequences)
+        seen: set[str] = set()
+        twice = sorted({name for name in sequences if name in seen or seen.add(name)})
+        if twice:
+            raise EvaluationError(
+                f"sequences {twice[:5]} are named more than once in the sequence list (--sequences or "
+                "--split-file); name each sequence once (a repeated one would be scored, and weigh in the "
+                "means, once per mention)"
+            )
     gt_names = list_sequences(gt_root, "ground-truth")
     pred_names = list_sequences(pred_root, "prediction")
     if sequences is None:
@@ -116,11 +133,22 @@ def plan_jobs(gt_root: Path, pred_root: Path, sequences: SequenceT[str] | None, 
                 raise EvaluationError(f"{pred_root / name}: requested sequence has no prediction folder")
     jobs = []
     for name in sequences:
-        gt_frames = sorted(p.stem for p in (gt_root / name).glob("*.png"))
+        gt_files = sorted((gt_root / name).glob("*.png"))
+        for path in gt_files:
+            require_regular(path)
+        gt_frames = [p.stem for p in gt_files]
         if not gt_frames:
             raise EvaluationError(f"{gt_root / name}: no ground-truth PNGs")
         scored = gt_frames[1:-1] if protocol.skip_first_last else gt_frames
+        if not scored:
+            raise EvaluationError(
+                f"{gt_root / name}: {len(gt_frames)} ground-truth frame(s), none of them scored (the official "
+                "protocol skips the first and the last frame); a sequence needs 3 or more annotated frames: "
+                "leave it out of --sequences, or pass --keep-first-last"
+            )
         require_predictions(pred_root / name, scored, name, "annotated frame")
+        for frame in scored:
+            require_regular(pred_root / name / f"{frame}.png")
         jobs.append(_Job(
             sequence=name,
             gt_paths=[gt_root / name / f"{f}.png" for f in gt_frames],
@@ -139,38 +167,47 @@ def present_ids(ids: np.ndarray) -> list[int]:
     return [int(i) for i in np.flatnonzero(counts) if 0 < i < VOID_ID]
 
 
-def load_ground_truth(job: _Job, radius: int) -> list[gt_cache.GroundTruthFrame]:
-    """The first GT frame and the scored ones, decoded (or read from the cache)."""
+def load_ground_truth(job: _Job) -> list[gt_cache.GroundTruthFrame]:
+    """The first GT frame and the scored ones, decoded (or read from the cache).
+
+    One mask convention for the whole sequence (metrics.reading.read_ground_truth); files are read as
+    regular files only. The cache key hashes the files' content (metrics.gt_cache).
+    """
     protocol = job.protocol
     needed = [job.gt_paths[0], *(job.gt_paths[1:-1] if protocol.skip_first_last else job.gt_paths[1:])]
-    cache_file = None
+    # The whole files when they are hashed for the cache key, else their PNG header (for the colour type).
+    contents = [read_regular(path, None if job.cache_dir is not None else 64) for path in needed]
+    cache_file = key = None
     if job.cache_dir is not None:
-        key = gt_cache.cache_key(needed, job.gt_convention, radius, protocol.ignore_void)
+        key = gt_cache.cache_key([p.name for p in needed], contents, job.gt_convention, protocol.bound_th,
+                                 protocol.ignore_void)
         cache_file = Path(job.cache_dir) / f"{job.sequence}-{key}.npz"
-        if cache_file.is_file():
-            try:
-                return gt_cache.load(cache_file)
-            except (OSError, ValueError, KeyError):
-                cache_file.unlink(missing_ok=True)  # unreadable: decode again
+        cached = gt_cache.load_or_discard(cache_file, len(needed))
+        if cached is not None:
+            return cached
+    labels = read_ground_truth(needed, contents, job.gt_convention, job.sequence)
+    radius = boundary_radius(labels[0].shape, protocol.bound_th)
     # Without a cache the boundaries are cheaper to compute on the crops that frame_scores uses.
     keep = cache_file is not None
-    first = read_label_png(needed[0], job.gt_convention)
-    frames = [gt_cache.build_frame(first, radius, protocol.ignore_void, keep)]
-    for path in needed[1:]:
-        ids = _read_sized(path, job.gt_convention, first.shape, needed[0])
-        frames.append(gt_cache.build_frame(ids, radius, protocol.ignore_void, keep))
+    frames = [gt_cache.build_frame(ids, radius, protocol.ignore_void, keep) for ids in labels]
     if cache_file is not None:
-        gt_cache.save(cache_file, frames)
+        again = gt_cache.cache_key([p.name for p in needed], [read_regular(path) for path in needed],
+                                   job.gt_convention, protocol.bound_th, protocol.ignore_void)
+        if again == key:  # else a file changed while it was decoded: store nothing
+            try:
+                gt_cache.save(cache_file, frames)
+            except OSError as err:
+                print(f"note: {cache_file}: cannot store the decoded ground truth ({err.strerror}); "
+                      "scoring without the cache", file=sys.stderr)
     return frames
 
 
 def score_sequence(job: _Job) -> SequenceScores:
     """Per-frame J and F of one sequence (runs in a worker process)."""
     protocol = job.protocol
-    with Image.open(job.gt_paths[0]) as image:
-        height, width = image.height, image.width
+    first_gt, *gt_frames = load_ground_truth(job)
+    height, width = first_gt.ids.shape
     radius = boundary_radius((height, width), protocol.bound_th)
-    first_gt, *gt_frames = load_ground_truth(job, radius)
     if not protocol.skip_first_last:
         gt_frames = [first_gt, *gt_frames]
 
@@ -214,7 +251,7 @@ def score_sequence(job: _Job) -> SequenceScores:
 
 
 def _read_sized(path: Path, convention: Convention, size: tuple[int, int], reference: Path) -> np.ndarray:
-    ids = read_label_png(path, convention)
+    ids = read_mask(path, convention)
     if ids.shape != size:
         raise EvaluationError(
             f"{path}: mask is {ids.shape[1]}x{ids.shape[0]} but {reference} is {size[1]}x{size[0]}; "

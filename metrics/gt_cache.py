@@ -5,16 +5,28 @@ than scoring them (DAVIS 2016's grayscale PNGs take ~1.3 ms each). So the first 
 per scored frame, the label map and each object's boundary map and its dilation by the F-measure
 disk, run-length encoded (a few KB a frame), and later evaluations read that instead.
 
-The cache can never hide a change: its key covers every annotation file's name, size and
-modification time, the mask convention, the dilation radius and the void handling; any difference
-gives a new key (and a new decode). Delete the folder at any time; `--no-cache` bypasses it.
+The cache can never hide a change: its key is a hash of every needed annotation file's name and
+*content* (BLAKE2b of the bytes, not the size or modification time, which an edit can keep), the mask
+convention, the boundary threshold, the void handling and the cache format. Reading and hashing cost
+~11 us per 480p annotation more than the stat of a size/mtime key (all 2218 DAVIS 2016 annotations:
+49 ms against 25 ms, measured on a busy 2-core machine), against ~1.3 ms to decode one. An entry is only
+stored if the files hashed the same before and after they were decoded.
+
+Entries are written durably (fsync before the rename). An entry that cannot be read back (empty,
+truncated, not a zip, inconsistent) is discarded with a one-line note and the sequence is decoded
+again. Delete the folder at any time; `--no-cache` bypasses it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import stat
+import sys
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +37,7 @@ from vos_datasets.fileio import atomic_path
 
 from .measures import _disk, boundary_map
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: content-hash keys; conventions decided per sequence
 _LABELS, _BOUNDARY, _DILATED = 0, 1, 2
 
 
@@ -78,13 +90,20 @@ def build_frame(ids: np.ndarray, radius: int, ignore_void: bool, with_boundaries
     return GroundTruthFrame(ids, void, boundaries)
 
 
-def cache_key(paths: list[Path], convention: str, radius: int, ignore_void: bool) -> str:
-    entries = []
-    for path in paths:
-        stat = path.stat()
-        entries.append([path.name, stat.st_size, stat.st_mtime_ns])
-    payload = json.dumps([CACHE_VERSION, str(paths[0].parent.resolve()), convention, radius, ignore_void, entries])
-    return hashlib.sha1(payload.encode()).hexdigest()[:20]
+def cache_key(names: list[str], contents: list[bytes], convention: str, bound_th: float,
+              ignore_void: bool) -> str:
+    """The key of a sequence's entry: a hash of each needed annotation's name and bytes, and the settings
+    that change the decoded result. Equal content gives the same key wherever the files lie."""
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(json.dumps([CACHE_VERSION, convention, bound_th, ignore_void, len(names)]).encode())
+    for name, data in zip(names, contents, strict=True):
+        digest.update(name.encode() + b"\0")
+        digest.update(hashlib.blake2b(data, digest_size=20).digest())
+    return digest.hexdigest()
+
+
+class DamagedEntry(ValueError):
+    """A cache entry that cannot be read back as the frames it should hold."""
 
 
 def _encode(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -111,15 +130,63 @@ def save(path: Path, frames: list[GroundTruthFrame]) -> None:
         np.savez(handle, values=np.concatenate(values) if values else np.zeros(0, np.uint8),
                  lengths=np.concatenate(lengths) if lengths else np.zeros(0, np.int32),
                  index=np.array(index, dtype=np.int64).reshape(-1, 4), shape=np.array(shape))
+        handle.flush()
+        os.fsync(handle.fileno())  # the data is on disk before the rename makes it visible
+    _fsync_folder(path.parent)
 
 
-def load(path: Path) -> list[GroundTruthFrame]:
-    with np.load(path) as data:
-        values, lengths, index, shape = data["values"], data["lengths"], data["index"], tuple(data["shape"])
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a folder
+    finally:
+        os.close(fd)
+
+
+def load_or_discard(path: Path, n_frames: int) -> list[GroundTruthFrame] | None:
+    """The entry's frames; None when there is no entry, or when it is damaged (then it is deleted, with a
+    one-line note on stderr, so that the caller decodes again and stores a good one)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise DamagedEntry("not a regular file")
+        return load(path, n_frames)
+    except FileNotFoundError:
+        return None
+    except DamagedEntry as err:
+        print(f"note: {path}: damaged ground-truth cache entry ({err}); discarded, decoding again",
+              file=sys.stderr)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+
+
+def load(path: Path, n_frames: int | None = None) -> list[GroundTruthFrame]:
+    """The frames of an entry; DamagedEntry if it is unreadable or inconsistent (or holds other than
+    `n_frames` frames)."""
+    try:
+        with np.load(path) as data:
+            values, lengths, index = data["values"], data["lengths"], data["index"]
+            shape = tuple(int(n) for n in data["shape"])
+    except FileNotFoundError:
+        raise
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+        raise DamagedEntry(f"{type(err).__name__}: {err}") from err
+    size = int(np.prod(shape))
+    if (index.ndim != 2 or index.shape[1] != 4 or len(shape) != 2 or values.shape != lengths.shape
+            or int(index[:, 3].sum()) != values.size):
+        raise DamagedEntry("inconsistent index")
     entries: dict[int, dict] = {}
     offset = 0
     for number, oid, kind, runs in index.tolist():
-        array = np.repeat(values[offset:offset + runs], lengths[offset:offset + runs]).reshape(shape)
+        run_lengths = lengths[offset:offset + runs]
+        if int(run_lengths.sum()) != size or (run_lengths <= 0).any():
+            raise DamagedEntry(f"frame {number}: runs do not cover {shape[1]}x{shape[0]} pixels")
+        array = np.repeat(values[offset:offset + runs], run_lengths).reshape(shape)
         offset += runs
         entry = entries.setdefault(number, {"ids": None, "void": None, "boundary": {}, "dilated": {}})
         if kind == _LABELS and oid == 0:
@@ -130,5 +197,11 @@ def load(path: Path) -> list[GroundTruthFrame]:
             entry["boundary"][oid] = array.view(bool)
         else:
             entry["dilated"][oid] = array.view(bool)
+    if sorted(entries) != list(range(len(entries))) or any(e["ids"] is None for e in entries.values()):
+        raise DamagedEntry("frames missing")
+    if any(set(e["boundary"]) != set(e["dilated"]) for e in entries.values()):
+        raise DamagedEntry("boundary maps missing")
+    if n_frames is not None and len(entries) != n_frames:
+        raise DamagedEntry(f"{len(entries)} frames, expected {n_frames}")
     return [GroundTruthFrame(e["ids"], e["void"], {oid: (b, e["dilated"][oid]) for oid, b in e["boundary"].items()})
             for _, e in sorted(entries.items())]

@@ -36,14 +36,34 @@ def keep_freed_memory() -> None:
     libc.mallopt(m_trim_threshold, 256 << 20)
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def resolve_workers(workers: int | None) -> int:
+    """The number of processes for `workers`: None means every core; more than the cores available is
+    capped at them (processes beyond the cores only add start-up time and memory). Below 1 is an error."""
+    cores = available_cores()
+    if workers is None:
+        return cores
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a whole number of 1 or more, got {workers!r} (None: every core)")
+    return min(workers, cores)
+
+
 def map_videos(score: Callable[[Job], Result], jobs: Sequence[Job], size: Callable[[Job], int],
                workers: int | None, desc: str, unit: str, progress: bool) -> list[Result]:
-    """score(job) for every job, `workers` processes (default: every core), returned in job order.
+    """score(job) for every job, `workers` processes (default: every core, and never more than the
+    cores available or the jobs), returned in job order.
 
     The longest jobs (by `size`) start first so the pool does not end on one long video. A mask that
     cannot be read becomes an EvaluationError (its message names the file).
     """
-    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    workers = min(resolve_workers(workers), max(len(jobs), 1))
     order = sorted(range(len(jobs)), key=lambda i: -size(jobs[i]))
     results: dict[int, Result] = {}
     bar = tqdm(total=len(jobs), desc=desc, unit=unit, disable=not progress)

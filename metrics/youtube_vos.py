@@ -49,13 +49,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vos_datasets.fileio import atomic_path
-from vos_datasets.masks import read_label_png
 from vos_datasets.youtube_vos import ObjectInfo
 
 from .errors import EvaluationError, require_predictions
 from .measures import boundary_radius, frame_scores
-from .parallel import map_videos
+from .parallel import available_cores, map_videos
+from .reading import read_mask, require_regular
+from .tables import check_out_dir, check_set_name, write_output_set
 
 OBJECT_COLUMNS = ["video", "object", "category", "seen_unseen", "J", "F", "n_frames"]
 GLOBAL_COLUMNS = ["G", "J", "F", "J_seen", "J_unseen", "F_seen", "F_unseen", "n_objects", "n_videos",
@@ -203,7 +203,10 @@ def _plan(gt_root: Path, pred_root: Path, meta: dict[str, dict[int, ObjectInfo]]
         gt_dir, pred_dir = gt_root / video, pred_root / video
         if not gt_dir.is_dir():
             raise EvaluationError(f"{gt_dir}: no ground-truth folder for video {video} listed in meta.json")
-        gt_frames = sorted(p.stem for p in gt_dir.glob("*.png"))
+        gt_files = sorted(gt_dir.glob("*.png"))
+        for path in gt_files:
+            require_regular(path)
+        gt_frames = [p.stem for p in gt_files]
         if not gt_frames:
             raise EvaluationError(f"{gt_dir}: no ground-truth PNGs")
         first_frames: dict[int, str] = {}
@@ -220,6 +223,8 @@ def _plan(gt_root: Path, pred_root: Path, meta: dict[str, dict[int, ObjectInfo]]
             raise EvaluationError(f"{pred_dir}: no prediction folder for video {video} "
                                   "(pass videos=[...] to score a subset)")
         require_predictions(pred_dir, scored, video, "annotated frame after each object's first frame")
+        for frame in scored:
+            require_regular(pred_dir / f"{frame}.png")
         jobs.append(_VideoJob(video, [gt_dir / f"{f}.png" for f in scored], [pred_dir / f"{f}.png" for f in scored],
                               first_frames, frozenset(meta[video])))
     return jobs, unscored
@@ -232,8 +237,8 @@ def _score_video(job: _VideoJob) -> _VideoScores:
         scores.frames[oid], scores.j[oid], scores.f[oid] = [], [], []
     for gt_path, pred_path in zip(job.gt_paths, job.pred_paths, strict=True):
         frame = gt_path.stem
-        gt_ids = read_label_png(gt_path, "davis2017")
-        pred_ids = read_label_png(pred_path, "davis2017")
+        gt_ids = read_mask(gt_path, "davis2017")
+        pred_ids = read_mask(pred_path, "davis2017")
         if pred_ids.shape != gt_ids.shape:
             raise EvaluationError(
                 f"{pred_path}: mask is {pred_ids.shape[1]}x{pred_ids.shape[0]} but {gt_path} is "
@@ -332,24 +337,21 @@ def _summarise(scored: list[ObjectScores], unseen: frozenset[str] | None,
 
 def write_youtube_vos_tables(result: YouTubeVOSResult, out_dir: str | os.PathLike,
                              subset: str = "youtube_vos") -> dict[str, Path]:
-    """Write the per-object and the one-row global CSV (full precision); each appears whole or not at all.
+    """Write the per-object and the one-row global CSV (full precision) as one set: the global CSV is written
+    last, and the two never come from different runs (metrics.tables.write_output_set).
 
     Files: per-object_results-<subset>.csv (video, object, category, seen_unseen, J, F, n_frames) and
     global_results-<subset>.csv (G, J, F, the seen/unseen figures, counts, split and G_definition).
     Returns the paths by kind ("per_object", "global").
     """
-    out_dir = Path(out_dir)
+    check_set_name(subset)
     tables = {
         "per_object": (f"per-object_results-{subset}.csv", pd.DataFrame(result.object_rows(), columns=OBJECT_COLUMNS)),
         "global": (f"global_results-{subset}.csv", pd.DataFrame([result.global_row()], columns=GLOBAL_COLUMNS)),
     }
-    paths: dict[str, Path] = {}
-    for kind, (name, frame) in tables.items():
-        path = out_dir / name
-        with atomic_path(path) as tmp:
-            frame.to_csv(tmp, index=False)
-        paths[kind] = path
-    return paths
+    written = write_output_set(out_dir, {name: frame.to_csv(index=False, lineterminator="\n").encode()
+                                         for name, frame in tables.values()})
+    return {kind: written[name] for kind, (name, _) in tables.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -369,18 +371,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--videos", nargs="+", help="the videos to score (default: all of meta.json)")
     parser.add_argument("--videos-list", help="a named split of vos_datasets/splits or a file of video ids")
     parser.add_argument("--set", default="youtube_vos", help="name in the CSV file names")
-    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=None, help="processes, 1 or more (default: every core)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    try:
+        check_set_name(args.set)
+        check_out_dir(args.out)
+    except EvaluationError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.workers is not None and args.workers < 1:
+        print(f"error: --workers {args.workers}: give 1 or more processes (omit --workers to use every core)",
+              file=sys.stderr)
+        return 2
+    if args.workers is not None and args.workers > available_cores():
+        print(f"note: --workers {args.workers} capped at {available_cores()}, the cores available to this process",
+              file=sys.stderr)
     videos = args.videos or (read_split(args.videos_list) if args.videos_list else None)
     try:
         result = evaluate_youtube_vos(args.root / args.split / "Annotations", args.predictions,
                                       args.root / args.split / "meta.json", videos, workers=args.workers,
                                       progress=not args.quiet)
-    except EvaluationError as err:
+        write_youtube_vos_tables(result, args.out, args.set)
+    except (EvaluationError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    write_youtube_vos_tables(result, args.out, args.set)
     print(f"J {100 * result.J:.1f}  F {100 * result.F:.1f}  G {100 * result.G:.1f} ({result.note})")
     return 0
 
