@@ -282,12 +282,13 @@ def dataset_spec(evaluation):
     }
 
 
-def source_spec(source):
-    """A training source's dataset entry handed to the training as JSON (methods.<method>.training)."""
+def source_spec(source, resolve=True):
+    """A training source's dataset entry handed to the training as JSON (methods.<method>.training);
+    resolve=False leaves its folder out (root None: the DAG-time settings check, _check_settings)."""
     spec = config["datasets"][source["dataset"]]
     dataset = {
         "kind": "youtube_vos" if spec["kind"] == "youtube_vos" else "davis",
-        "root": dataset_root(source["dataset"]),
+        "root": dataset_root(source["dataset"]) if resolve else None,
         "split": source["split"],
         "year": spec.get("year", "2017"),
         "sequences": named_videos(source),
@@ -296,10 +297,10 @@ def source_spec(source):
     return {"dataset": dataset, **share}
 
 
-def validation_spec(entry):
+def validation_spec(entry, resolve=True):
     """A training's held-out set (`validation:`) as the training's `validation` setting: its dataset resolved
     as a source's, with `samples` and `every` where the preset sets them (methods.core.trainer)."""
-    return {"dataset": source_spec(entry)["dataset"],
+    return {"dataset": source_spec(entry, resolve)["dataset"],
             **{key: entry[key] for key in ("samples", "every") if key in entry}}
 
 
@@ -309,20 +310,26 @@ def training_datasets(training):
     return [s["dataset"] for s in entry["sources"]] + ([entry["validation"]["dataset"]] if entry.get("validation") else [])
 
 
-def training_config(training):
-    """The training's settings with its sources, held-out set (and starting weights) resolved, as JSON for
-    `python -m methods.<method>.training`."""
+def training_settings(training, resolve=True):
+    """The training's settings with its sources, held-out set (and starting weights) resolved, as
+    `python -m methods.<method>.training` reads them; resolve=False leaves the dataset folders out (the
+    DAG-time check: a training no target needs may read a dataset whose folder is not set)."""
     entry = TRAININGS[training]
-    settings = {**entry["settings"], "sources": [source_spec(s) for s in entry["sources"]]}
+    settings = {**entry["settings"], "sources": [source_spec(s, resolve) for s in entry["sources"]]}
     if entry.get("validation"):
-        settings["validation"] = validation_spec(entry["validation"])
+        settings["validation"] = validation_spec(entry["validation"], resolve)
     if config.get("training_seed") is not None:
         settings["seed"] = config["training_seed"]
     if entry["method"] == "frtm":
         settings.setdefault("cache_dir", "resources/cache/target-models")
     if entry.get("init_from"):
         settings["init_from"] = trained_head(entry["init_from"])
-    return json.dumps(settings)
+    return settings
+
+
+def training_config(training):
+    """The training's settings as JSON for `python -m methods.<method>.training`."""
+    return json.dumps(training_settings(training))
 
 
 def training_inputs(training):
@@ -374,6 +381,43 @@ def row_label(row):
     if spec.get("variant"):
         return VARIANTS[spec["method"]][spec["variant"]]["label"]
     return row
+
+
+def _setting_source(row, key):
+    """Which file (and entry) gave a row the setting `key`: the row's own settings win over the preset's
+    method_defaults, which win over the variant's (row_settings)."""
+    spec, preset_file = config["rows"][row], f"config/presets/{PRESET}.yaml"
+    if key in spec.get("settings", {}):
+        return f"{preset_file} rows.{row}.settings"
+    if key in config.get("method_defaults", {}).get(spec["method"], {}):
+        return f"{preset_file} method_defaults.{spec['method']} (row {row})"
+    if key in VARIANTS.get(spec["method"], {}).get(spec.get("variant"), {}).get("settings", {}):
+        return f"config/variants.yaml {spec['method']}.{spec['variant']} (preset {PRESET}, row {row})"
+    return f"{preset_file} rows.{row}"
+
+
+def _check_settings():
+    """Every row's and training's settings built as their job will build them (methods.settings: the same
+    JSON, the same from_dict), so that a typo or a wrong type fails `snakemake -n` in one line instead of an
+    infer job after the trainings. No network is built and no weights are read."""
+    import methods.settings as method_settings
+
+    def as_job_reads(settings):  # the jobs get JSON: tuples become lists, the keys strings
+        return json.loads(json.dumps(settings))
+
+    for name, entry in TRAININGS.items():
+        try:
+            method_settings.training_settings(entry["method"], as_job_reads(training_settings(name, resolve=False)))
+        except (ValueError, TypeError) as err:
+            raise WorkflowError(f"config/presets/{PRESET}.yaml trainings.{name}.settings: {err}") from None
+    for name, spec in config["rows"].items():
+        try:
+            method_settings.inference_settings(spec["method"], as_job_reads(row_settings(name)))
+        except (ValueError, TypeError) as err:
+            raise WorkflowError(f"{_setting_source(name, getattr(err, 'key', None))}: {err}") from None
+
+
+_check_settings()
 
 
 def split_file(evaluation):

@@ -1,0 +1,135 @@
+"""A row's or a training's settings are checked when the workflow builds its DAG, as their jobs will read them
+(methods.settings): a typo or a wrong type fails `snakemake -n` in one line, not an infer job after the
+trainings (issue 19, item 18)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from methods.core.settings import SettingError
+from methods.settings import inference_settings, training_settings
+
+from .test_workflow import REPO, edit_embedded_preset, snakemake, workflow_copy, youtube_vos_paths
+
+
+def edit_variants(work: Path, change) -> None:
+    variants = work / "config/variants.yaml"
+    data = yaml.safe_load(variants.read_text())
+    change(data)
+    variants.write_text(yaml.safe_dump(data))
+
+
+def refused(work: Path, *args: str) -> str:
+    """The error line of a dry run that must fail while the Snakefile is parsed (one line, no traceback)."""
+    done = snakemake(work, "-n", *args, check=False)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0, out[-2000:]
+    assert "Traceback" not in out and len(out.splitlines()) < 8, out[-2000:]
+    return out
+
+
+def test_a_typo_in_a_variant_fails_the_dry_run(tmp_path):
+    work = workflow_copy(tmp_path)
+    edit_variants(work, lambda data: data["frtm"]["fast"]["settings"].update(updte_interval=16))
+    out = refused(work)
+    assert (
+        "config/variants.yaml frtm.fast (preset embedded, row frtm-fast): unknown FRTM settings "
+        "['updte_interval'] (did you mean 'update_interval'?); known settings: augmented_samples, "
+    ) in out
+
+
+def test_a_typo_in_a_preset_row_fails_the_dry_run(tmp_path):
+    work = workflow_copy(tmp_path)
+    edit_embedded_preset(
+        work, lambda data: data["rows"]["frtm-base-net-ft"]["settings"].update(fine_tune_iteratons=5)
+    )
+    out = refused(work)
+    assert (
+        "config/presets/embedded.yaml rows.frtm-base-net-ft.settings: unknown FRTM settings "
+        "['fine_tune_iteratons'] (did you mean 'fine_tune_iterations'?)"
+    ) in out
+    work = workflow_copy(tmp_path / "second")
+    edit_embedded_preset(work, lambda data: data["rows"]["first-frame-copy"].update(settings={"c": 1}))
+    assert (
+        "config/presets/embedded.yaml rows.first-frame-copy: first_frame_copy takes no settings, got ['c']"
+        in refused(work)
+    )
+
+
+def test_a_wrong_type_fails_the_dry_run(tmp_path):
+    work = workflow_copy(tmp_path)
+    edit_embedded_preset(work, lambda data: data["method_defaults"]["lwl"].update(init_iterations="20"))
+    assert (
+        "config/presets/embedded.yaml method_defaults.lwl (row lwl): LWL settings: init_iterations='20' is a "
+        "string, expected an integer (a number in quotes?"
+    ) in refused(work)
+    work = workflow_copy(tmp_path / "second")
+    edit_variants(work, lambda data: data["frtm"]["fast"]["settings"].update(init_cg_iterations=[5, "ten"]))
+    assert (
+        "config/variants.yaml frtm.fast (preset embedded, row frtm-fast): FRTM settings: "
+        "init_cg_iterations=[5, 'ten'] is a list, expected a list of integers"
+    ) in refused(work)
+
+
+def test_a_training_settings_typo_or_wrong_type_fails_the_dry_run(tmp_path):
+    work = workflow_copy(tmp_path)
+    edit_embedded_preset(
+        work, lambda data: data["trainings"]["frtm-d-only"]["settings"].update(learning_rat=0.05)
+    )
+    assert (
+        "config/presets/embedded.yaml trainings.frtm-d-only.settings: unknown FRTM training settings "
+        "['learning_rat'] (did you mean 'learning_rate'?)"
+    ) in refused(work)
+    work = workflow_copy(tmp_path / "second")
+    edit_embedded_preset(work, lambda data: data["trainings"]["lwl-stage2"]["settings"].update(epochs="1"))
+    assert (
+        "config/presets/embedded.yaml trainings.lwl-stage2.settings: LWL training settings: epochs='1' is a "
+        "string, expected an integer"
+    ) in refused(work)
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (REPO / "config/presets").glob("*.yaml")))
+def test_every_shipped_preset_passes_the_check(tmp_path, preset):
+    """No false positives: every row (the released-weights ones too) and every training of every preset.
+    Parsing the Snakefile runs the check: listing the rules parses it without a DAG (no dataset needed)."""
+    released = tmp_path / "released"
+    released.mkdir()
+    # the paper preset's reports name every dataset's folder, YouTube-VOS's too
+    paths = [youtube_vos_paths(tmp_path)] if preset == "paper" else []
+    done = snakemake(
+        workflow_copy(tmp_path),
+        "--list-rules",
+        "--config",
+        f"preset={preset}",
+        f"released_weights={released}",
+        *paths,
+    )
+    assert "infer" in done.stdout.split()
+
+
+def test_the_check_is_the_jobs_own():
+    """The check builds what the jobs build, with the types the dataclasses declare."""
+    settings = inference_settings(
+        "frtm",
+        {"checkpoint": "x.pt", "input_size": None, "regularisation": [0, 1e-4], "cg_forgetting_rate": 750},
+    )
+    assert settings.cg_forgetting_rate == 750 and settings.input_size is None
+    assert (
+        inference_settings("lwl", {"checkpoint": "x.pt", "first_weight_floor": None}).first_weight_floor
+        is None
+    )
+    assert inference_settings("first_frame_copy", {}) is not None
+    with pytest.raises(SettingError, match=r"device=3 is an integer, expected a string") as error:
+        inference_settings("lwl", {"checkpoint": "x.pt", "device": 3})
+    assert error.value.key == "device"
+    with pytest.raises(SettingError, match="update=1 is an integer, expected true or false"):
+        inference_settings("frtm", {"checkpoint": "x.pt", "update": 1})
+    with pytest.raises(SettingError, match="epochs=True is true or false, expected an integer"):
+        training_settings("frtm", {"sources": [{"dataset": {}, "repeats": 1}], "epochs": True})
+    with pytest.raises(ValueError, match="target_feature_scale='0.5' is a string, expected a number or null"):
+        inference_settings("frtm", {"checkpoint": "x.pt", "target_feature_scale": "0.5"})
+    with pytest.raises(ValueError, match="unknown method 'nope'"):
+        inference_settings("nope", {})
