@@ -17,8 +17,9 @@ from metrics.davis import GLOBAL_COLUMNS
 from vos_datasets.fileio import atomic_path
 
 YOUTUBE_VOS_COLUMNS = ["G", "J-seen", "J-unseen", "F-seen", "F-unseen"]
+TRAINING_COLUMNS = ["training", "training_epochs", "training_samples", "heldout_J"]
 SUMMARY_COLUMNS = ["preset", "row", "label", "method", "evaluation", *GLOBAL_COLUMNS, *YOUTUBE_VOS_COLUMNS,
-                   "objects", "FPS", "device", "status"]
+                   "objects", "FPS", "device", "status", *TRAINING_COLUMNS]
 
 
 def read_server_results(path: str | Path | None, preset: str) -> dict:
@@ -65,10 +66,24 @@ def _server_figures(returned: dict | None, submission: Path) -> dict:
     return {**figures, "status": "official server"}
 
 
+def training_figures(row_spec: dict, trainings_dir: Path) -> dict:
+    """How long the row's training ran and its last held-out J, from its head.json (empty for an untrained
+    row or one whose history is not there): what the report cites where a row scores low."""
+    name = row_spec.get("training")
+    path = trainings_dir / str(name) / "head.json"
+    if not name or not path.is_file():
+        return {}
+    history = json.loads(path.read_text()).get("history") or []
+    measured = [epoch["validation"]["J"] for epoch in history if (epoch.get("validation") or {}).get("J") is not None]
+    return {"training": name, "training_epochs": len(history),
+            "training_samples": sum(int(epoch.get("samples", 0)) for epoch in history),
+            "heldout_J": measured[-1] if measured else None}
+
+
 def collect(preset: str, rows: dict, results_dir: str | Path, protocols: dict | None = None,
             server_results: str | Path | None = None) -> pd.DataFrame:
-    """rows: the preset's `rows` config; results_dir holds <evaluation>/<row>/{scores,timing.json};
-    protocols: evaluation -> davis | youtube_vos | server (default davis)."""
+    """rows: the preset's `rows` config; results_dir holds <evaluation>/<row>/{scores,timing.json} and the
+    trainings' training/<name>/head.json; protocols: evaluation -> davis | youtube_vos | server (default davis)."""
     results_dir = Path(results_dir)
     protocols = protocols or {}
     returned = read_server_results(server_results, preset)
@@ -93,6 +108,7 @@ def collect(preset: str, rows: dict, results_dir: str | Path, protocols: dict | 
                 **figures,
                 "FPS": timing["mean_fps_over_sequences"],
                 "device": timing["device"],
+                **training_figures(spec, results_dir / "training"),
             })
     return pd.DataFrame.from_records(records, columns=SUMMARY_COLUMNS)
 

@@ -511,3 +511,37 @@ def test_a_mistyped_server_results_file_names_the_entry(tmp_path):
     path.write_text(yaml.safe_dump({"paper": {"valid": {"lwl": {"G": "81,5"}}}}))
     with pytest.raises(ValueError, match=r"paper.valid.lwl.G: '81,5' is not a number"):
         read_server_results(path, "paper")
+
+
+def test_rows_under_the_first_frame_copy_plus_ten_are_named_with_their_trainings_measurements(tmp_path):
+    """A row under the lower bound + 10 J&F reads as such, with its training's length and held-out J (from
+    head.json via the aggregate), in the table of every row and at the top of the papers' tables; rows above it
+    are not listed."""
+    from reports.aggregate import collect
+
+    rows = {"first-frame-copy": {"method": "first_frame_copy", "evaluate_on": ["d16"]},
+            "frtm-ours": {"method": "frtm", "training": "frtm-refiner", "evaluate_on": ["d16"]},
+            "frtm-d-only": {"method": "frtm", "training": "frtm-d-only", "evaluate_on": ["d16"]}}
+    for row, jf in (("first-frame-copy", 0.272), ("frtm-ours", 0.05), ("frtm-d-only", 0.417)):
+        folder = tmp_path / "d16" / row
+        (folder / "scores").mkdir(parents=True)
+        (folder / "timing.json").write_text(json.dumps({"mean_fps_over_sequences": 2.0, "device": "cpu"}))
+        figures = {"J&F-Mean": jf, "J-Mean": jf, "J-Recall": 0.1, "J-Decay": 0.0, "F-Mean": jf, "F-Recall": 0.1,
+                   "F-Decay": 0.0}
+        (folder / "scores" / "protocol-d16.json").write_text(json.dumps({"global": figures}))
+        pd.DataFrame([{"J-Mean": jf}]).to_csv(folder / "scores" / "per-object_results-d16.csv", index=False)
+    for training, heldout in (("frtm-refiner", 0.031), ("frtm-d-only", 0.55)):
+        history = [{"epoch": e, "loss": 0.1, "samples": 15, "validation": {"J": heldout, "loss": 0.1}} for e in range(3)]
+        (tmp_path / "training" / training).mkdir(parents=True)
+        (tmp_path / "training" / training / "head.json").write_text(json.dumps({"history": history}))
+    summary = collect("embedded", rows, tmp_path)
+    ours = summary.set_index("row").loc["frtm-ours"]
+    assert (ours["training"], ours["training_epochs"], ours["training_samples"]) == ("frtm-refiner", 3, 45)
+    assert ours["heldout_J"] == pytest.approx(0.031)
+    report = render(summary, "embedded", "t", {}, {"d16": {"benchmark": "davis2016-val"}}, load_published(),
+                    PUBLISHED_FILE.parent.parent)
+    every_row = report[report.index("## Every reproduced row"):]
+    assert "- `frtm-ours`: J&F 5.0, -22.2 against the copy; its training `frtm-refiner` saw 45 samples in 3 " \
+           "epochs, held-out J 3.1 at its last measure." in every_row
+    assert "`frtm-d-only`:" not in every_row and "| +14.5 |" in every_row
+    assert "**Read with care:** `frtm-ours` score under the first-frame copy + 10" in report

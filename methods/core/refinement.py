@@ -110,17 +110,24 @@ def _bicubic_taps(offset: float) -> torch.Tensor:
 _PYRAMID_UP_TAPS = (_bicubic_taps(-0.25), _bicubic_taps(-0.75))
 
 
+def _four_taps(t: torch.Tensor, taps: torch.Tensor, dim: int, length: int) -> torch.Tensor:
+    """sum_k taps[k] * t[..., i + k, ...] along `dim` for i < length: a 4-tap valid correlation."""
+    return sum(taps[k] * t.narrow(dim, k, length) for k in range(4))
+
+
 def pyramid_up_bicubic(x: torch.Tensor) -> torch.Tensor:
     """x2 bicubic upsampling as the released FRTM computes it (`PyrUpBicubic2d`): replicate padding by 2,
     the even- and odd-phase 4-tap kernels along each axis, phases interleaved, one pixel cropped per side.
-    (N, C, H, W) -> (N, C, 2H, 2W). Written separably (rows, then columns); the released op convolves with
-    the 4x4 outer products, the same sums in another order."""
+    (N, C, H, W) -> (N, C, 2H, 2W). Written separably (rows, then columns) as shifted weighted sums; the
+    released op convolves with the 4x4 outer products, the same sums in another order (within 1e-6). On the
+    CPU the shifted sums are about 5x faster than single-channel conv2d, forward and backward (measured in
+    benchmarks/test_refinement_speed.py), which is most of R's training time."""
     n, c, h, w = x.shape
-    t = F.pad(x, (2, 2, 2, 2), mode="replicate").reshape(n * c, 1, h + 4, w + 4)
+    t = F.pad(x, (2, 2, 2, 2), mode="replicate")
     even, odd = (taps.to(x) for taps in _PYRAMID_UP_TAPS)
-    rows = torch.stack([F.conv2d(t, k.view(1, 1, 4, 1)) for k in (even, odd)], dim=3)  # (NC, 1, H+1, 2, W+4)
-    t = rows.reshape(n * c, 1, 2 * (h + 1), w + 4)
-    columns = torch.stack([F.conv2d(t, k.view(1, 1, 1, 4)) for k in (even, odd)], dim=4)  # (..., W+1, 2)
+    rows = torch.stack([_four_taps(t, k, 2, h + 1) for k in (even, odd)], dim=3)  # (N, C, H+1, 2, W+4)
+    t = rows.reshape(n, c, 2 * (h + 1), w + 4)
+    columns = torch.stack([_four_taps(t, k, 3, w + 1) for k in (even, odd)], dim=4)  # (..., W+1, 2)
     t = columns.reshape(n, c, 2 * (h + 1), 2 * (w + 1))
     return t[:, :, 1:-1, 1:-1]
 

@@ -9,6 +9,8 @@ rule aggregate:
     input:
         scores=score_files(),
         timings=timing_files(),
+        # the trainings' histories: the tables cite a row's training length and held-out J where it scores low
+        histories=[f"{RESULTS}/training/{training}/head.json" for training in used_trainings()],
         server_results=config["server_results"],
     output:
         f"{RESULTS}/summary.csv",

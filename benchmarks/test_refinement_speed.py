@@ -1,0 +1,45 @@
+"""R's x2 bicubic upsampler, before and after the shifted-sum form, side by side (pytest-benchmark).
+
+    pytest benchmarks/test_refinement_speed.py -o addopts= --benchmark-group-by=param:shape
+
+`conv2d_reference` is the form used until 2026-12-01 (single-channel conv2d over N*C images); the suite's
+`pyramid_up_bicubic` computes the same sums as shifted weighted slices. Each round is a forward and a
+backward pass, as in R's training, at the sizes of R's upsampler on 240x432 frames."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from methods.core.refinement import _PYRAMID_UP_TAPS, pyramid_up_bicubic  # noqa: E402
+
+SHAPES = [(2, 64, 30, 54), (2, 32, 60, 108), (2, 16, 120, 216)]
+
+
+def conv2d_reference(x: torch.Tensor) -> torch.Tensor:
+    n, c, h, w = x.shape
+    t = F.pad(x, (2, 2, 2, 2), mode="replicate").reshape(n * c, 1, h + 4, w + 4)
+    even, odd = (taps.to(x) for taps in _PYRAMID_UP_TAPS)
+    rows = torch.stack([F.conv2d(t, k.view(1, 1, 4, 1)) for k in (even, odd)], dim=3)
+    t = rows.reshape(n * c, 1, 2 * (h + 1), w + 4)
+    columns = torch.stack([F.conv2d(t, k.view(1, 1, 1, 4)) for k in (even, odd)], dim=4)
+    return columns.reshape(n, c, 2 * (h + 1), 2 * (w + 1))[:, :, 1:-1, 1:-1]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=["x".join(map(str, s)) for s in SHAPES])
+@pytest.mark.parametrize("upsample", [conv2d_reference, pyramid_up_bicubic], ids=["conv2d (before)", "shifted sums"])
+def test_upsampler_forward_backward(benchmark, upsample, shape):
+    torch.manual_seed(0)
+    x = torch.randn(shape, requires_grad=True)
+    assert torch.allclose(upsample(x), conv2d_reference(x), atol=1e-5)
+
+    def forward_backward():
+        upsample(x).square().sum().backward()
+
+    benchmark(forward_backward)
