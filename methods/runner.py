@@ -51,6 +51,14 @@ def device_description() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores ({platform.system()})"
 
 
+def _threads() -> int | None:
+    try:
+        import torch
+    except ImportError:  # first-frame copy needs no torch
+        return None
+    return torch.get_num_threads()
+
+
 def run(method: VOSMethod, dataset, out_dir: str | Path, timing_path: str | Path | None = None,
         progress: bool = True, extra: dict | None = None, warm_up: bool = False,
         score_maps_dir: str | Path | None = None, score_map_sequences: list[str] | None = None) -> dict:
@@ -116,6 +124,7 @@ def run(method: VOSMethod, dataset, out_dir: str | Path, timing_path: str | Path
         "timed": "the method's work per sequence (its own input reading included, PNG writing excluded)",
         "warm_up": warm_up,
         "device": device_description(),
+        "threads": _threads(),  # CPU threads the method ran on (side-by-side one-thread jobs: 1)
         "mean_fps_over_sequences": float(np.mean([s["fps"] for s in per_sequence.values()])) if per_sequence else 0.0,
         "total_fps": total_frames / total_seconds if total_seconds > 0 else float("inf"),
         "frames": total_frames,

@@ -19,7 +19,7 @@ from vos_datasets.fileio import atomic_path
 YOUTUBE_VOS_COLUMNS = ["G", "J-seen", "J-unseen", "F-seen", "F-unseen"]
 TRAINING_COLUMNS = ["training", "training_epochs", "training_samples", "heldout_J"]
 SUMMARY_COLUMNS = ["preset", "row", "label", "method", "evaluation", *GLOBAL_COLUMNS, *YOUTUBE_VOS_COLUMNS,
-                   "objects", "FPS", "device", "status", *TRAINING_COLUMNS]
+                   "objects", "FPS", "device", "threads", "status", *TRAINING_COLUMNS]
 
 
 def read_server_results(path: str | Path | None, preset: str) -> dict:
@@ -108,6 +108,7 @@ def collect(preset: str, rows: dict, results_dir: str | Path, protocols: dict | 
                 **figures,
                 "FPS": timing["mean_fps_over_sequences"],
                 "device": timing["device"],
+                "threads": timing.get("threads"),
                 **training_figures(spec, results_dir / "training"),
             })
     return pd.DataFrame.from_records(records, columns=SUMMARY_COLUMNS)

@@ -381,7 +381,9 @@ def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict,
             cells = [f"{row['label']} (`{row['row']}`){mark}"] + [_number(v, c) for c, v in values.items()]
             where = fps_device(row.get("device"))
             objects = NOT_MEASURED if _missing(row.get("objects")) else str(int(row["objects"]))
-            cells += ["GPU" if where is None else where, objects]
+            threads = "" if _missing(row.get("threads")) or where is None else f", {int(row['threads'])} thread" + (
+                "s" if int(row["threads"]) > 1 else "")
+            cells += [("GPU" if where is None else where) + threads, objects]
             if bound is not None:
                 copy_row = row["method"] == LOWER_BOUND_METHOD or values["J&F-Mean"] is None
                 cells.append("" if copy_row else f"{values['J&F-Mean'] - 100 * bound:+.1f}")

@@ -525,7 +525,7 @@ def test_rows_under_the_first_frame_copy_plus_ten_are_named_with_their_trainings
     for row, jf in (("first-frame-copy", 0.272), ("frtm-ours", 0.05), ("frtm-d-only", 0.417)):
         folder = tmp_path / "d16" / row
         (folder / "scores").mkdir(parents=True)
-        (folder / "timing.json").write_text(json.dumps({"mean_fps_over_sequences": 2.0, "device": "cpu"}))
+        (folder / "timing.json").write_text(json.dumps({"mean_fps_over_sequences": 2.0, "device": "cpu", "threads": 1}))
         figures = {"J&F-Mean": jf, "J-Mean": jf, "J-Recall": 0.1, "J-Decay": 0.0, "F-Mean": jf, "F-Recall": 0.1,
                    "F-Decay": 0.0}
         (folder / "scores" / "protocol-d16.json").write_text(json.dumps({"global": figures}))
@@ -543,5 +543,5 @@ def test_rows_under_the_first_frame_copy_plus_ten_are_named_with_their_trainings
     every_row = report[report.index("## Every reproduced row"):]
     assert "- `frtm-ours`: J&F 5.0, -22.2 against the copy; its training `frtm-refiner` saw 45 samples in 3 " \
            "epochs, held-out J 3.1 at its last measure." in every_row
-    assert "`frtm-d-only`:" not in every_row and "| +14.5 |" in every_row
+    assert "`frtm-d-only`:" not in every_row and "| CPU, 1 thread | 1 | +14.5 |" in every_row
     assert "**Read with care:** `frtm-ours` score under the first-frame copy + 10" in report
