@@ -29,7 +29,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(SNAKEMAKE) --cores $(CORES) $(ONE_THREAD_JOBS) $(TARGET)
+	$(SNAKEMAKE) --cores $(CORES) $(TARGET) $(ONE_THREAD_JOBS)  # after the target: --set-threads takes every word after it
 	$(SNAKEMAKE) --report report.html $(TARGET)
 
 lint: $(STAMP)
