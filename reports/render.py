@@ -304,6 +304,62 @@ def render_paper_table(table: PublishedTable, published: Published, summary: pd.
     return lines
 
 
+LOWER_BOUND_METHOD = "first_frame_copy"
+AIM_OVER_LOWER_BOUND = 0.10  # J&F a method row should gain over the first-frame copy (the main job's aim)
+
+
+def lower_bound(group: pd.DataFrame) -> float | None:
+    """The first-frame copy's J&F on this evaluation (None where it did not run)."""
+    if "method" not in group or "J&F-Mean" not in group:
+        return None
+    copy = group[group["method"] == LOWER_BOUND_METHOD]["J&F-Mean"]
+    return None if copy.empty or _missing(copy.iloc[0]) else float(copy.iloc[0])
+
+
+def _device_cell(where: str | None, threads) -> str:
+    """The Device column: "GPU", or the CPU/device label with the thread count the timing recorded."""
+    if where is None:
+        return "GPU"
+    if _missing(threads):
+        return where
+    return f"{where}, {int(threads)} thread{'s' if int(threads) > 1 else ''}"
+
+
+def _training_text(row: pd.Series) -> str:
+    if _missing(row.get("training")):
+        return "not trained here"
+    text = (f"its training `{row['training']}` saw {int(row['training_samples'])} samples in "
+            f"{int(row['training_epochs'])} epochs")
+    if not _missing(row.get("heldout_J")):
+        text += f", held-out J {100 * row['heldout_J']:.1f} at its last measure"
+    return text
+
+
+def rows_under_aim(group: pd.DataFrame) -> list[pd.Series]:
+    """The method rows of one evaluation below the first-frame copy + the aim (none where the copy did not run)."""
+    bound = lower_bound(group)
+    if bound is None:
+        return []
+    return [row for _, row in group.iterrows() if row["method"] != LOWER_BOUND_METHOD
+            and not _missing(row.get("J&F-Mean")) and row["J&F-Mean"] < bound + AIM_OVER_LOWER_BOUND]
+
+
+def under_aim(group: pd.DataFrame) -> list[str]:
+    """One line per row below the first-frame copy + the aim, with what its training measured: a low figure
+    is stated as such, with the measurement that explains it, not left to read as a failure."""
+    low = rows_under_aim(group)
+    if not low:
+        return []
+    bound = lower_bound(group)
+    return [f"**Under the aim** (the first-frame copy's J&F {100 * bound:.1f} + {100 * AIM_OVER_LOWER_BOUND:.0f}): "
+            "these rows do not show what the method can do on this preset. Each line gives what its training "
+            "measured (the curves are in the figures below: a held-out J near 0 means the network has not left "
+            "its initial plateau); the preset's description above says why and where the methods' real-data "
+            "figures are measured.",
+            "", *(f"- `{row['row']}`: J&F {100 * row['J&F-Mean']:.1f}, {100 * (row['J&F-Mean'] - bound):+.1f} "
+                  f"against the copy; {_training_text(row)}." for row in low), ""]
+
+
 def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict, evaluations: dict,
            published: Published, repo: Path, figures: list[tuple[str, str]] = (),
            provenance: str | None = None) -> str:
@@ -381,9 +437,7 @@ def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict,
             cells = [f"{row['label']} (`{row['row']}`){mark}"] + [_number(v, c) for c, v in values.items()]
             where = fps_device(row.get("device"))
             objects = NOT_MEASURED if _missing(row.get("objects")) else str(int(row["objects"]))
-            threads = "" if _missing(row.get("threads")) or where is None else f", {int(row['threads'])} thread" + (
-                "s" if int(row["threads"]) > 1 else "")
-            cells += [("GPU" if where is None else where) + threads, objects]
+            cells += [_device_cell(where, row.get("threads")), objects]
             if bound is not None:
                 copy_row = row["method"] == LOWER_BOUND_METHOD or values["J&F-Mean"] is None
                 cells.append("" if copy_row else f"{values['J&F-Mean'] - 100 * bound:+.1f}")
@@ -398,53 +452,6 @@ def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict,
         for path, caption in figures:
             lines += [f"![{caption}]({path})", "", f"*{caption}*", ""]
     return "\n".join(lines)
-
-
-LOWER_BOUND_METHOD = "first_frame_copy"
-AIM_OVER_LOWER_BOUND = 0.10  # J&F a method row should gain over the first-frame copy (the main job's aim)
-
-
-def lower_bound(group: pd.DataFrame) -> float | None:
-    """The first-frame copy's J&F on this evaluation (None where it did not run)."""
-    if "method" not in group or "J&F-Mean" not in group:
-        return None
-    copy = group[group["method"] == LOWER_BOUND_METHOD]["J&F-Mean"]
-    return None if copy.empty or _missing(copy.iloc[0]) else float(copy.iloc[0])
-
-
-def _training_text(row: pd.Series) -> str:
-    if _missing(row.get("training")):
-        return "not trained here"
-    text = (f"its training `{row['training']}` saw {int(row['training_samples'])} samples in "
-            f"{int(row['training_epochs'])} epochs")
-    if not _missing(row.get("heldout_J")):
-        text += f", held-out J {100 * row['heldout_J']:.1f} at its last measure"
-    return text
-
-
-def rows_under_aim(group: pd.DataFrame) -> list[pd.Series]:
-    """The method rows of one evaluation below the first-frame copy + the aim (none where the copy did not run)."""
-    bound = lower_bound(group)
-    if bound is None:
-        return []
-    return [row for _, row in group.iterrows() if row["method"] != LOWER_BOUND_METHOD
-            and not _missing(row.get("J&F-Mean")) and row["J&F-Mean"] < bound + AIM_OVER_LOWER_BOUND]
-
-
-def under_aim(group: pd.DataFrame) -> list[str]:
-    """One line per row below the first-frame copy + the aim, with what its training measured: a low figure
-    is stated as such, with the measurement that explains it, not left to read as a failure."""
-    low = rows_under_aim(group)
-    if not low:
-        return []
-    bound = lower_bound(group)
-    return [f"**Under the aim** (the first-frame copy's J&F {100 * bound:.1f} + {100 * AIM_OVER_LOWER_BOUND:.0f}): "
-            "these rows do not show what the method can do on this preset. Each line gives what its training "
-            "measured (the curves are in the figures below: a held-out J near 0 means the network has not left "
-            "its initial plateau); the preset's description above says why and where the methods' real-data "
-            "figures are measured.",
-            "", *(f"- `{row['row']}`: J&F {100 * row['J&F-Mean']:.1f}, {100 * (row['J&F-Mean'] - bound):+.1f} "
-                  f"against the copy; {_training_text(row)}." for row in low), ""]
 
 
 def write(text: str, *outs: str | Path) -> None:
