@@ -14,7 +14,7 @@ BASELINE := tests/regression/ci-baseline.yaml
 SNAKEMAKE := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake
 # Every job on one thread, CORES of them side by side: on 2 cores two one-thread jobs get through about 1.7x the
 # work of one two-thread job (much of a job is single-threaded: start-up, data, Python); each row's FPS says
-# its thread count
+# its thread count. Put it after the target: --set-threads takes every word that follows it.
 ONE_THREAD_JOBS := --set-threads train=1 infer=1 evaluate=1
 
 .PHONY: setup run test lint regression regression-baseline regression-weights bench clean-outputs
@@ -29,7 +29,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(SNAKEMAKE) --cores $(CORES) $(TARGET) $(ONE_THREAD_JOBS)  # after the target: --set-threads takes every word after it
+	$(SNAKEMAKE) --cores $(CORES) $(TARGET) $(ONE_THREAD_JOBS)
 	$(SNAKEMAKE) --report report.html $(TARGET)
 
 lint: $(STAMP)
