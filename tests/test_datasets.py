@@ -101,6 +101,22 @@ def test_validate_names_mismatched_mask(embedded, tmp_path):
         seq.read_image("00004")
 
 
+def test_a_frame_over_pils_pixel_limit_is_a_dataset_error_naming_it(embedded, tmp_path, monkeypatch):
+    """A frame declaring more pixels than PIL allows (a decompression bomb) is a one-line DatasetError naming the
+    file, from every reader of frames (before: PIL's DecompressionBombError traceback, not an OSError)."""
+    import shutil
+
+    from PIL import Image
+
+    copy = tmp_path / "copy"
+    shutil.copytree(embedded, copy)
+    seq = DavisDataset(copy, split="val").sequence("synth-val-00")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # the 240x432 frames are then "bombs" (> 2x the limit)
+    for read in (lambda: seq.read_image(seq.frames[0]), lambda: seq.size):
+        with pytest.raises(DatasetError, match=r"synth-val-00/00000\.jpg: .*decompression bomb.*re-download"):
+            read()
+
+
 def test_missing_layout_is_explained(tmp_path):
     with pytest.raises(DatasetError, match="not a DAVIS folder"):
         DavisDataset(tmp_path)

@@ -10,7 +10,9 @@ DAVIS 2016 masks (0/255) are read as object 1; DAVIS 2017 masks as ids with 255 
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,6 +25,21 @@ from .masks import VOID_ID, Convention, read_label_png
 
 class DatasetError(ValueError):
     """A dataset folder that does not have the expected layout; the message names the path and the fix."""
+
+
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[Image.Image]:
+    """Image.open for a dataset file, its failures as one DatasetError naming the file and the fix: a damaged
+    file, or one declaring more pixels than PIL allows (a decompression bomb, DecompressionBombError is not an
+    OSError)."""
+    try:
+        with Image.open(path) as image:
+            yield image
+    except Image.DecompressionBombError as err:
+        raise DatasetError(f"{path}: {str(err).rstrip('.')} (PIL.Image.MAX_IMAGE_PIXELS is the limit): a "
+                           "decompression bomb or a damaged file; re-extract or re-download the dataset") from None
+    except OSError as err:
+        raise DatasetError(f"{path}: corrupt image ({err}); re-extract or re-download the dataset") from err
 
 
 def read_image_set(path: str | Path) -> list[str]:
@@ -69,11 +86,8 @@ class Sequence:
         path = self.image_path(frame)
         if not path.is_file():
             raise DatasetError(f"{path}: frame missing from sequence {self.name}; re-extract the dataset")
-        try:
-            with Image.open(path) as image:
-                return np.asarray(image.convert("RGB"))
-        except OSError as err:
-            raise DatasetError(f"{path}: corrupt image ({err}); re-extract or re-download the dataset") from err
+        with _opened(path) as image:
+            return np.asarray(image.convert("RGB"))
 
     def read_mask(self, frame: str) -> np.ndarray:
         """Object ids of one annotated frame (void kept as 255)."""
@@ -86,7 +100,7 @@ class Sequence:
     @cached_property
     def size(self) -> tuple[int, int]:
         """(height, width) of the first frame."""
-        with Image.open(self.image_path(self.frames[0])) as image:
+        with _opened(self.image_path(self.frames[0])) as image:
             return image.height, image.width
 
     def object_first_frames(self) -> dict[int, str]:
@@ -110,7 +124,7 @@ class Sequence:
             if not self.image_path(frame).is_file():
                 raise DatasetError(f"{self.image_path(frame)}: frame missing; re-extract the dataset")
         for frame in self.annotated_frames:
-            with Image.open(self.mask_path(frame)) as mask:
+            with _opened(self.mask_path(frame)) as mask:
                 if (mask.height, mask.width) != (height, width):
                     raise DatasetError(
                         f"{self.mask_path(frame)}: mask is {mask.width}x{mask.height} but the frames are "
