@@ -569,7 +569,8 @@ def training_panel(ax: plt.Axes, name: str, data: dict) -> plt.Axes | None:
     ax.text(0.98, 0.97, f"{len(history)} epoch{'s' if len(history) > 1 else ''}"
             + (f", {samples} samples each" if samples else "")
             + (f", {seconds / 60:.1f} min" if seconds >= 120 else f", {seconds:.0f} s"),
-            transform=ax.transAxes, ha="right", va="top", fontsize=7, color="0.3")
+            transform=ax.transAxes, ha="right", va="top", fontsize=7, color="0.3", zorder=5,
+            bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none", "pad": 1})  # readable over a curve
     handles = ax.get_lines()
     scores = sorted({key for _, values in held for key in values if key not in VALIDATION_SKIP})
     twin = None
