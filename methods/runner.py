@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -52,11 +53,10 @@ def device_description() -> str:
 
 
 def _threads() -> int | None:
-    try:
-        import torch
-    except ImportError:  # first-frame copy needs no torch
-        return None
-    return torch.get_num_threads()
+    """torch's CPU threads, where the method ran on torch (a method that never imported it, the first-frame
+    copy, has none to report: importing torch only to ask would cost its start-up)."""
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
 
 
 def run(method: VOSMethod, dataset, out_dir: str | Path, timing_path: str | Path | None = None,

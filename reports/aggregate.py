@@ -87,6 +87,14 @@ def collect(preset: str, rows: dict, results_dir: str | Path, protocols: dict | 
     results_dir = Path(results_dir)
     protocols = protocols or {}
     returned = read_server_results(server_results, preset)
+    trainings: dict[str, dict] = {}  # rows sharing a training read its head.json once
+
+    def training_of(spec: dict) -> dict:
+        name = str(spec.get("training"))
+        if name not in trainings:
+            trainings[name] = training_figures(spec, results_dir / "training")
+        return trainings[name]
+
     records = []
     for row, spec in rows.items():
         for evaluation in spec["evaluate_on"]:
@@ -109,7 +117,7 @@ def collect(preset: str, rows: dict, results_dir: str | Path, protocols: dict | 
                 "FPS": timing["mean_fps_over_sequences"],
                 "device": timing["device"],
                 "threads": timing.get("threads"),
-                **training_figures(spec, results_dir / "training"),
+                **training_of(spec),
             })
     return pd.DataFrame.from_records(records, columns=SUMMARY_COLUMNS)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .masks import VOID_ID, Convention, read_label_png
+from .masks import VOID_ID, Convention, decompression_bomb_message, read_label_png
 
 
 class DatasetError(ValueError):
@@ -36,8 +36,7 @@ def _opened(path: Path) -> Iterator[Image.Image]:
         with Image.open(path) as image:
             yield image
     except Image.DecompressionBombError as err:
-        raise DatasetError(f"{path}: {str(err).rstrip('.')} (PIL.Image.MAX_IMAGE_PIXELS is the limit): a "
-                           "decompression bomb or a damaged file; re-extract or re-download the dataset") from None
+        raise DatasetError(decompression_bomb_message(path, err, "re-extract or re-download the dataset")) from None
     except OSError as err:
         raise DatasetError(f"{path}: corrupt image ({err}); re-extract or re-download the dataset") from err
 

@@ -74,6 +74,12 @@ def read_label_png(path: str | os.PathLike, convention: Convention = "auto") -> 
     return ids
 
 
+def decompression_bomb_message(path, err: Exception, fix: str) -> str:
+    """The one-line error for a file declaring more pixels than PIL allows (Image.DecompressionBombError)."""
+    return (f"{path}: {str(err).rstrip('.')} (PIL.Image.MAX_IMAGE_PIXELS is the limit): a decompression bomb or "
+            f"a damaged file; {fix}")
+
+
 def _decode_with_pillow(path: Path, data: bytes) -> tuple[np.ndarray, str]:
     """Pillow decoding for what the fast path does not take; raises MaskFormatError on bad files."""
     try:
@@ -84,8 +90,7 @@ def _decode_with_pillow(path: Path, data: bytes) -> tuple[np.ndarray, str]:
     except MaskFormatError:
         raise
     except Image.DecompressionBombError as err:  # a non-PNG file over twice the limit
-        raise MaskFormatError(f"{path}: {str(err).rstrip('.')} (PIL.Image.MAX_IMAGE_PIXELS is the limit): a "
-                              "decompression bomb or a damaged file; re-export or re-download it") from None
+        raise MaskFormatError(decompression_bomb_message(path, err, "re-export or re-download it")) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise MaskFormatError(f"{path}: not a readable PNG ({err}); re-export or re-download this file") from err
     if mode == "LA":
