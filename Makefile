@@ -50,7 +50,7 @@ regression: $(STAMP)
 	  echo "regression check SKIPPED: no shared data at $(SHARED)/data/davis2016 (put ../shared beside the repository or set VOS_SHARED)"; \
 	else \
 	  $(CI_RUN) --cores $(CORES) $(ONE_THREAD_JOBS) && \
-	  $(BIN)/python -m reports regress --results results/ci --baseline $(BASELINE) \
+	  $(BIN)/python -m reporting regress --results results/ci --baseline $(BASELINE) \
 	    --preset-file config/presets/ci.yaml; \
 	fi
 
@@ -69,7 +69,7 @@ regression-baseline: $(STAMP)
 	  $(CI_RUN) training_seed=$$seed --cores $$threads; \
 	  cp -r results/ci results/ci-runs/seed$$seed-threads$$threads; \
 	done
-	$(BIN)/python -m reports baseline --preset-file config/presets/ci.yaml --out $(BASELINE) --run \
+	$(BIN)/python -m reporting baseline --preset-file config/presets/ci.yaml --out $(BASELINE) --run \
 	  $(foreach run,$(SPREAD_RUNS),results/ci-runs/seed$(word 1,$(subst :, ,$(run)))-threads$(word 2,$(subst :, ,$(run))))
 
 # The fixed weights of the ci preset's `-fixed` rows: compact int8 copies of its trainings (training seed
@@ -90,4 +90,5 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/evaluator_speed.py --workers 2 --repeats 5 --record benchmarks/RESULTS-evaluator.md
 
 clean-outputs:
-	rm -rf results resources/generated reports/tables.md reports/embedded reports/ci reports/davis2016 reports/paper .snakemake
+	rm -rf results resources/generated .snakemake
+	find reports -mindepth 1 ! -name README.md -delete

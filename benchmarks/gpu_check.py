@@ -46,7 +46,8 @@ from benchmarks.method_speed import run_backbone  # noqa: E402
 from methods.core.backbones import build_backbone  # noqa: E402
 from methods.frtm.networks import build_head, save_head  # noqa: E402
 from methods.lwl.networks import LWLNet, NetworkConfig, save_network  # noqa: E402
-from methods.runner import build_dataset, build_method  # noqa: E402
+from methods.runner import build_method  # noqa: E402
+from vos_datasets.build import build_dataset  # noqa: E402
 from vos_datasets.fileio import atomic_write_text  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

@@ -42,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from methods.core.backbones import build_backbone, image_to_tensor  # noqa: E402
 from methods.frtm.networks import build_head, save_head  # noqa: E402
 from methods.lwl.networks import LWLNet, NetworkConfig, save_network  # noqa: E402
-from methods.runner import build_dataset, build_method, device_description, run  # noqa: E402
+from methods.runner import build_method, device_description, run  # noqa: E402
+from vos_datasets.build import build_dataset  # noqa: E402
 from vos_datasets.fileio import atomic_write_text  # noqa: E402
 from vos_datasets.shared import require_shared  # noqa: E402
 

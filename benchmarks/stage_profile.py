@@ -42,7 +42,8 @@ from methods.lwl.crops import crop, paste  # noqa: E402
 from methods.lwl.learner import FewShotLearner  # noqa: E402
 from methods.lwl.networks import BoxEncoder, TargetFeatures  # noqa: E402
 from methods.lwl.tracker import LWL  # noqa: E402
-from methods.runner import build_dataset, build_method, device_description, run  # noqa: E402
+from methods.runner import build_method, device_description, run  # noqa: E402
+from vos_datasets.build import build_dataset  # noqa: E402
 from vos_datasets.shared import require_shared  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

@@ -8,10 +8,11 @@ import json
 import sys
 from pathlib import Path
 
-from vos_datasets.davis import DatasetError
+from vos_datasets.build import build_dataset
 from vos_datasets.masks import MaskFormatError
+from vos_datasets.sequence import DatasetError
 
-from .runner import METHODS, build_dataset, build_method, run
+from .runner import METHODS, build_method, run
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ from typing import Protocol
 
 import numpy as np
 
-from vos_datasets.davis import Sequence
+from vos_datasets.sequence import Sequence
 
 
 class VOSMethod(Protocol):
@@ -40,7 +40,7 @@ def given_masks(sequence: Sequence) -> dict[str, dict[int, np.ndarray]]:
 
 def read_frame_checked(sequence: Sequence, frame: str) -> np.ndarray:
     """The frame's RGB image; a frame whose size differs from the sequence's is refused, naming the file."""
-    from vos_datasets.davis import DatasetError
+    from vos_datasets.sequence import DatasetError
 
     image = sequence.read_image(frame)
     height, width = sequence.size
@@ -51,7 +51,7 @@ def read_frame_checked(sequence: Sequence, frame: str) -> np.ndarray:
 
 
 def check_mask_size(sequence: Sequence, frame: str, mask: np.ndarray) -> None:
-    from vos_datasets.davis import DatasetError
+    from vos_datasets.sequence import DatasetError
 
     height, width = sequence.size
     if mask.shape != (height, width):

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from vos_datasets.davis import Sequence
+from vos_datasets.sequence import Sequence
 
 from .base import given_masks
 

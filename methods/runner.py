@@ -18,10 +18,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from vos_datasets.davis import DavisDataset
 from vos_datasets.fileio import atomic_directory, atomic_write_text
 from vos_datasets.masks import write_label_png
-from vos_datasets.youtube_vos import YouTubeVOSDataset
 
 from .base import VOSMethod
 from .first_frame_copy import FirstFrameCopy
@@ -35,17 +33,6 @@ def build_method(name: str, settings: dict | None = None) -> VOSMethod:
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; known methods: {sorted(METHODS)}")
     return METHODS[name](**(settings or {}))
-
-
-def build_dataset(spec: dict):
-    """A dataset from its config entry: {"kind": "davis"|"youtube_vos", "root": ..., "split": ..., ...}."""
-    kind = spec.get("kind", "davis")
-    if kind == "davis":
-        return DavisDataset(spec["root"], split=spec.get("split", "val"), year=str(spec.get("year", "2017")),
-                            resolution=spec.get("resolution", "480p"), sequences=spec.get("sequences"))
-    if kind == "youtube_vos":
-        return YouTubeVOSDataset(spec["root"], split=spec.get("split", "valid"), videos=spec.get("sequences"))
-    raise ValueError(f"unknown dataset kind {kind!r}; use 'davis' or 'youtube_vos'")
 
 
 def device_description() -> str:

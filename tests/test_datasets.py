@@ -8,8 +8,9 @@ import pytest
 from PIL import Image
 
 from vos_datasets import synthetic
-from vos_datasets.davis import DatasetError, DavisDataset, read_image_set
+from vos_datasets.davis import DavisDataset, read_image_set
 from vos_datasets.masks import write_label_png
+from vos_datasets.sequence import DatasetError
 from vos_datasets.splits import available_splits, read_split
 
 

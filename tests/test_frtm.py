@@ -15,9 +15,10 @@ from methods.core.backbones import build_backbone
 from methods.core.memory import SampleMemory
 from methods.frtm.networks import build_head, load_head, save_head
 from methods.frtm.settings import FRTMSettings
-from methods.runner import build_dataset, build_method, run
-from vos_datasets.davis import DatasetError
+from methods.runner import build_method, run
+from vos_datasets.build import build_dataset
 from vos_datasets.masks import read_label_png, write_label_png
+from vos_datasets.sequence import DatasetError
 
 SMALL = {"backbone": "efficientnet_lite0", "device": "cpu", "target_channels": 8, "augmented_samples": 3,
          "init_cg_iterations": [3, 3], "update_cg_iterations": 3, "update_interval": 2, "memory_capacity": 6}

@@ -16,9 +16,10 @@ from methods.core.backbones import build_backbone
 from methods.lwl.crops import Box, box_from_probability, crop, paste, search_region
 from methods.lwl.networks import LWLNet, NetworkConfig, load_network, save_network
 from methods.lwl.settings import LWLSettings
-from methods.runner import build_dataset, build_method, run
-from vos_datasets.davis import DatasetError
+from methods.runner import build_method, run
+from vos_datasets.build import build_dataset
 from vos_datasets.masks import read_label_png, write_label_png
+from vos_datasets.sequence import DatasetError
 
 SMALL = {"device": "cpu", "crop_size": [64, 96], "init_iterations": 3, "update_iterations": 1, "memory_capacity": 4}
 TINY_NETWORK = {"backbone": "efficientnet_lite0", "feature_channels": 16, "label_channels": 4,

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from methods.__main__ import main as cli
-from methods.runner import build_dataset, build_method, run
+from methods.runner import build_method, run
 from vos_datasets import synthetic
+from vos_datasets.build import build_dataset
 from vos_datasets.masks import read_label_png, write_label_png
 
 

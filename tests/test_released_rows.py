@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from methods.runner import build_dataset, build_method, run
+from methods.runner import build_method, run
 from tests.official_fixtures import load_official
+from vos_datasets.build import build_dataset
 from vos_datasets.masks import read_label_png
 
 

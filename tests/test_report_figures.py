@@ -14,7 +14,7 @@ import pytest
 from matplotlib.text import Text
 from PIL import Image
 
-from reports.plots import (
+from reporting.plots import (
     EvaluationData,
     _overlay,
     figure_list,
@@ -24,7 +24,7 @@ from reports.plots import (
     training_curves,
     training_figure,
 )
-from reports.published import load_published
+from reporting.published import load_published
 
 STAND_IN = {"synthetic-val": {"stands_in_for": ["davis2017-val", "davis2016-val"]}}
 COPY_FPS = 30000.0

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from reports.__main__ import main as reports_main
-from reports.plots import caption, decay_curves, read_attributes
-from reports.provenance import dataset_fingerprint
-from reports.published import PUBLISHED_FILE, PublishedTableError, load_published
-from reports.regression import Run, compare, frames_file, render_comparison, write_baseline
-from reports.render import (
+from reporting.__main__ import main as reports_main
+from reporting.plots import caption, decay_curves, read_attributes
+from reporting.provenance import dataset_fingerprint
+from reporting.published import PUBLISHED_FILE, PublishedTableError, load_published
+from reporting.regression import Run, compare, frames_file, render_comparison, write_baseline
+from reporting.render import (
     MARKS,
     evaluation_for,
     format_cell,
@@ -468,7 +468,7 @@ def test_provenance_manifest_lists_weights_data_and_config(tmp_path):
 
 
 def test_aggregate_reads_davis_youtube_vos_and_server_rows(tmp_path):
-    from reports.aggregate import collect
+    from reporting.aggregate import collect
 
     timing = json.dumps({"mean_fps_over_sequences": 12.5, "device": "cpu"})
     local = tmp_path / "jj" / "lwl"
@@ -502,7 +502,7 @@ def test_aggregate_reads_davis_youtube_vos_and_server_rows(tmp_path):
 
 
 def test_a_mistyped_server_results_file_names_the_entry(tmp_path):
-    from reports.aggregate import read_server_results
+    from reporting.aggregate import read_server_results
 
     path = tmp_path / "server-results.yaml"
     path.write_text(yaml.safe_dump({"paper": {"valid": {"lwl": {"J_seen": 80.4}}}}))
@@ -517,7 +517,7 @@ def test_rows_under_the_first_frame_copy_plus_ten_are_named_with_their_trainings
     """A row under the lower bound + 10 J&F reads as such, with its training's length and held-out J (from
     head.json via the aggregate), in the table of every row and at the top of the papers' tables; rows above it
     are not listed."""
-    from reports.aggregate import collect
+    from reporting.aggregate import collect
 
     rows = {"first-frame-copy": {"method": "first_frame_copy", "evaluate_on": ["d16"]},
             "frtm-ours": {"method": "frtm", "training": "frtm-refiner", "evaluate_on": ["d16"]},

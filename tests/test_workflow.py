@@ -24,9 +24,6 @@ def workflow_copy(tmp_path: Path) -> Path:
     for item in ("Snakefile", "config.yaml", "config", "workflow", "envs", "profiles"):
         source = REPO / item
         (shutil.copytree if source.is_dir() else shutil.copy)(source, work / item)
-    # the report code and its published numbers (jobs import the packages from the working directory)
-    shutil.copytree(REPO / "reports", work / "reports", ignore=shutil.ignore_patterns(
-        "__pycache__", "tables.md", "embedded", "ci", "davis2016", "paper"))
     return work
 
 
@@ -259,7 +256,7 @@ def test_config_values_reach_the_shell_quoted(tmp_path):
     done = snakemake(work, "-n", "-p", "--config", "preset=paper",
                      f"downloads={{mirror: 'http://127.0.0.1/x{INJECTED}'}}", f"ground_truth_cache=cache{INJECTED}",
                      f"paths={{youtube_vos_2018: '{ytvos}', youtube_vos_2019: {tmp_path / 'ytvos2019'}}}")
-    commands = [c for c in shell_commands(done.stdout) if not c.startswith("python -m reports")]  # reports.smk: not here
+    commands = [c for c in shell_commands(done.stdout) if not c.startswith("python -m reporting")]  # reports.smk: not here
     programs = {" ".join(shlex.split(c)[:3]) for c in commands}
     assert {"python -m vos_datasets.download", "python -m metrics", "python -m metrics.youtube_vos",
             "python -m vos_datasets.youtube_vos", "python -m methods"} <= programs

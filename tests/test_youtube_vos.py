@@ -19,8 +19,8 @@ from metrics.youtube_vos import (
     evaluate_youtube_vos,
     write_youtube_vos_tables,
 )
-from vos_datasets.davis import DatasetError
 from vos_datasets.masks import read_label_png, write_label_png
+from vos_datasets.sequence import DatasetError
 from vos_datasets.youtube_vos import YouTubeVOSDataset, write_submission_zip
 
 HEIGHT, WIDTH = 64, 96

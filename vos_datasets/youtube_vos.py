@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .davis import DatasetError, Sequence
 from .fileio import atomic_path
 from .masks import MaskFormatError, read_label_png
+from .sequence import DatasetError, Sequence
 
 REGISTRATION_HINT = (
     "YouTube-VOS cannot be downloaded automatically (it needs registration): get it from "

@@ -32,7 +32,7 @@ from methods.core.merging import merge_frtm
 from methods.frtm.networks import load_head
 from methods.frtm.settings import FRTMSettings
 from methods.frtm.target_model import MIN_FOREGROUND_PIXELS, TargetModel
-from vos_datasets.davis import Sequence
+from vos_datasets.sequence import Sequence
 
 
 class ObjectTracker:

@@ -30,8 +30,8 @@ from methods.core.merging import merge_lwl
 from methods.lwl.crops import Box, Region, box_from_probability, box_mask, crop, paste, search_region
 from methods.lwl.networks import load_network
 from methods.lwl.settings import LWLSettings
-from vos_datasets.davis import Sequence
 from vos_datasets.download import sha256_of
+from vos_datasets.sequence import Sequence
 
 
 class ObjectState:

@@ -160,7 +160,7 @@ class TrainingObject:
 
 
 def load_objects(source: dict, config: TrainingConfig) -> list[TrainingObject]:
-    from methods.runner import build_dataset
+    from vos_datasets.build import build_dataset
 
     objects = []
     for sequence in build_dataset(source["dataset"]):

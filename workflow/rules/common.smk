@@ -116,7 +116,7 @@ def released_file(name):
 
 def _check_references():
     """Names that point elsewhere in the config must exist; the message names the bad key."""
-    from reports.published import load_published
+    from reporting.published import load_published
 
     benchmarks = load_published().benchmarks
     for name, evaluation in config["evaluations"].items():
@@ -127,7 +127,7 @@ def _check_references():
             for benchmark in [value] if isinstance(value, str) else value or []:
                 if benchmark not in benchmarks:
                     raise WorkflowError(f"evaluations.{name}.{key}: unknown benchmark {benchmark!r}; known "
-                                        f"(reports/published.yaml): {sorted(benchmarks)}")
+                                        f"(reporting/published.yaml): {sorted(benchmarks)}")
     for name, training in TRAININGS.items():
         for source in training["sources"]:
             if source["dataset"] not in config["datasets"]:

@@ -30,14 +30,14 @@ rule aggregate:
         runtime=5,
         gpu=0,
     shell:
-        "python -m reports aggregate --preset {params.preset:q} --rows {params.rows:q} --results {params.results:q}"
+        "python -m reporting aggregate --preset {params.preset:q} --rows {params.rows:q} --results {params.results:q}"
         " --protocols {params.protocols:q} --server-results {input.server_results:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule plot_speed_accuracy:
     input:
         summary=f"{RESULTS}/summary.csv",
-        published="reports/published.yaml",
+        published="reporting/published.yaml",
     output:
         report(f"{REPORTS}/figures/speed_accuracy.png", caption="../report/speed_accuracy.rst", category="Figures"),
     params:
@@ -53,7 +53,7 @@ rule plot_speed_accuracy:
         runtime=5,
         gpu=0,
     shell:
-        "python -m reports plot-speed --summary {input.summary:q} --evaluations {params.evaluations:q}"
+        "python -m reporting plot-speed --summary {input.summary:q} --evaluations {params.evaluations:q}"
         " --published {input.published:q} --out {output:q} > {log:q} 2>&1"
 
 
@@ -73,7 +73,7 @@ rule plot_training:
         runtime=5,
         gpu=0,
     shell:
-        "python -m reports plot-training --histories {input.histories:q} --out {output:q} > {log:q} 2>&1"
+        "python -m reporting plot-training --histories {input.histories:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule plot_evaluation:
@@ -111,7 +111,7 @@ rule plot_evaluation:
         runtime=10,
         gpu=0,
     shell:
-        "python -m reports plot-evaluation --summary {input.summary:q} --results {params.results:q}"
+        "python -m reporting plot-evaluation --summary {input.summary:q} --results {params.results:q}"
         " --evaluation {wildcards.evaluation:q} --root {input.dataset:q} {params.sequence:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
@@ -138,14 +138,14 @@ rule provenance:
         runtime=30,
         gpu=0,
     shell:
-        "python -m reports provenance --preset {params.preset:q} --config {params.config:q} --heads {input.heads:q}"
+        "python -m reporting provenance --preset {params.preset:q} --config {params.config:q} --heads {input.heads:q}"
         " --datasets {params.datasets:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule render_tables:
     input:
         summary=f"{RESULTS}/summary.csv",
-        published="reports/published.yaml",
+        published="reporting/published.yaml",
         speed=f"{REPORTS}/figures/speed_accuracy.png",
         figures=expand(f"{REPORTS}/figures/per_sequence-{{evaluation}}.png", evaluation=evaluated("davis")),
         training=[f"{REPORTS}/figures/training-curves.png"] if used_trainings() else [],
@@ -170,7 +170,7 @@ rule render_tables:
         runtime=5,
         gpu=0,
     shell:
-        "python -m reports render --summary {input.summary:q} --preset {params.preset:q}"
+        "python -m reporting render --summary {input.summary:q} --preset {params.preset:q}"
         " --description {params.description:q} --datasets {params.datasets:q} --evaluations {params.evaluations:q}"
         " --published {input.published:q} --figures {params.figures:q} --provenance {input.provenance:q}"
         " --out {output.latest:q} {output.preset:q} > {log:q} 2>&1"

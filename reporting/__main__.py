@@ -1,4 +1,4 @@
-"""python -m reports aggregate|plots|provenance|render|regress ...   (called by the workflow's report rules)"""
+"""python -m reporting aggregate|plots|provenance|render|regress ...   (called by the workflow's report rules)"""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reports")
+    parser = argparse.ArgumentParser(prog="python -m reporting")
     sub = parser.add_subparsers(dest="command", required=True)
     agg = sub.add_parser("aggregate", help="collect scores and timings of a preset into a summary CSV")
     agg.add_argument("--preset", required=True)

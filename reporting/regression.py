@@ -9,7 +9,7 @@ Two kinds of rows guard two different things (README, "Regression check"):
   differences (machine, thread count) into a different network, so these rows can only be held to the
   spread of their global figures, measured over several seeds and thread counts.
 
-A baseline is written from several runs of the same preset (`python -m reports baseline --run DIR ...`, each
+A baseline is written from several runs of the same preset (`python -m reporting baseline --run DIR ...`, each
 folder a run's results/<preset>/): each row's expected figure is the mean over the runs, its tolerance
 max(3 standard deviations, max - min, the kind's floor); the per-frame reference is the first run's, its
 tolerance 3 x the largest per-frame difference of another run from it (at least a floor). So the files state

@@ -1,4 +1,4 @@
-"""The papers' published numbers (reports/published.yaml): loading, checking, and looking a cell up."""
+"""The papers' published numbers (reporting/published.yaml): loading, checking, and looking a cell up."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ METRICS = ("J&F-Mean", "J-Mean", "F-Mean", "G", "J-seen", "J-unseen", "F-seen", 
 
 
 class PublishedTableError(ValueError):
-    """reports/published.yaml does not hold together (a row of the wrong length, an unknown source...)."""
+    """reporting/published.yaml does not hold together (a row of the wrong length, an unknown source...)."""
 
 
 @dataclass(frozen=True)
