@@ -11,6 +11,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from vos_datasets.masks import MaskFormatError
+from vos_datasets.sequence import DatasetError
+
 from .aggregate import collect, write_summary
 from .plots import EvaluationData, evaluation_figures, figure_list, speed_accuracy, training_curves
 from .provenance import build_manifest, git_commit, hardware, write_manifest
@@ -79,7 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     base.add_argument("--preset-file", type=Path, required=True, help="the preset's YAML (which rows train)")
     base.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (DatasetError, MaskFormatError) as err:  # a damaged frame or mask under a figure: one line naming it
+        print(f"error: {err}", file=sys.stderr)
+        return 1
 
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "aggregate":
         write_summary(collect(args.preset, json.loads(args.rows), args.results, json.loads(args.protocols),
                               args.server_results), args.out)

@@ -25,9 +25,10 @@ import matplotlib.transforms  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from vos_datasets.fileio import atomic_path  # noqa: E402
+from vos_datasets.masks import read_label_png  # noqa: E402
+from vos_datasets.sequence import opened_image  # noqa: E402
 
 from .published import Published, PublishedRow, PublishedTable  # noqa: E402
 from .render import CellSource, evaluation_for  # noqa: E402
@@ -401,12 +402,9 @@ def _outline(ax: plt.Axes, labels: np.ndarray, linestyle: str) -> None:
 def _read_labels(path: Path, like: np.ndarray | None = None) -> np.ndarray:
     if not path.is_file():
         return np.zeros_like(like)
-    labels = np.array(Image.open(path))
-    if labels.ndim == 3:
-        labels = labels[..., 0]
-    if labels.max() == 255 and len(np.unique(labels)) <= 2:  # DAVIS 2016: 255 is the object
-        labels = (labels > 0).astype(np.uint8)
-    return labels
+    # the data layer's reader: DAVIS 2016's 0/255 masks as object 1, a damaged or oversized PNG as one
+    # MaskFormatError naming it
+    return read_label_png(path)
 
 
 def qualitative_figure(record: pd.Series, results: Path, evaluation: EvaluationData, sequence: str) -> plt.Figure:
@@ -424,8 +422,8 @@ def qualitative_figure(record: pd.Series, results: Path, evaluation: EvaluationD
         if keys:
             shown[frame] = (keys[0], maps[keys[0]])
     lines = 3 if maps else 2
-    first = Image.open(evaluation.root / "JPEGImages" / "480p" / sequence / f"{picks[0]}.jpg")
-    panel = 2.5 * first.height / first.width  # a panel's height (inches) at 2.5 inches wide
+    with opened_image(evaluation.root / "JPEGImages" / "480p" / sequence / f"{picks[0]}.jpg") as first:
+        panel = 2.5 * first.height / first.width  # a panel's height (inches) at 2.5 inches wide
     width, height = 2.6 * len(picks) + 1.2, (panel + 0.3) * lines + 0.9
     figure = plt.figure(figsize=(width, height), dpi=110)
     grid = figure.add_gridspec(lines, len(picks) + 1, width_ratios=[1] * len(picks) + [0.06], wspace=0.04,
@@ -437,7 +435,8 @@ def qualitative_figure(record: pd.Series, results: Path, evaluation: EvaluationD
     limit = max((float(np.abs(score).max()) for _, score in shown.values()), default=1.0) or 1.0
     image_map = None
     for column, frame in enumerate(picks):
-        image = np.array(Image.open(evaluation.root / "JPEGImages" / "480p" / sequence / f"{frame}.jpg").convert("RGB"))
+        with opened_image(evaluation.root / "JPEGImages" / "480p" / sequence / f"{frame}.jpg") as frame_image:
+            image = np.array(frame_image.convert("RGB"))
         predicted = _read_labels(masks_dir / f"{frame}.png")
         truth = _read_labels(evaluation.root / "Annotations" / "480p" / sequence / f"{frame}.png", predicted)
         objects |= {int(o) for o in np.unique(np.r_[predicted.ravel(), truth.ravel()]) if o not in (0, 255)}

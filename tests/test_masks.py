@@ -197,3 +197,42 @@ def test_the_pixel_limit_is_pils(tmp_path, monkeypatch):
         read_label_png(tmp_path / "m.gif")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # Pillow's switch for no limit
     assert read_label_png(tmp_path / "m.png").shape == (48, 64)
+
+
+def _convert(in_dir, out_dir):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "vos_datasets.masks", "to-indexed", str(in_dir), str(out_dir)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_to_indexed_converts_davis_coloured_masks(tmp_path):
+    labels = np.zeros((6, 8), np.uint8)
+    labels[1:3, 2:5], labels[4:, 6:] = 1, 2
+    (tmp_path / "rgb" / "bear").mkdir(parents=True)
+    colours = np.array(DAVIS_PALETTE, np.uint8).reshape(256, 3)
+    Image.fromarray(colours[labels]).save(tmp_path / "rgb" / "bear" / "00000.png")
+    done = _convert(tmp_path / "rgb", tmp_path / "ids")
+    assert done.returncode == 0, done.stderr
+    assert np.array_equal(read_label_png(tmp_path / "ids" / "bear" / "00000.png", "davis2017"), labels)
+
+
+def test_to_indexed_refuses_a_damaged_mask_in_one_line_and_writes_nothing(tmp_path):
+    (tmp_path / "rgb").mkdir()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "rgb" / "00000.png")
+    (tmp_path / "rgb" / "00001.png").write_bytes(b"\x89PNG\r\n\x1a\n damaged")
+    done = _convert(tmp_path / "rgb", tmp_path / "ids")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "00001.png" in done.stderr and "re-export" in done.stderr
+    assert not (tmp_path / "ids").exists() and not list(tmp_path.glob("*.tmp"))
+
+
+def test_to_indexed_refuses_a_non_empty_output_folder(tmp_path):
+    (tmp_path / "rgb").mkdir()
+    (tmp_path / "ids").mkdir()
+    (tmp_path / "ids" / "keep.txt").write_text("a user's file")
+    done = _convert(tmp_path / "rgb", tmp_path / "ids")
+    assert done.returncode == 1 and "already exists" in done.stderr
+    assert (tmp_path / "ids" / "keep.txt").read_text() == "a user's file"

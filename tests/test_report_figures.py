@@ -200,3 +200,13 @@ def test_training_curves_from_head_json_with_and_without_validation(tmp_path):
 def test_training_curves_without_trainings(tmp_path):
     out = training_curves([], tmp_path / "training-curves.png")
     assert out.is_file()
+
+
+def test_a_damaged_frame_under_a_qualitative_strip_is_a_dataset_error_naming_it(tmp_path):
+    from vos_datasets.sequence import DatasetError
+
+    evaluation, record, results = write_sequence(tmp_path, maps=False)
+    damaged = evaluation.root / "JPEGImages/480p/s/00001.jpg"
+    damaged.write_bytes(b"\xff\xd8 not a jpeg")
+    with pytest.raises(DatasetError, match="00001.jpg"):
+        qualitative_figure(record, results, evaluation, "s")

@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .fileio import atomic_directory
 from .png_fast import decode_label_png, png_size
 
 VOID_ID = 255
@@ -152,11 +153,25 @@ def rgb_to_ids(rgb: np.ndarray, source: str = "<array>") -> np.ndarray:
 
 
 def _convert_folder(in_dir: Path, out_dir: Path) -> int:
+    """Convert every RGB mask under in_dir into an indexed PNG at the same place under out_dir, a new folder
+    that appears complete or not at all (a bad mask stops the conversion with nothing written)."""
+    if not in_dir.is_dir():
+        raise MaskFormatError(f"{in_dir}: not a folder; give the folder holding the RGB mask PNGs")
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise MaskFormatError(f"{out_dir}: already exists; give a new folder for the indexed masks")
     count = 0
-    for png in sorted(in_dir.rglob("*.png")):
-        rgb = np.asarray(Image.open(png).convert("RGB"))
-        write_label_png(out_dir / png.relative_to(in_dir), rgb_to_ids(rgb, str(png)))
-        count += 1
+    with atomic_directory(out_dir) as staging:
+        for png in sorted(in_dir.rglob("*.png")):
+            try:
+                with Image.open(png) as image:
+                    _check_pixels(png, image.size)
+                    rgb = np.asarray(image.convert("RGB"))
+            except Image.DecompressionBombError as err:
+                raise MaskFormatError(decompression_bomb_message(png, err, "re-export the mask")) from None
+            except OSError as err:
+                raise MaskFormatError(f"{png}: not a readable PNG ({err}); re-export the mask") from None
+            write_label_png(staging / png.relative_to(in_dir), rgb_to_ids(rgb, str(png)))
+            count += 1
     return count
 
 
@@ -169,4 +184,7 @@ if __name__ == "__main__":
     convert.add_argument("in_dir", type=Path)
     convert.add_argument("out_dir", type=Path)
     args = parser.parse_args()
-    print(f"converted {_convert_folder(args.in_dir, args.out_dir)} masks into {args.out_dir}")
+    try:
+        print(f"converted {_convert_folder(args.in_dir, args.out_dir)} masks into {args.out_dir}")
+    except MaskFormatError as err:
+        raise SystemExit(f"error: {err}") from None
