@@ -10,10 +10,11 @@ crops) in one variant's run, from Python's profiler.
         --sequences blackswan car-roundabout camel --input-size 240 432 \\
         --checkpoint results/davis2016/training/lwl-stage2/head.pt --record benchmarks/RESULTS-speed.md
 
-It answers why a variant's FPS is the fraction of backbone-only FPS that benchmarks/method_speed.py
-reports. The run is the same as there (warm-up over the first sequence, then every sequence through
+It answers why a variant's FPS is the fraction of backbone-only FPS that the method speed benchmarks
+(benchmarks/test_method_speed.py) report. A profile, not a timing, so it stays a script: the run is the
+method's loop over every sequence (warm-up over the first sequence, then every sequence through
 methods.runner.run); cProfile adds a little overhead per Python call, so read the shares, and take FPS
-from method_speed.py. Stages do not overlap: FRTM's backbone time includes the augmented first-frame
+from the benchmarks. Stages do not overlap: FRTM's backbone time includes the augmented first-frame
 samples' features (part of the initialisation in the FPS protocol); LWL's backbone and decoder times include the
 first frame's (and, for box-init, the box encoder's) passes.
 """

@@ -1,6 +1,7 @@
 """R's x2 bicubic upsampler, before and after the shifted-sum form, side by side (pytest-benchmark).
 
-    pytest benchmarks/test_refinement_speed.py -o addopts= --benchmark-group-by=param:shape
+    pytest benchmarks/test_refinement_speed.py -o addopts= --benchmark-json=run.json
+    python benchmarks/report.py run.json      # each shape's speed relative to the conv2d form
 
 `conv2d_reference` is the form used until 2026-12-01 (single-channel conv2d over N*C images); the suite's
 `pyramid_up_bicubic` computes the same sums as shifted weighted slices. Each round is a forward and a
@@ -35,6 +36,9 @@ def conv2d_reference(x: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("shape", SHAPES, ids=["x".join(map(str, s)) for s in SHAPES])
 @pytest.mark.parametrize("upsample", [conv2d_reference, pyramid_up_bicubic], ids=["conv2d (before)", "shifted sums"])
 def test_upsampler_forward_backward(benchmark, upsample, shape):
+    benchmark.group = f"R's x2 bicubic upsampler, forward and backward: input {'x'.join(map(str, shape))}"
+    benchmark.extra_info["label"] = "conv2d (before)" if upsample is conv2d_reference else "shifted sums"
+    benchmark.extra_info["reference"] = upsample is conv2d_reference
     torch.manual_seed(0)
     x = torch.randn(shape, requires_grad=True)
     assert torch.allclose(upsample(x), conv2d_reference(x), atol=1e-5)

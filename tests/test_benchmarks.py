@@ -79,3 +79,82 @@ def test_gpu_check_refuses_without_cuda(capsys):
         return  # the refusal is for machines without a GPU
     assert gpu_check(["--device", "cuda"]) == 2
     assert "no CUDA device" in capsys.readouterr().err
+
+
+def _bench(name, median, group="g", rounds=3, **extra):
+    return {"name": name, "group": group, "stats": {"median": median, "rounds": rounds}, "extra_info": extra}
+
+
+def test_report_gives_each_row_its_speed_relative_to_the_reference_and_the_recorded_time():
+    from benchmarks.report import render
+
+    run = {"datetime": "2026-12-01T00:00:00", "commit_info": {"id": "abcdef123", "dirty": True},
+           "machine_info": {"cpu": {"brand_raw": "Some CPU", "count": 2}, "python_version": "3.11.7"},
+           "benchmarks": [
+               _bench("test[vb]", 8.0, label="vos-benchmark", reference=True, recorded_seconds={"official": 20.0}),
+               _bench("test[ours]", 2.0, label="ours", recorded_seconds={"official": 20.0}, **{"J&F": 0.7661}),
+               _bench("test[backbone]", 0.5, group="speed", label="backbone only", reference=True, frames=10),
+               _bench("test[variant]", 2.5, group="speed", label="variant", frames=10)]}
+    text = render(run)
+    assert "commit abcdef1 with uncommitted changes; Some CPU, 2 cores" in text
+    assert "| run | median s | rounds | speed vs vos-benchmark | speed vs official | J&F |" in text
+    assert "| vos-benchmark | 8 | 3 | 1.000 | 2.500 |  |" in text
+    assert "| ours | 2 | 3 | 4.000 | 10.0 | 76.61 |" in text  # 8 / 2 and 20 / 2
+    assert "| official | 20 | recorded | 0.400 | 1.000 |  |" in text
+    assert "| run | median s | rounds | FPS | speed vs backbone only |" in text
+    assert "| backbone only | 0.5 | 3 | 20.00 | 1.000 |" in text
+    assert "| variant | 2.5 | 3 | 4.00 | 0.200 |" in text  # FPS ratio 4 / 20
+
+
+def test_report_refuses_a_group_with_two_references_and_a_file_that_is_no_run(tmp_path):
+    import pytest
+
+    from benchmarks.report import group_table, load_run, main
+
+    with pytest.raises(ValueError, match="group 'g' has 2 reference rows"):
+        group_table("g", [_bench("a", 1.0, reference=True), _bench("b", 1.0, reference=True)])
+    other = tmp_path / "other.json"
+    other.write_text('{"rows": []}')
+    with pytest.raises(ValueError, match="other.json: no 'benchmarks' list"):
+        load_run(other)
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "missing.json")])
+
+
+def test_speed_checkpoints_name_a_benchmarked_variant_and_an_existing_file(tmp_path):
+    import pytest
+
+    from benchmarks.method_speed import parse_checkpoints
+
+    head = tmp_path / "head.pt"
+    head.write_bytes(b"")
+    assert parse_checkpoints([f"frtm:ours={head}"]) == {"frtm": {"ours": str(head)}, "lwl": {}}
+    with pytest.raises(ValueError, match="give METHOD:VARIANT=PATH"):
+        parse_checkpoints([f"frtm:dv17={head}"])
+    with pytest.raises(ValueError, match="is not a file"):
+        parse_checkpoints([f"lwl:full={tmp_path / 'missing.pt'}"])
+
+
+def test_speed_sequences_are_cut_to_the_first_frames(shared):
+    from benchmarks.method_speed import load_sequences
+
+    root = shared / "data/davis2016"
+    (whole,) = load_sequences(root, ["blackswan"], None)
+    (cut,) = load_sequences(root, ["blackswan"], 5)
+    assert len(whole.frames) == 50 and cut.frames == whole.frames[:5] and cut.name == "blackswan"
+
+
+def test_benchmarks_collect_with_their_options_and_groups():
+    """The benchmark modules and their options load (no timing: --collect-only)."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "-o", "addopts=", "-p", "no:cacheprovider",
+                             "--collect-only", "-q", "--speed-frames", "5", "--evaluator-workers", "1"],
+                            cwd=repo, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for test in ("test_method_speed[frtm-backbone only]", "test_method_speed[lwl-full]",
+                 "test_evaluator_speed[davis16-vos-benchmark-side-by-side]",
+                 "test_evaluator_speed[multiobject-ours-warm]", "test_upsampler_forward_backward[shifted sums-2x16x120x216]"):
+        assert test in result.stdout
+    assert "multiobject-ours-cold-side-by-side" not in result.stdout
