@@ -122,14 +122,35 @@ def test_a_checkpoint_from_other_settings_is_not_resumed(embedded, tmp_path):
     assert fresh.returncode == 0 and "discarding" in output and (tmp_path / "head.pt").is_file()
 
 
-def test_a_checkpoint_of_another_code_revision_is_not_resumed():
-    from types import SimpleNamespace
-
+def test_a_checkpoint_of_other_training_code_is_not_resumed(embedded, tmp_path, monkeypatch):
+    from methods.core.code_digest import import_digest
     from methods.core.trainer import checkpoint_identity
+    from methods.frtm.training import FRTMTrainingJob
 
-    old, new = SimpleNamespace(settings_json="{}", revision=""), SimpleNamespace(settings_json="{}", revision="v2")
-    assert checkpoint_identity(old) != checkpoint_identity(new)
-    assert checkpoint_identity(new) == checkpoint_identity(SimpleNamespace(settings_json="{}", revision="v2"))
+    job = FRTMTrainingJob(TrainingConfig.from_dict(tiny_config(embedded, tmp_path)))
+    # the digest the workflow gives the train rule is the one the checkpoint carries
+    assert job.code_digest() == import_digest("methods.frtm.training")
+    identity = checkpoint_identity(job)
+    assert identity == checkpoint_identity(FRTMTrainingJob(TrainingConfig.from_dict(tiny_config(embedded, tmp_path))))
+    monkeypatch.setattr(FRTMTrainingJob, "code_digest", lambda self: "edited code")
+    assert checkpoint_identity(job) != identity
+
+
+def test_the_checkpoint_identity_is_the_same_in_another_clone(embedded, tmp_path):
+    """Two checkouts of the same code (two machines) write and resume the same checkpoints."""
+    import shutil
+
+    clone = tmp_path / "clone"
+    for package in ("methods", "vos_datasets"):
+        shutil.copytree(REPO / package, clone / package, ignore=shutil.ignore_patterns("__pycache__"))
+    script = ("import json, sys; from methods.frtm.training import FRTMTrainingJob, TrainingConfig; "
+              "from methods.core.trainer import checkpoint_identity; "
+              "print(checkpoint_identity(FRTMTrainingJob(TrainingConfig.from_dict(json.loads(sys.argv[1])))))")
+    config = json.dumps(tiny_config(embedded, tmp_path))
+    identities = [subprocess.run([sys.executable, "-c", script, config], cwd=checkout, capture_output=True, text=True,
+                                 env={**os.environ, "PYTHONPATH": str(checkout)}, check=True).stdout
+                  for checkout in (REPO, clone)]
+    assert identities[0] == identities[1] and '"code": "' in identities[0]
 
 
 def test_two_processes_train_through_torch_distributed_gloo(embedded, tmp_path):

@@ -1,6 +1,8 @@
 """The held-out measure of a training (setting `validation`): recorded every few epochs in head.json's history
 and the log's progress lines, and without any effect on what the training computes: with and without it a
-training ends at the same weights, bit for bit (FRTM's head and LWL's network, trained here twice)."""
+training ends at the same weights, bit for bit (FRTM's head and LWL's network, trained here twice). So do
+the DataLoader's workers (setting `num_workers`): none or two, the same weights; mixed precision runs and is
+part of the checkpoint's identity."""
 
 from __future__ import annotations
 
@@ -12,7 +14,16 @@ import pytest
 import torch
 from torch import nn
 
-from methods.core.trainer import TrainingJob, mask_iou, measure_validation, run_training, validation_settings
+from methods.core.trainer import (
+    EpochBatches,
+    TrainingJob,
+    mask_iou,
+    measure_validation,
+    run_training,
+    sample_batches,
+    settings_text,
+    validation_settings,
+)
 from tests.test_frtm_training import tiny_config as frtm_tiny_config
 from tests.test_lwl_training import tiny_config as lwl_tiny_config
 from vos_datasets import synthetic
@@ -53,7 +64,7 @@ class ToyJob(TrainingJob):
     """Dropout and BatchNorm train (they consume the torch RNG and update running statistics); its held-out
     measure draws from every global generator and flips the submodules' modes, as a careless one could."""
 
-    settings_json, seed, epochs = "{}", 0, 4
+    settings_json, seed, epochs, batch_size = "{}", 0, 4, 4
 
     def __init__(self, every: int) -> None:
         self.validation_every = every
@@ -65,12 +76,12 @@ class ToyJob(TrainingJob):
         optimiser = torch.optim.SGD(module.parameters(), lr=0.1)
         return optimiser, torch.optim.lr_scheduler.StepLR(optimiser, 2)
 
-    def epoch_batches(self, epoch):
+    def epoch_samples(self, epoch):
         rng = random.Random(f"{self.seed}-{epoch}")
-        return [[rng.random() for _ in range(4)] for _ in range(3)]
+        return [rng.random() for _ in range(12)]
 
     def batch_loss(self, model, module, share, batch_size):
-        x = torch.tensor(share)[:, None] * torch.randn(len(share), 3)  # the global torch generator
+        x = torch.tensor([loaded for _, loaded in share])[:, None] * torch.randn(len(share), 3)  # the global generator
         loss = model(x).square().mean()
         loss.backward()
         return float(loss.detach())
@@ -224,3 +235,87 @@ def test_two_processes_share_the_held_out_samples_and_the_quiet_log_shows_each_e
     assert process.returncode == 0, output
     history = check_history(tmp_path / "net.pt", [0, 1], 3, output, 2)
     assert [h["processes"] for h in history] == [2, 2]
+
+
+@pytest.mark.parametrize("method", ["frtm", "frtm-base-net", "lwl"])
+def test_the_loader_workers_change_nothing_the_training_computes(embedded, tmp_path, method):
+    """The samples are described in the training process (LWL: each crop's augmentation seed included); the
+    workers only load them (Base net: the reference frame too): trained with none or two workers, the same
+    weights and losses, bit for bit."""
+    if method.startswith("frtm"):
+        from methods.frtm.training import TrainingConfig, train
+
+        head = "base_net" if method == "frtm-base-net" else "refiner"
+
+        def settings(workers):
+            return frtm_tiny_config(embedded, tmp_path / f"cache-{workers}", epochs=2, num_workers=workers, head=head)
+    else:
+        from methods.lwl.training import TrainingConfig, train
+
+        def settings(workers):
+            return lwl_tiny_config(embedded, decoder_batch_statistics=True, epochs=2, num_workers=workers)
+    runs = {workers: train(TrainingConfig.from_dict(settings(workers)), tmp_path / f"w{workers}.pt", progress=False)
+            for workers in (0, 2)}
+    assert_same_training(runs[0], runs[2], torch.load(tmp_path / "w0.pt", weights_only=True)["state_dict"],
+                         torch.load(tmp_path / "w2.pt", weights_only=True)["state_dict"])
+
+
+def test_each_rank_takes_its_distributed_share_of_every_batch():
+    """DistributedSampler without a shuffle of its own (the job's order is the same on every rank): rank r
+    takes the batch's samples r, r + world, ...; a short epoch is padded with its first samples so that
+    every rank takes as many steps."""
+    shares = []
+    for rank in (0, 1):
+        batches = EpochBatches(batch_size=4, rank=rank, world=2)
+        batches.samples = list(range(9))
+        shares.append(list(batches))
+        assert len(batches) == 3
+    assert shares == [[[0, 2], [4, 6], [8]], [[1, 3], [5, 7], [0]]]
+    with pytest.raises(ValueError, match="batch_size=3 does not split over 2 processes"):
+        EpochBatches(batch_size=3, rank=0, world=2)
+
+
+def test_the_loader_leaves_the_global_torch_generator_to_the_job():
+    """A DataLoader draws its workers' seed from the global generator unless given its own: every dropout mask
+    after it would move (and the trained weights with them)."""
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    loader = sample_batches(ToyJob(every=0), torch.device("cpu"), rank=0, world=1)
+    loader.batch_sampler.samples = [0.5] * 6
+    assert [len(share) for share in loader] == [4, 2]
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_mixed_precision_is_part_of_the_checkpoint_identity_and_the_worker_count_is_not():
+    base = {"epochs": 3, "validation": None}
+    assert settings_text({**base, "mixed_precision": False, "num_workers": 4}) == settings_text(base)
+    assert settings_text({**base, "mixed_precision": True, "num_workers": 0}) == settings_text(
+        {**base, "mixed_precision": True, "num_workers": 2}) != settings_text(base)
+
+
+@pytest.mark.parametrize("method", ["frtm", "lwl"])
+def test_a_mixed_precision_training_runs_under_autocast(embedded, tmp_path, method, monkeypatch):
+    """bfloat16 autocast on the CPU: the forward passes run in it (a convolution's output dtype shows it), the
+    loss and the trained weights stay finite float32."""
+    dtypes, original = set(), torch.nn.Conv2d.forward
+
+    def recorded(self, x):
+        output = original(self, x)
+        dtypes.add(output.dtype)
+        return output
+
+    monkeypatch.setattr(torch.nn.Conv2d, "forward", recorded)
+    if method == "frtm":
+        from methods.frtm.training import TrainingConfig, train
+
+        settings = frtm_tiny_config(embedded, tmp_path / "cache", epochs=1, mixed_precision=True, num_workers=0)
+    else:
+        from methods.lwl.training import TrainingConfig, train
+
+        settings = lwl_tiny_config(embedded, epochs=1, mixed_precision=True, num_workers=0)
+    history = train(TrainingConfig.from_dict(settings), tmp_path / "amp.pt", progress=False)["history"]
+    assert torch.bfloat16 in dtypes
+    assert np.isfinite(history[0]["loss"])
+    for name, tensor in torch.load(tmp_path / "amp.pt", weights_only=True)["state_dict"].items():
+        assert not tensor.is_floating_point() or (tensor.dtype == torch.float32 and tensor.isfinite().all()), name

@@ -18,6 +18,16 @@ batches are, how one batch's loss is computed) and `run_training` does the rest:
   module in eval mode under no_grad, every random state (torch, CUDA, `random`, numpy) restored afterwards,
   and each submodule's train/eval flag restored: a training with validation ends at the same weights, bit
   for bit, as one without (tests/test_training_validation.py).
+- Data: the main process draws each epoch's sample descriptions (which frames of which object, and any
+  augmentation's random parameters or seed) from the job's generator seeded by (seed, epoch); a DataLoader's
+  workers (setting `num_workers`; 0: the training process itself) turn each into the training sample
+  (decoded, cropped, augmented) with `job.sample_loader()`, a deterministic function of the description. So
+  the samples, their order and the trained weights are the same, bit for bit, whatever `num_workers`
+  (tests/test_training_validation.py). Under torch.distributed a DistributedSampler gives each rank its
+  share of every batch (batch_size / world samples); workers persist across epochs, memory is pinned on CUDA.
+- Mixed precision (setting `mixed_precision`, default off): the jobs' forward passes run under autocast
+  (float16 with a gradient scaler on CUDA, bfloat16 on the CPU); being a setting, it is part of the
+  checkpoint's identity.
 - Progress: one readable line per epoch on stdout (flushed), also with --quiet (which only turns off the
   per-batch bar), e.g. `epoch 3/20  loss 0.1683  val J 0.412 (loss 0.2010, 4.1 s)  88.1 s  [cache hits 96, cache misses 0]`.
 """
@@ -33,14 +43,18 @@ import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm import tqdm
 
+from methods.core.code_digest import import_digest
+from methods.core.training_settings import VALIDATION_DEFAULTS, validation_settings  # noqa: F401 (torch-free home)
 from vos_datasets.fileio import atomic_path
 
 
@@ -61,43 +75,54 @@ def training_device(name: str, rank: int) -> torch.device:
     return torch.device(name)
 
 
-def backward_share(loss: torch.Tensor, share_size: int, batch_size: int) -> None:
+class MixedPrecision:
+    """The setting `mixed_precision`: forward passes under autocast, float16 on CUDA (with a gradient scaler,
+    so that small gradients do not underflow) or bfloat16 elsewhere (its range needs no scaler). Off, autocast
+    is a no-op and the scaler passes the loss and the optimiser step through unchanged."""
+
+    def __init__(self, device: torch.device, enabled: bool) -> None:
+        self.enabled = enabled
+        self.device_type = device.type
+        self.dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+        self.scaler = torch.amp.GradScaler(device.type, enabled=enabled and device.type == "cuda")
+
+    def autocast(self) -> AbstractContextManager:
+        return torch.autocast(self.device_type, dtype=self.dtype) if self.enabled else nullcontext()
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.scaler.scale(loss).backward()
+
+    def step(self, optimiser: torch.optim.Optimizer) -> None:
+        self.scaler.step(optimiser)
+        self.scaler.update()
+
+
+def backward_share(loss: torch.Tensor, share_size: int, batch_size: int,
+                   precision: MixedPrecision | None = None) -> None:
     """Backward of this rank's mean loss over `share_size` samples, scaled so that DDP's average over the
-    ranks is the mean over the whole batch."""
+    ranks is the mean over the whole batch (through the gradient scaler of mixed precision, where on)."""
     world = dist.get_world_size() if dist.is_initialized() else 1
-    (loss * share_size / batch_size * world).backward()
+    scaled = loss * share_size / batch_size * world
+    if precision is not None:
+        precision.backward(scaled)
+    else:
+        scaled.backward()
 
 
-def zero_gradients_contribution(module: nn.Module) -> None:
-    """A rank with no sample in a short last batch still takes part in DDP's gradient averaging."""
-    sum(p.sum() * 0 for p in module.parameters() if p.requires_grad).backward()
-
-
-VALIDATION_DEFAULTS = {"samples": 8, "every": 5}
-
-
-def validation_settings(value: dict | None) -> dict | None:
-    """A training's `validation` setting checked, with its defaults: None (no validation) or
-    {"dataset": <build_dataset spec>, "samples": N held-out samples (8), "every": E epochs (5; the last
-    epoch is always measured)}."""
-    if value is None:
-        return None
-    if not isinstance(value, dict) or not isinstance(value.get("dataset"), dict):
-        raise ValueError(f"validation={value!r}: null, or {{'dataset': {{...}}, 'samples': N, 'every': E}}")
-    unknown = sorted(set(value) - {"dataset", *VALIDATION_DEFAULTS})
-    if unknown:
-        raise ValueError(f"validation: unknown keys {unknown}; known: dataset, samples, every")
-    settings = {**VALIDATION_DEFAULTS, **value}
-    for key in VALIDATION_DEFAULTS:
-        if isinstance(settings[key], bool) or not isinstance(settings[key], int) or settings[key] < 1:
-            raise ValueError(f"validation.{key}={settings[key]!r}: a whole number >= 1")
-    return settings
+def image_batch(images: list[torch.Tensor], device: torch.device) -> torch.Tensor:
+    """uint8 (H, W, 3) images from the loader -> float (N, 3, H, W) on `device`, each converted as
+    methods.core.backbones.image_to_tensor converts one: the same values and memory layout, so the
+    convolutions compute what they computed on frames the training loop decoded itself."""
+    return torch.cat([image.to(device, non_blocking=True).permute(2, 0, 1)[None].float() for image in images])
 
 
 def settings_text(settings: dict) -> str:
-    """A job's `settings_json`: every setting, sorted; `validation` only where set, so that the trainings
-    without one keep the text (and the resumable checkpoints) they had before the setting existed."""
-    return json.dumps({k: v for k, v in settings.items() if not (k == "validation" and v is None)}, sort_keys=True)
+    """A job's `settings_json`: every setting, sorted; `validation` and `mixed_precision` only where set, so
+    that the trainings without them keep the text they had before the settings existed. `num_workers` is
+    left out: it changes how the samples are loaded, not what is trained (the same weights, bit for bit)."""
+    unset = {"validation": None, "mixed_precision": False}
+    return json.dumps({k: v for k, v in settings.items()
+                       if k != "num_workers" and not (k in unset and v == unset[k])}, sort_keys=True)
 
 
 def spread_draw(items: list, count: int, rng: random.Random) -> list:
@@ -120,12 +145,13 @@ class TrainingJob(ABC):
     """What a method trains and how; `run_training` drives it."""
 
     settings_json: str  # every setting, sorted JSON: a checkpoint is resumed only under the same text
-    # ... and the same revision: bump it when a code change alters what a training computes (its loss, its
-    # sampling, its model), so that a checkpoint of the old code is not resumed under the new one
-    revision: str = ""
     seed: int
     epochs: int
     find_unused_parameters: bool = False  # DDP: some rows leave trained parameters without gradients
+    batch_size: int
+    num_workers: int = 0  # DataLoader worker processes producing the samples (0: the training process)
+    mixed_precision: bool = False
+    precision: MixedPrecision | None = None  # set by run_training; jobs wrap their forward in self.autocast()
 
     @abstractmethod
     def build(self, device: torch.device) -> nn.Module:
@@ -136,16 +162,40 @@ class TrainingJob(ABC):
         """Optimiser and scheduler (stepped once per epoch)."""
 
     @abstractmethod
+    def epoch_samples(self, epoch: int) -> list:
+        """The sample descriptions of one epoch in training order, drawn from a generator seeded by (seed,
+        epoch), random augmentation parameters (or a seed for them) included; consecutive runs of batch_size
+        make the batches."""
+
     def epoch_batches(self, epoch: int) -> list[list]:
-        """The batches of one epoch, drawn from a generator seeded by (seed, epoch)."""
+        """The epoch's sample descriptions in batches."""
+        samples = self.epoch_samples(epoch)
+        return [samples[i : i + self.batch_size] for i in range(0, len(samples), self.batch_size)]
+
+    def sample_loader(self) -> Callable:
+        """A picklable function of one sample description giving the training sample (decoded, cropped,
+        augmented; tensors, so that they can be pinned); it runs in the DataLoader's workers, so it must
+        depend on the description alone (no global random generator)."""
+        return as_is
 
     @abstractmethod
     def batch_loss(self, model: nn.Module, module: nn.Module, share: list, batch_size: int) -> float:
-        """Forward and backward of this rank's share of a batch (model: DDP-wrapped or not); the mean loss."""
+        """Forward and backward of this rank's share of a batch, (description, loaded sample) pairs (model:
+        DDP-wrapped or not; batch_size: the whole batch's, over every rank); the mean loss."""
+
+    def autocast(self) -> AbstractContextManager:
+        """Around the job's forward passes (not around learning fixed float32 parts, such as FRTM's cached D)."""
+        return self.precision.autocast() if self.precision is not None else nullcontext()
 
     def history_extra(self) -> dict:
         """Job-specific figures added to each epoch's history entry (cache hits, ...)."""
         return {}
+
+    def code_digest(self) -> str:
+        """The digest of the training's code (a checkpoint is resumed only when written by the same code): the
+        module defining the job and every module of the checkout it imports (code_digest.import_digest). The
+        workflow gives the train rule the same digest: an edit of that code reruns the training, afresh."""
+        return import_digest(sys.modules[type(self).__module__].__file__)
 
     # Validation (optional): `validation_every` > 0 turns it on
     validation_every: int = 0  # measure every N epochs (and after the last one); 0: never
@@ -169,8 +219,8 @@ class TrainingJob(ABC):
 
 
 def checkpoint_identity(job: TrainingJob) -> str:
-    """What a checkpoint must match to be resumed: the job's settings and its code revision."""
-    return json.dumps({"settings": job.settings_json, "revision": job.revision})
+    """What a checkpoint must match to be resumed: the job's settings and the digest of its code."""
+    return json.dumps({"settings": job.settings_json, "code": job.code_digest()})
 
 
 def validation_due(job: TrainingJob, epoch: int) -> bool:
@@ -216,6 +266,61 @@ def progress_line(entry: dict, epochs: int) -> str:
     return line + (f"  [{', '.join(extra)}]" if extra else "")
 
 
+def as_is(sample):
+    return sample
+
+
+class LoadedSamples(Dataset):
+    """The training samples, indexed by their descriptions: (description, the job's loaded sample)."""
+
+    def __init__(self, load: Callable) -> None:
+        self.load = load
+
+    def __getitem__(self, description):
+        return description, self.load(description)
+
+
+class EpochBatches(Sampler):
+    """This process's batches of the epoch's descriptions (set `samples` before each epoch): runs of batch_size
+    in the job's order; under torch.distributed the rank's DistributedSampler share of that order (no
+    shuffle: the job shuffled it, the same on every rank), in runs of batch_size / world, so that each
+    optimiser step sees the batch one process would (the DistributedSampler pads a short epoch with its
+    first samples, so every rank takes as many steps)."""
+
+    def __init__(self, batch_size: int, rank: int, world: int) -> None:
+        if batch_size % world:
+            raise ValueError(f"batch_size={batch_size} does not split over {world} processes: "
+                             "make it a multiple of the process count")
+        self.share_size, self.rank, self.world = batch_size // world, rank, world
+        self.samples: list = []
+
+    def order(self) -> list:
+        if self.world == 1:
+            return self.samples
+        ranks = DistributedSampler(self.samples, num_replicas=self.world, rank=self.rank, shuffle=False)
+        return [self.samples[i] for i in ranks]
+
+    def __iter__(self):
+        order = self.order()
+        return iter([order[i : i + self.share_size] for i in range(0, len(order), self.share_size)])
+
+    def __len__(self) -> int:
+        return -(-len(self.order()) // self.share_size)
+
+
+def sample_batches(job: TrainingJob, device: torch.device, rank: int, world: int) -> DataLoader:
+    """The DataLoader of the training samples (its batch sampler's `samples` set per epoch). Its private
+    generator keeps the global torch generator's stream the job's: a DataLoader draws its workers' base seed
+    from the global one otherwise, and every later dropout mask would move. (No worker init changes OpenCV's
+    threads: cv2.setNumThreads in a forked worker hangs on the pool the parent's threads left behind.)"""
+    if isinstance(job.num_workers, bool) or not isinstance(job.num_workers, int) or job.num_workers < 0:
+        raise ValueError(f"num_workers={job.num_workers!r}: 0 (load in the training process) or more worker processes")
+    workers = job.num_workers
+    return DataLoader(LoadedSamples(job.sample_loader()), batch_sampler=EpochBatches(job.batch_size, rank, world),
+                      collate_fn=as_is, num_workers=workers, persistent_workers=workers > 0,
+                      pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(job.seed))
+
+
 def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_after_epochs: int | None = None,
                  discard_other_settings: bool = False, device_name: str = "auto") -> dict:
     rank, world = distributed_setup()
@@ -226,16 +331,18 @@ def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_
     torch.manual_seed(job.seed)
 
     module = job.build(device)
+    job.precision = MixedPrecision(device, job.mixed_precision)
+    loader = sample_batches(job, device, rank, world)
     optimiser, scheduler = job.optimiser(module)
     start_epoch, history = 0, []
     identity = checkpoint_identity(job)
     state = torch.load(checkpoint_path, map_location="cpu", weights_only=True) if checkpoint_path.is_file() else None
     if state is not None and state["config"] != identity:
         if not discard_other_settings:
-            raise ValueError(f"{checkpoint_path}: was written with other training settings (or another code revision of the training); delete {work} "
+            raise ValueError(f"{checkpoint_path}: was written with other training settings (or by other code of the training); delete {work} "
                              "to start again, or restore the settings it was made with")
         if rank == 0:
-            print(f"discarding {checkpoint_path}: written with other training settings or code revision", flush=True)
+            print(f"discarding {checkpoint_path}: written with other training settings or code", flush=True)
             checkpoint_path.unlink()
         if world > 1:
             dist.barrier()
@@ -244,6 +351,8 @@ def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_
         module.load_state_dict(state["module"])
         optimiser.load_state_dict(state["optimiser"])
         scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):  # float16 on CUDA: the loss scale reached
+            job.precision.scaler.load_state_dict(state["scaler"])
         start_epoch, history = state["epoch"] + 1, json.loads(state["history"])
         if rank == 0:
             print(f"resuming from {checkpoint_path} after epoch {start_epoch}", flush=True)
@@ -261,17 +370,13 @@ def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_
 
     for epoch in range(start_epoch, job.epochs):
         started = time.perf_counter()
-        batches = job.epoch_batches(epoch)
+        samples = loader.batch_sampler.samples = job.epoch_samples(epoch)
         losses = []
         model.train()
-        for batch in tqdm(batches, desc=f"epoch {epoch + 1}/{job.epochs}", disable=not progress or rank != 0):
-            share = batch[rank::world]
+        for share in tqdm(loader, desc=f"epoch {epoch + 1}/{job.epochs}", disable=not progress or rank != 0):
             optimiser.zero_grad()
-            if share:
-                losses.append(job.batch_loss(model, module, share, len(batch)))
-            else:
-                zero_gradients_contribution(module)
-            optimiser.step()
+            losses.append(job.batch_loss(model, module, share, len(share) * world))  # equal shares on every rank
+            job.precision.step(optimiser)
         scheduler.step()
         mean_loss = float(np.mean(losses)) if losses else float("nan")
         if world > 1:
@@ -279,7 +384,7 @@ def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_
             dist.all_reduce(total)
             mean_loss = float(total) / world
         history.append({"epoch": epoch, "loss": mean_loss, "seconds": time.perf_counter() - started,
-                        "processes": world, "samples": sum(len(b) for b in batches), **job.history_extra()})
+                        "processes": world, "samples": len(samples), **job.history_extra()})
         if held_out and validation_due(job, epoch):  # after the epoch's steps; changes nothing it trains
             history[-1]["validation"] = measure_validation(job, module, held_out, device, rank, world)
         if rank == 0:
@@ -288,7 +393,7 @@ def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_
             with atomic_path(checkpoint_path) as tmp:
                 torch.save({"module": module.state_dict(), "optimiser": optimiser.state_dict(),
                             "scheduler": scheduler.state_dict(), "epoch": epoch, "history": json.dumps(history),
-                            "config": identity}, tmp)
+                            "scaler": job.precision.scaler.state_dict(), "config": identity}, tmp)
         if world > 1:
             dist.barrier()
         if stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs:

@@ -15,6 +15,9 @@ Checkpoints, resumption after an interruption and several processes (torchrun, D
 both methods share (methods.core.trainer); epoch sampling is seeded by (seed, epoch). With `validation`
 a held-out set of samples like the epochs' (object, reference frame, target frames), drawn once, is scored
 every few epochs (the training's loss and J of the head's target-frame predictions at the training size).
+The samples (object, reference frame, target frames) are drawn in the training process; DataLoader workers
+(`num_workers`) decode and resize their frames (`load_frames`); D is learned or read from the cache in the
+training process, which holds the backbone.
 
     python -m methods.frtm.training --config training.json --out results/.../head.pt
     torchrun --nproc_per_node 4 -m methods.frtm.training --config ... --out ...
@@ -27,7 +30,8 @@ import json
 import os
 import random
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,84 +39,24 @@ import torch
 import torch.nn.functional as F
 
 from methods.core.augmentation import augment_first_frame, initial_sample_weights
-from methods.core.backbones import build_backbone, image_to_tensor, target_feature_scale
+from methods.core.backbones import build_backbone, image_to_tensor
+from methods.core.code_digest import code_digest
 from methods.core.memory import SampleMemory
-from methods.core.settings import from_known_keys
 from methods.core.trainer import (
     TrainingJob,
     backward_share,
+    image_batch,
     mask_iou,
     run_training,
     settings_text,
     spread_draw,
     training_cli,
-    validation_settings,
 )
 from methods.core.training_data import object_areas
-from methods.frtm.networks import HEADS, build_head, save_head
+from methods.frtm.networks import build_head, save_head
 from methods.frtm.target_model import TargetModel, TargetModelSettings
+from methods.frtm.training_settings import TrainingConfig  # torch-free: the workflow checks it
 from vos_datasets.fileio import atomic_path, atomic_write_text
-
-
-@dataclass
-class TrainingConfig:
-    head: str = "refiner"
-    backbone: str = "resnet101"
-    backbone_weights: str | None = None
-    # sources: [{"dataset": {...build_dataset spec...}, "repeats": 8} | {"dataset": ..., "pairs": 4000}]
-    sources: list[dict] = field(default_factory=list)
-    frame_size: list[int] = field(default_factory=lambda: [480, 854])  # H, W (released code: 854x480)
-    epochs: int = 180  # paper: 120 + 60
-    lr_step: int = 120
-    learning_rate: float = 1e-3
-    lr_gamma: float = 0.1
-    weight_decay: float = 1e-5
-    amsgrad: bool = False  # released code: True
-    batch_size: int = 16
-    target_frames: int = 2
-    # Reference frames: visible frames (>= min_area_fraction of the object's largest area, >= 100 px)
-    min_area_fraction: float = 0.25
-    min_pixels: int = 100
-    reference_frames_per_object: int | None = None  # None: any visible frame (paper); N: N fixed candidates
-    # Cached target models as the released train.py builds them: K=15, c=32, no pixel weighting, memory 20,
-    # lambda (1e-5, 1e-4) (written squared here, see target_model.py), preconditioner (1e-5, 1e-4),
-    # CG_forgetting_rate 75, one filter-only pass after the joint init
-    cache_dir: str = "resources/cache/target-models"
-    cache_samples: int = 15
-    cache_channels: int = 32
-    cache_regularisation: list[float] = field(default_factory=lambda: [1e-10, 1e-8])  # code (1e-5, 1e-4) squared
-    cache_preconditioner: list[float] = field(default_factory=lambda: [1e-5, 1e-4])  # train.py precond
-    cache_cg_forgetting_rate: float = 75  # train.py (evaluate.py: 750)
-    cache_init_cg_iterations: list[int] = field(default_factory=lambda: [5, 10, 10, 10, 10])
-    cache_memory_capacity: int = 20
-    # Held-out measure (methods.core.trainer.validation_settings): None, or {"dataset": {...build_dataset
-    # spec...}, "samples": 8, "every": 5}: every 5 epochs (and after the last) the loss and J of 8 samples
-    # of that dataset, drawn once; it changes nothing the training computes
-    validation: dict | None = None
-    seed: int = 0
-    device: str = "auto"
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainingConfig:
-        config = from_known_keys(cls, values, "FRTM training settings")
-        if config.head not in HEADS:
-            raise ValueError(f"training head={config.head!r}: choose one of {list(HEADS)}")
-        if not config.sources:
-            raise ValueError("training sources is empty: name at least one dataset to train on")
-        for source in config.sources:
-            if "dataset" not in source or ("repeats" in source) == ("pairs" in source):
-                raise ValueError(f"training source {source}: needs 'dataset' and exactly one of 'repeats' or 'pairs'")
-        if config.epochs < 1 or config.batch_size < 1 or config.lr_step < 1:
-            raise ValueError("epochs, batch_size and lr_step must be >= 1")
-        config.validation = validation_settings(config.validation)
-        return config
-
-    def target_model_settings(self) -> TargetModelSettings:
-        return TargetModelSettings(channels=self.cache_channels, regularisation=tuple(self.cache_regularisation),
-                                   preconditioner=tuple(self.cache_preconditioner),
-                                   init_cg_iterations=tuple(self.cache_init_cg_iterations), pixel_weighting=False,
-                                   feature_scale=target_feature_scale(self.backbone),
-                                   cg_forgetting_rate=self.cache_cg_forgetting_rate)
 
 
 # --- data -------------------------------------------------------------------------------------------
@@ -196,21 +140,28 @@ def read_frame(sequence, frame: str, object_id: int, size: tuple[int, int]) -> t
     return image, mask.astype(bool)
 
 
+def load_frames(sample: tuple[TrainingObject, str, list[str]], size: tuple[int, int], with_reference: bool) -> dict:
+    """A sample's frames as the DataLoader's workers load them (read_frame: at the training size), as tensors:
+    "targets", an (image uint8 (H, W, 3), mask bool (H, W)) pair per target frame, and "reference", the
+    reference frame's pair where the head encodes it (Base net; D comes from the cache otherwise), or None."""
+    o, reference, targets = sample
+
+    def frame(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        image, mask = read_frame(o.sequence, name, o.object_id, size)
+        return torch.from_numpy(np.array(image)), torch.from_numpy(mask)
+
+    return {"reference": frame(reference) if with_reference else None, "targets": [frame(t) for t in targets]}
+
+
 # --- cached target models ---------------------------------------------------------------------------
+LEARNING_CODE = ("methods/frtm/target_model.py", "methods/core/gauss_newton.py", "methods/core/augmentation.py",
+                 "methods/core/memory.py", "methods/frtm/training.py")
+
+
 def learning_code_digest() -> str:
-    """Hash of the source that learns a cached target model (D's optimiser, the augmentation, the memory,
+    """Digest of the source that learns a cached target model (D's optimiser, the augmentation, the memory,
     this module): a change to it, even one that only rounds differently, must not reuse models it learned."""
-    import methods.core.augmentation
-    import methods.core.memory
-    import methods.frtm.target_model
-
-    digest = hashlib.sha256()
-    import methods.core.gauss_newton
-
-    for module in (methods.frtm.target_model, methods.core.gauss_newton, methods.core.augmentation,
-                   methods.core.memory, sys.modules[__name__]):
-        digest.update(Path(module.__file__).read_bytes())
-    return digest.hexdigest()[:16]
+    return code_digest(*LEARNING_CODE)
 
 
 class TargetModelCache:
@@ -280,14 +231,11 @@ class TargetModelCache:
 class FRTMTrainingJob(TrainingJob):
     """The head is trained (backbone frozen); D comes from the cache (or, for Base net, the encoder)."""
 
-    # checkpoints made before the released-code fixes (D's init and CG, train.py's preconditioner, targets
-    # drawn without replacement) are not resumed
-    revision = "released-e994ac2"
-
     def __init__(self, config: TrainingConfig) -> None:
         self.config = config
         self.settings_json = settings_text(asdict(config))
         self.seed, self.epochs = config.seed, config.epochs
+        self.batch_size, self.num_workers, self.mixed_precision = config.batch_size, config.num_workers, config.mixed_precision
         self.validation_every = config.validation["every"] if config.validation else 0
         self.cache: TargetModelCache | None = None
 
@@ -307,47 +255,53 @@ class FRTMTrainingJob(TrainingJob):
                                      weight_decay=config.weight_decay, amsgrad=config.amsgrad)
         return optimiser, torch.optim.lr_scheduler.StepLR(optimiser, step_size=config.lr_step, gamma=config.lr_gamma)
 
-    def epoch_batches(self, epoch: int) -> list[list]:
-        samples = epoch_samples(self.sources, self.config, epoch)
-        size = self.config.batch_size
-        return [samples[i : i + size] for i in range(0, len(samples), size)]
+    def epoch_samples(self, epoch: int) -> list:
+        return epoch_samples(self.sources, self.config, epoch)
+
+    def sample_loader(self):
+        return partial(load_frames, size=tuple(self.config.frame_size), with_reference=self.config.head == "base_net")
 
     def history_extra(self) -> dict:
         return {"cache_hits": self.cache.hits if self.cache else 0, "cache_misses": self.cache.misses if self.cache else 0}
 
     def target_predictions(self, model, module, share):
         """For each target frame in turn: the head's logits (S, H, W) for the share's samples and their labels,
-        at the training size (D from the cache, or the Base net's encoder). A generator: training runs one
-        backward per target frame before the next frame's forward (released code)."""
+        at the training size (D from the cache, or the Base net's encoder); share: (description, load_frames'
+        frames) pairs. A generator: training runs one backward per target frame before the next frame's
+        forward (released code). D works in float32 (under mixed precision too: the cache holds float32 models)."""
         size, device, backbone = tuple(self.config.frame_size), self.device, self.backbone
-        references = [read_frame(o.sequence, ref, o.object_id, size) for o, ref, _ in share]
         with torch.no_grad():
             if self.cache is not None:
-                target_models = [self.cache.get(o.sequence, ref, o.object_id) for o, ref, _ in share]
+                target_models = [self.cache.get(o.sequence, ref, o.object_id) for (o, ref, _), _ in share]
             else:
-                ref_features = torch.cat([backbone(image_to_tensor(img, device))[16] for img, _ in references])
-                ref_masks = torch.from_numpy(np.stack([m for _, m in references])).float().to(device)
-        for t in range(len(share[0][2])):
-            frames = [read_frame(o.sequence, targets[t], o.object_id, size) for o, _, targets in share]
-            images = torch.cat([image_to_tensor(img, device) for img, _ in frames])
-            labels = torch.from_numpy(np.stack([m for _, m in frames])).float().to(device)
-            with torch.no_grad():
+                with self.autocast():  # one image at a time, as the training always computed them
+                    ref_features = torch.cat([backbone(image_batch([frames["reference"][0]], device))[16]
+                                              for _, frames in share])
+                ref_masks = torch.stack([frames["reference"][1] for _, frames in share]).to(device, non_blocking=True).float()
+        for t in range(len(share[0][1]["targets"])):
+            targets = [frames["targets"][t] for _, frames in share]
+            images = image_batch([image for image, _ in targets], device)
+            labels = torch.stack([mask for _, mask in targets]).to(device, non_blocking=True).float()
+            with torch.no_grad(), self.autocast():
                 features = backbone(images)
             if self.cache is not None:
                 with torch.no_grad():
-                    scores = torch.cat([tm.scores(features[16][i : i + 1]) for i, tm in enumerate(target_models)])
+                    scores = torch.cat([tm.scores(features[16][i : i + 1].float()) for i, tm in enumerate(target_models)])
             else:
                 encoder = module.target_encoder
-                scores = encoder.scores(features[16], encoder.encode(ref_features, ref_masks))
-            yield model(features, scores, size)[:, 0], labels
+                with self.autocast():
+                    scores = encoder.scores(features[16], encoder.encode(ref_features, ref_masks))
+            with self.autocast():
+                logits = model(features, scores, size)[:, 0]
+            yield logits.float(), labels
 
     def batch_loss(self, model, module, share, batch_size) -> float:
         """One backward per target frame (released code); binary cross-entropy at the training size."""
         total = 0.0
-        n_targets = len(share[0][2])
+        n_targets = len(share[0][0][2])
         for logits, labels in self.target_predictions(model, module, share):
             loss = F.binary_cross_entropy_with_logits(logits, labels)
-            backward_share(loss / n_targets, len(share), batch_size)
+            backward_share(loss / n_targets, len(share), batch_size, self.precision)
             total += float(loss.detach()) / n_targets
         return total
 
@@ -358,11 +312,11 @@ class FRTMTrainingJob(TrainingJob):
         """Per sample: the mean over its target frames of the training loss and of J. The cache's hit and miss
         counts stay the training's (a held-out reference frame's D is learned at the first measure)."""
         counts = (self.cache.hits, self.cache.misses) if self.cache else None
-        scores = []
+        scores, load = [], self.sample_loader()
         for start in range(0, len(share), self.config.batch_size):
             chunk = share[start : start + self.config.batch_size]
             losses, ious = torch.zeros(len(chunk)), torch.zeros(len(chunk))
-            for logits, labels in self.target_predictions(module, module, chunk):
+            for logits, labels in self.target_predictions(module, module, [(s, load(s)) for s in chunk]):
                 losses += F.binary_cross_entropy_with_logits(logits, labels, reduction="none").flatten(1).mean(1).cpu()
                 ious += mask_iou(logits, labels).cpu()
             n_targets = len(chunk[0][2])

@@ -29,7 +29,7 @@ predictor" adds W (the full LWL).
 from __future__ import annotations
 
 import pickle
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -40,41 +40,8 @@ from torchvision.models.resnet import BasicBlock
 from methods.core.backbones import Backbone, build_backbone
 from methods.core.checkpoints import read_payload
 from methods.core.refinement import RefinementNetwork
-from methods.core.settings import from_known_keys
 from methods.lwl.learner import FewShotLearner
-
-PYRAMID = (32, 16, 8, 4)  # decoder levels, deepest first
-DECODER_INITS = ("he", "pytorch")
-
-
-@dataclass
-class NetworkConfig:
-    backbone: str = "resnet50"
-    feature_channels: int = 512  # C
-    label_channels: int = 16  # D (with the label generator; 1 without)
-    label_encoder: bool = True  # E (Table 1 "+ Label generator")
-    weight_predictor: bool = True  # W (Table 1 "+ Weight predictor")
-    end_to_end: bool = True  # gradients through the learner (Table 1 "+ End-to-end")
-    decoder_widths: list[int] = field(default_factory=lambda: [256, 128, 128, 64])  # deepest first (notes §2.5)
-    box_encoder: bool = False  # B of §3.7 (box initialisation)
-    # The decoder's initial weights: "he" (the paper: every module but the backbone He-initialised) or
-    # "pytorch" (the released LWTLDecoder keeps PyTorch's default conv init, whose logits start almost
-    # constant: see docs/lwl.md, "Decoder initialisation"). Only a new training reads it.
-    decoder_init: str = "he"
-
-    @classmethod
-    def from_dict(cls, values: dict) -> NetworkConfig:
-        config = from_known_keys(cls, values, "LWL network settings")
-        if config.feature_channels < 1 or config.label_channels < 1 or len(config.decoder_widths) != len(PYRAMID):
-            raise ValueError(f"LWL network: feature_channels and label_channels >= 1 and {len(PYRAMID)} "
-                             f"decoder_widths (deepest first), got {asdict(config)}")
-        if config.decoder_init not in DECODER_INITS:
-            raise ValueError(f"LWL network: decoder_init={config.decoder_init!r}, one of {DECODER_INITS}")
-        return config
-
-    @property
-    def encoding_channels(self) -> int:
-        return self.label_channels if self.label_encoder else 1
+from methods.lwl.settings import DECODER_INITS, PYRAMID, NetworkConfig  # noqa: F401 (kept without torch)
 
 
 def he_normal_fan_out(module: nn.Module, zero_bias: bool = False) -> None:
@@ -231,7 +198,9 @@ class LWLNet(nn.Module):
                       trace: dict | None = None) -> torch.Tensor:
         """`learn` with the masks' E(y) and W(y) given (N, D, h, w): inference keeps them with each stored
         sample, since they depend on the mask alone (the notes' "recomputed at every update" gives the same)."""
-        tau = self.learner(tau, features, labels, weights, sample_weights, iterations, trace=trace)
+        with torch.autocast(features.device.type, enabled=False):  # steepest descent in float32 (mixed precision)
+            tau = self.learner(None if tau is None else tau.float(), features.float(), labels.float(),
+                               weights.float(), sample_weights.float(), iterations, trace=trace)
         return tau if self.config.end_to_end else tau.detach()
 
     def training_sample_weights(self, n: int, device: torch.device) -> torch.Tensor:

@@ -28,6 +28,8 @@ LWTLBoxNet.train): a sample is one frame and its object's bounding box.
 Epochs, checkpoints, resumption and torchrun come from methods.core.trainer. With `validation` a held-out
 set of mini-sequences (or box-encoder frames), drawn once with their crops' augmentation seeds, is scored
 every few epochs through the training forward (the training's loss and J of the test frames' predictions).
+The mini-sequences and their crops' seeds are drawn in the training process; DataLoader workers
+(`num_workers`) decode, crop and augment them (`load_crops`).
 
     python -m methods.lwl.training --config training.json --out results/.../head.pt
 """
@@ -37,117 +39,29 @@ from __future__ import annotations
 import json
 import random
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-from methods.core.backbones import image_to_tensor
-from methods.core.settings import from_known_keys
 from methods.core.trainer import (
     TrainingJob,
     backward_share,
+    image_batch,
     mask_iou,
     run_training,
     settings_text,
     spread_draw,
     training_cli,
-    validation_settings,
 )
 from methods.core.training_data import object_areas
 from methods.lwl.crops import Box, box_mask, search_region
 from methods.lwl.networks import LWLNet, NetworkConfig, load_network, save_network
+from methods.lwl.training_settings import PAPER_LEARNING_RATES, TrainingConfig  # noqa: F401 (torch-free)
 from vos_datasets.fileio import atomic_write_text
-
-PAPER_LEARNING_RATES = {"learner": 1e-4, "target_features": 2e-5, "decoder": 1e-4, "mask_encoder": 2e-4,
-                        "backbone": 2e-5, "box_encoder": 1e-3}
-
-
-@dataclass
-class TrainingConfig:
-    network: dict = field(default_factory=dict)  # NetworkConfig (backbone, E, W, end-to-end, ...)
-    backbone_weights: str | None = None
-    # sources: [{"dataset": {...build_dataset spec...}, "weight": 6}]: mini-sequences drawn in these proportions
-    sources: list[dict] = field(default_factory=list)
-    stage: int = 1  # 1: backbone frozen; 2: backbone levels below stride 4 learn too
-    box_encoder: bool = False  # train only the box encoder B (§3.7)
-    init_from: str | None = None  # weights to start from (stage 2: stage 1's; box encoder: a trained network)
-    epochs: int = 70  # paper stage 1: 70k iterations = 70 epochs of 1000
-    iterations_per_epoch: int = 1000
-    batch_size: int = 20
-    milestones: list[int] = field(default_factory=lambda: [40])
-    lr_gamma: float = 0.2
-    # Adam's rate per part (paper stage 1; stage 2 uses `backbone` for all); a preset names only those it changes
-    learning_rates: dict = field(default_factory=lambda: dict(PAPER_LEARNING_RATES))
-    # False (paper, released code): every BatchNorm layer in eval mode while training. True: the decoder's
-    # BatchNorm layers use batch statistics, as FRTM's R trains (a CPU-preset deviation, see docs/lwl.md)
-    decoder_batch_statistics: bool = False
-    # "lovasz" (paper, released code): Lovasz-softmax. "bce": binary cross-entropy on the logits, FRTM's loss
-    # for R (a CPU-preset deviation: CPU-length trainings stay on the Lovasz plateau, see docs/lwl.md)
-    loss: str = "lovasz"
-    loss_weight: float = 100.0  # Lovasz x100 (box encoder: x10); the same factor multiplies "bce"
-    crop_size: list[int] = field(default_factory=lambda: [480, 832])  # [H, W]
-    frames_per_sequence: int = 4  # Q
-    window: int = 100  # Q'
-    init_iterations: int = 5  # N_init (training)
-    update_iterations: int = 2  # N_update (training)
-    # False (released code): every test frame is predicted by the train frame's target model. The released
-    # LWTLNet.forward runs the N_update steps after each prediction but decodes every test frame with the
-    # initial filter's last iterate (`filter_iter[-1]`), so the updates never reach a prediction or the loss
-    # (tests/test_official_lwl.py reproduces its predictions). True (paper §3.6): each test frame is
-    # predicted by the model updated on the frames before it.
-    predict_with_updated_model: bool = False
-    min_pixels: int = 10  # an object is visible in a frame with more pixels than this
-    search_area_scale: float = 5.0
-    rotation_degrees: float = 15.0
-    scale_jitter: float = 0.2
-    brightness_jitter: float = 0.2
-    flip_probability: float = 0.5
-    grayscale_probability: float = 0.05
-    size_jitter: list[float] = field(default_factory=lambda: [0.25, 0.5])  # sigma: train frame, test frames
-    # Held-out measure (methods.core.trainer.validation_settings): None, or {"dataset": {...build_dataset
-    # spec...}, "samples": 8, "every": 5}: every 5 epochs (and after the last) the loss and J of 8
-    # mini-sequences of that dataset, drawn once; it changes nothing the training computes
-    validation: dict | None = None
-    seed: int = 0
-    device: str = "auto"
-
-    @property
-    def forward_update_iterations(self) -> int:
-        """The update steps the training forward runs: none where they reach no prediction (released code)."""
-        return self.update_iterations if self.predict_with_updated_model else 0
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainingConfig:
-        config = from_known_keys(cls, values, "LWL training settings")
-        NetworkConfig.from_dict(config.network)
-        unknown = sorted(set(config.learning_rates) - set(PAPER_LEARNING_RATES))
-        if unknown:
-            raise ValueError(f"learning_rates: unknown parts {unknown}; known: {sorted(PAPER_LEARNING_RATES)}")
-        config.learning_rates = {**PAPER_LEARNING_RATES, **config.learning_rates}
-        bad = {part: rate for part, rate in config.learning_rates.items()
-               if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0}
-        if bad:
-            raise ValueError(f"learning_rates must be positive numbers, got {bad}")
-        if config.loss not in TRAINING_LOSSES:
-            raise ValueError(f"loss={config.loss!r}: one of {sorted(TRAINING_LOSSES)} (paper: 'lovasz')")
-        if not config.sources:
-            raise ValueError("training sources is empty: name at least one dataset to train on")
-        for source in config.sources:
-            if "dataset" not in source or float(source.get("weight", 1)) <= 0:
-                raise ValueError(f"training source {source}: needs 'dataset' and a positive 'weight'")
-        if config.stage not in (1, 2):
-            raise ValueError(f"stage={config.stage}: 1 (backbone frozen) or 2 (backbone learns too)")
-        if (config.stage == 2 or config.box_encoder) and not config.init_from:
-            raise ValueError("stage 2 and box-encoder training start from trained weights: set init_from")
-        if config.epochs < 1 or config.batch_size < 1 or config.iterations_per_epoch < 1:
-            raise ValueError("epochs, batch_size and iterations_per_epoch must be >= 1")
-        if config.frames_per_sequence < 2:
-            raise ValueError(f"frames_per_sequence={config.frames_per_sequence}: a train frame and >= 1 test frame")
-        config.validation = validation_settings(config.validation)
-        return config
 
 
 # --- data -------------------------------------------------------------------------------------------
@@ -251,6 +165,18 @@ def sample_crops(obj: TrainingObject, frames: list[str], config: TrainingConfig,
     return np.stack(images), np.stack(masks)
 
 
+def load_crops(sample: tuple[TrainingObject, list[str], int], config: TrainingConfig) -> dict:
+    """A sample as the DataLoader's workers load it: sample_crops under the sample's own crop seed (drawn in
+    the training process), as tensors: "images" uint8 (Q, H, W, 3), "masks" float32 (Q, H, W) and, for the
+    box encoder, "boxes" (Q, H, W), each mask's bounding box."""
+    obj, frames, seed = sample
+    images, masks = sample_crops(obj, frames, config, random.Random(seed))
+    loaded = {"images": torch.from_numpy(images), "masks": torch.from_numpy(masks)}
+    if config.box_encoder:
+        loaded["boxes"] = torch.from_numpy(np.stack([box_mask(m) for m in masks]))
+    return loaded
+
+
 # --- the loss ---------------------------------------------------------------------------------------
 def lovasz_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """LWL's segmentation loss: the Lovasz-softmax loss (Berman et al. 2018, the paper's [2]) of the sigmoid
@@ -278,8 +204,6 @@ TRAINING_LOSSES = {"lovasz": lovasz_loss, "bce": bce_loss}
 
 # --- the job ----------------------------------------------------------------------------------------
 class LWLTrainingJob(TrainingJob):
-    revision = "lovasz-softmax"  # checkpoints of the Lovasz hinge used before 2026-11-21 are not resumed
-
     def __init__(self, config: TrainingConfig) -> None:
         self.config = config
         self.network_config = NetworkConfig.from_dict(config.network)
@@ -287,6 +211,7 @@ class LWLTrainingJob(TrainingJob):
             self.network_config.box_encoder = True
         self.settings_json = settings_text(asdict(config))
         self.seed, self.epochs = config.seed, config.epochs
+        self.batch_size, self.num_workers, self.mixed_precision = config.batch_size, config.num_workers, config.mixed_precision
         self.validation_every = config.validation["every"] if config.validation else 0
         self.find_unused_parameters = True  # Baseline: lambda gets no gradient (the learner is cut off)
 
@@ -329,19 +254,20 @@ class LWLTrainingJob(TrainingJob):
         optimiser = torch.optim.Adam(groups)
         return optimiser, torch.optim.lr_scheduler.MultiStepLR(optimiser, c.milestones, gamma=c.lr_gamma)
 
-    def epoch_batches(self, epoch: int) -> list[list]:
-        """Mini-sequences (object, frames, per-sample seed) of one epoch; seeded by (seed, epoch)."""
+    def epoch_samples(self, epoch: int) -> list:
+        """Mini-sequences (object, frames, per-sample crop seed) of one epoch, iterations_per_epoch x batch_size;
+        seeded by (seed, epoch)."""
         c = self.config
         rng = random.Random(f"{c.seed}-{epoch}")
         weights = [float(source.get("weight", 1)) for source, _ in self.sources]
-        batches = []
-        for _ in range(c.iterations_per_epoch):
-            batch = []
-            for _ in range(c.batch_size):
-                _, objects = rng.choices(self.sources, weights=weights)[0]
-                batch.append(self.draw_sample(rng.choice(objects), rng))
-            batches.append(batch)
-        return batches
+        samples = []
+        for _ in range(c.iterations_per_epoch * c.batch_size):
+            _, objects = rng.choices(self.sources, weights=weights)[0]
+            samples.append(self.draw_sample(rng.choice(objects), rng))
+        return samples
+
+    def sample_loader(self):
+        return partial(load_crops, config=self.config)
 
     def draw_sample(self, obj: TrainingObject, rng: random.Random) -> tuple[TrainingObject, list[str], int]:
         """(object, frames, crop seed): a mini-sequence, or the box encoder's one frame."""
@@ -372,22 +298,29 @@ class LWLTrainingJob(TrainingJob):
         return scores
 
     def batch_predictions(self, model, share: list) -> tuple[torch.Tensor, torch.Tensor]:
-        """The logits of a share of a batch and the labels they are scored against."""
-        c = self.config
-        crops = [sample_crops(obj, frames, c, random.Random(seed)) for obj, frames, seed in share]
-        images = torch.stack([torch.cat([image_to_tensor(image, self.device) for image in imgs]) for imgs, _ in crops])
-        masks = torch.from_numpy(np.stack([m for _, m in crops])).to(self.device)[:, :, None]
-        if c.box_encoder:
-            boxes = torch.from_numpy(np.stack([[box_mask(m) for m in ms] for _, ms in crops])).to(self.device)
-            return model(images, masks, box_masks=boxes[:, :, None]), masks.flatten(0, 1)
-        return model(images, masks, c.init_iterations, c.forward_update_iterations), masks[:, 1:].flatten(0, 1)
+        """The logits of a share of a batch (sample descriptions, loaded here) and the labels they are scored against."""
+        return self.predictions(model, [load_crops(sample, self.config) for sample in share])
+
+    def predictions(self, model, loaded: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The logits of loaded samples (load_crops) and the labels they are scored against."""
+        c, device = self.config, self.device
+        images = torch.stack([image_batch(list(sample["images"]), device) for sample in loaded])
+        masks = torch.stack([sample["masks"] for sample in loaded]).to(device, non_blocking=True)[:, :, None]
+        with self.autocast():
+            if c.box_encoder:
+                boxes = torch.stack([sample["boxes"] for sample in loaded]).to(device, non_blocking=True)
+                logits, labels = model(images, masks, box_masks=boxes[:, :, None]), masks.flatten(0, 1)
+            else:
+                logits = model(images, masks, c.init_iterations, c.forward_update_iterations)
+                labels = masks[:, 1:].flatten(0, 1)
+        return logits.float(), labels
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return TRAINING_LOSSES[self.config.loss](logits, labels) * self.config.loss_weight
 
     def batch_loss(self, model, module: LWLNet, share: list, batch_size: int) -> float:
-        loss = self.loss(*self.batch_predictions(model, share))
-        backward_share(loss, len(share), batch_size)
+        loss = self.loss(*self.predictions(model, [loaded for _, loaded in share]))
+        backward_share(loss, len(share), batch_size, self.precision)
         return float(loss.detach())
 
     def save(self, out: Path, module: LWLNet, history: list[dict]) -> None:
