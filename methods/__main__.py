@@ -1,5 +1,8 @@
 """python -m methods infer --method NAME --dataset JSON --out DIR [--timing FILE] [--settings JSON]
-   python -m methods fix-weights --checkpoint FILE --out FILE   (fixed weights of the regression check)"""
+   python -m methods fix-weights --checkpoint FILE --out FILE   (fixed weights of the regression check)
+
+The workflow's form (settings as JSON). By hand, `vos-infer` runs a variant or a preset's row by name on a
+folder of frames or a DAVIS folder (`vos-infer --help`, methods/cli.py)."""
 
 from __future__ import annotations
 

@@ -22,17 +22,14 @@ from vos_datasets.fileio import atomic_directory, atomic_write_text
 from vos_datasets.masks import write_label_png
 
 from .base import VOSMethod
-from .first_frame_copy import FirstFrameCopy
-from .frtm.tracker import FRTM
-from .lwl.tracker import LWL
+from .registry import METHODS, load, method
 
-METHODS: dict[str, type] = {"first_frame_copy": FirstFrameCopy, "frtm": FRTM, "lwl": LWL}
+__all__ = ["METHODS", "build_method", "run"]  # METHODS: the registry's, for `python -m methods infer --method`
 
 
 def build_method(name: str, settings: dict | None = None) -> VOSMethod:
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; known methods: {sorted(METHODS)}")
-    return METHODS[name](**(settings or {}))
+    """The registry's tracker of method `name` (methods/registry.py), built with its settings."""
+    return load(method(name).tracker)(**(settings or {}))
 
 
 def device_description() -> str:

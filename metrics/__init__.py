@@ -1,5 +1,18 @@
 """Evaluation of VOS results: DAVIS J, F, J&F, recall, decay (exactly as the official toolkit) and
-YouTube-VOS J, F and G. Command line: `python -m metrics GT_DIR PRED_DIR --out OUT_DIR`."""
+YouTube-VOS J, F and G. Command line: `vos-eval GT_DIR PRED_DIR --out OUT_DIR` (or `python -m metrics`).
+
+From Python (both folders hold <sequence>/<frame>.png):
+
+    import metrics
+
+    result = metrics.evaluate("DAVIS/Annotations/480p", "results/", sequences=["blackswan"], workers=1)
+    result.global_statistics()   # {"J&F-Mean": ..., "J-Mean": ..., "J-Recall": ..., ...}
+    result.object_statistics()   # one dict per object <sequence>_<id>
+    result.per_frame()           # one dict per scored frame and object: J and F
+    metrics.write_tables(result, "scores/", "val")   # the CSV files vos-eval writes
+
+`metrics.Protocol.corrected()` (or Protocol(objects="all", ignore_void=True, decay_uint8_quirk=False)) turns
+on the corrections of the official toolkit's quirks (metrics/README.md)."""
 
 from .davis import EvaluationError, EvaluationResult, Protocol, evaluate
 from .tables import write_tables

@@ -1,4 +1,4 @@
-"""python -m metrics GT_DIR PRED_DIR --out OUT_DIR   (see metrics/README.md)"""
+"""vos-eval GT_DIR PRED_DIR --out OUT_DIR, or python -m metrics ... (see metrics/README.md)"""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from .tables import check_out_dir, check_set_name, write_tables
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m metrics",
+        prog="vos-eval" if Path(sys.argv[0]).name == "vos-eval" else "python -m metrics",
         description="Score a VOS result folder with the semi-supervised DAVIS protocol (same figures as the "
         "official davis2017-evaluation toolkit). Both folders hold <sequence>/<frame>.png.",
     )

@@ -327,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m vos_datasets.download", description=__doc__,
+    prog = "vos-download" if Path(sys.argv[0]).name == "vos-download" else "python -m vos_datasets.download"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", choices=sorted(ARCHIVES))
     parser.add_argument("dest_root", type=Path)

@@ -37,6 +37,9 @@ import numpy as np
 import torch
 from torch import nn
 
+# the names and FRTM's feature scale per backbone, kept without torch (the workflow checks settings with them)
+from methods.core.backbone_names import BACKBONES, TARGET_FEATURE_SCALE, target_feature_scale  # noqa: F401
+
 STRIDES = (4, 8, 16, 32)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -53,20 +56,6 @@ _EFFICIENTNET_LITE0_LEVEL_BLOCKS = (2, 4, 10, 15)  # last MBConv block at stride
 MRCNN_BGR_MEAN = (102.9801, 115.9465, 122.7717)
 MRCNN_RESNET50_CHANNELS = (256, 512, 1024, 2048)
 MRCNN_RELEASED_PREFIX = "feature_extractor."  # the backbone's keys inside a released LWL checkpoint's `net`
-
-BACKBONES = (*RESNET_CHANNELS, "resnet50_mrcnn", "efficientnet_lite0")
-
-# Factor FRTM's target model applies to the stride-16 features before w1 (paper: none, i.e. 1 for the
-# ResNets it was tuned on). EfficientNet-Lite0's stride-16 output is a linear bottleneck with an RMS of
-# about 6.5 (measured on 46 DAVIS 2016 train frames at 240x432), so with Kaiming-initialised w1 and w2 the
-# first scores are ~25x too large and five Gauss-Newton steps end far from the optimum (raw-threshold J
-# 0.15-0.25 on blackswan instead of 0.65-0.8). Scaling the features to RMS ~1 fixes that; a deviation of
-# the CPU presets, named in docs/frtm.md.
-TARGET_FEATURE_SCALE = {"efficientnet_lite0": 1 / 6.5}
-
-
-def target_feature_scale(name: str) -> float:
-    return TARGET_FEATURE_SCALE.get(name, 1.0)
 
 
 class Backbone(nn.Module):

@@ -24,8 +24,8 @@ from torch import nn
 
 from methods.core.checkpoints import read_payload
 from methods.core.refinement import RefinementNetwork
+from methods.frtm.settings import HEADS  # noqa: F401 (kept without torch)
 
-HEADS = ("refiner", "scale_offset", "base_net")
 PYRAMID = (32, 16, 8, 4)  # deepest first, as RefinementNetwork reads them
 
 

@@ -1,15 +1,36 @@
 """FRTM's inference settings: the defaults are the paper's "Ours" (§3.5); variants override them in
-config/variants.yaml (one place for every table row)."""
+config/variants.yaml (one place for every table row). With them the target model's settings and the names
+of the heads and initialisations, all without torch: the workflow checks every row's settings with them
+when it builds its DAG (methods.registry)."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 
-from methods.core.backbones import BACKBONES, target_feature_scale
+from methods.core.backbone_names import BACKBONES, target_feature_scale
 from methods.core.settings import from_known_keys
-from methods.frtm.networks import HEADS
-from methods.frtm.target_model import TARGET_INITS, TargetModelSettings
+
+HEADS = ("refiner", "scale_offset", "base_net")  # methods.frtm.networks builds each
+
+
+# D's settings (methods.frtm.target_model)
+@dataclass
+class TargetModelSettings:
+    channels: int = 96  # c
+    regularisation: tuple[float, float] = (1e-8, 1e-4)  # lambda_1, lambda_2 (paper form; see target_model's doc)
+    preconditioner: tuple[float, float] = (1e-4, 1e-2)  # constant CG preconditioner per block (code)
+    init_cg_iterations: tuple[int, ...] = (5, 10, 10, 10, 10)  # N_CGi, then N_CG for the other N_GN-1 steps
+    update_cg_iterations: int = 10  # N_CGu, one GN step on w2 only
+    kappa_min: float = 0.1
+    pixel_weighting: bool = True
+    feature_scale: float = 1.0  # features are multiplied by this before w1 (backbones.TARGET_FEATURE_SCALE)
+    init: str = "code"  # initial w1, w2: "code" U(+-1/sqrt(fan_in)) (released) | "kaiming_normal" (paper)
+    cg_forgetting_rate: float = 750  # CG state carried with factor 0.9^rate (released: 750 inference, 75 train)
+    upsampling: str = "matrix"  # U: "matrix" (faster, see target_model's doc) | "interpolate" (F.interpolate, released)
+
+
+TARGET_INITS = ("code", "kaiming_normal")
 
 
 @dataclass

@@ -38,13 +38,13 @@ Decisions (see docs/frtm.md and METHODS.md §1.2):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 
 from methods.core.gauss_newton import GaussNewtonCG, forgetting_factor
+from methods.frtm.settings import TARGET_INITS, TargetModelSettings  # noqa: F401 (kept without torch)
 
 MIN_FOREGROUND_PIXELS = 10  # below this the label counts as empty (released code)
 
@@ -83,22 +83,6 @@ def upsample_bilinear(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tens
     return (rows @ scores[:, 0]) @ columns.T
 
 
-@dataclass
-class TargetModelSettings:
-    channels: int = 96  # c
-    regularisation: tuple[float, float] = (1e-8, 1e-4)  # lambda_1, lambda_2 (paper form; see module doc)
-    preconditioner: tuple[float, float] = (1e-4, 1e-2)  # constant CG preconditioner per block (code)
-    init_cg_iterations: tuple[int, ...] = (5, 10, 10, 10, 10)  # N_CGi, then N_CG for the other N_GN-1 steps
-    update_cg_iterations: int = 10  # N_CGu, one GN step on w2 only
-    kappa_min: float = 0.1
-    pixel_weighting: bool = True
-    feature_scale: float = 1.0  # features are multiplied by this before w1 (backbones.TARGET_FEATURE_SCALE)
-    init: str = "code"  # initial w1, w2: "code" U(+-1/sqrt(fan_in)) (released) | "kaiming_normal" (paper)
-    cg_forgetting_rate: float = 750  # CG state carried with factor 0.9^rate (released: 750 inference, 75 train)
-    upsampling: str = "matrix"  # U: "matrix" (faster, see the module doc) | "interpolate" (F.interpolate, released)
-
-
-TARGET_INITS = ("code", "kaiming_normal")
 
 
 class TargetModel:

@@ -1,12 +1,46 @@
 """LWL's inference settings: the defaults are the paper's (§3.5; notes §2.4); variants override them in
-config/variants.yaml. The network's own switches (E, W, end-to-end, D) and its backbone's weights travel
-inside its checkpoint."""
+config/variants.yaml. The network's own switches (E, W, end-to-end, D; `NetworkConfig`, here too) and its
+backbone's weights travel inside its checkpoint. No torch: the workflow checks every row's settings with
+these classes when it builds its DAG (methods.registry)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from methods.core.settings import from_known_keys
+
+PYRAMID = (32, 16, 8, 4)  # decoder levels, deepest first
+DECODER_INITS = ("he", "pytorch")
+
+
+@dataclass
+class NetworkConfig:
+    backbone: str = "resnet50"
+    feature_channels: int = 512  # C
+    label_channels: int = 16  # D (with the label generator; 1 without)
+    label_encoder: bool = True  # E (Table 1 "+ Label generator")
+    weight_predictor: bool = True  # W (Table 1 "+ Weight predictor")
+    end_to_end: bool = True  # gradients through the learner (Table 1 "+ End-to-end")
+    decoder_widths: list[int] = field(default_factory=lambda: [256, 128, 128, 64])  # deepest first (notes §2.5)
+    box_encoder: bool = False  # B of §3.7 (box initialisation)
+    # The decoder's initial weights: "he" (the paper: every module but the backbone He-initialised) or
+    # "pytorch" (the released LWTLDecoder keeps PyTorch's default conv init, whose logits start almost
+    # constant: see docs/lwl.md, "Decoder initialisation"). Only a new training reads it.
+    decoder_init: str = "he"
+
+    @classmethod
+    def from_dict(cls, values: dict) -> NetworkConfig:
+        config = from_known_keys(cls, values, "LWL network settings")
+        if config.feature_channels < 1 or config.label_channels < 1 or len(config.decoder_widths) != len(PYRAMID):
+            raise ValueError(f"LWL network: feature_channels and label_channels >= 1 and {len(PYRAMID)} "
+                             f"decoder_widths (deepest first), got {asdict(config)}")
+        if config.decoder_init not in DECODER_INITS:
+            raise ValueError(f"LWL network: decoder_init={config.decoder_init!r}, one of {DECODER_INITS}")
+        return config
+
+    @property
+    def encoding_channels(self) -> int:
+        return self.label_channels if self.label_encoder else 1
 
 
 @dataclass
@@ -57,3 +91,16 @@ class LWLSettings:
         need(len(self.box_scale_change) == 2 and 0 < self.box_scale_change[0] <= 1 <= self.box_scale_change[1],
              f"box_scale_change={self.box_scale_change}: [low <= 1, high >= 1]")
 
+
+
+def check_training(row: dict, training: dict) -> None:
+    """A row's network switches (its variant's `network`, E, W, end-to-end, box encoder) must be those its
+    training builds (`training`: the training's settings as its job reads them); ValueError otherwise."""
+    wanted = row.get("network") or {}
+    built = {**asdict(NetworkConfig()), **(training.get("network") or {})}
+    if training.get("box_encoder"):
+        built["box_encoder"] = True
+    wrong = {key: built.get(key) for key, value in wanted.items() if built.get(key) != value}
+    if wrong:
+        raise ValueError(f"its variant needs a network with {wanted}, but its training builds {wrong}; name a "
+                         "training whose settings.network matches")

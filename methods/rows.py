@@ -1,0 +1,121 @@
+"""A variant's or a preset row's inference settings outside the workflow (vos-infer), merged as the workflow
+merges them: the variant's settings (config/variants.yaml) < the preset's method_defaults < the row's own.
+
+config/ is found in the source checkout, or else in the copy an installed package carries (the package
+`vos_config`, pyproject.toml), so `pip install .` users name variants and presets as the workflow does.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+CONFIG_PACKAGE = "vos_config"
+
+
+def config_dir() -> Path:
+    """The repository's config/ in a source checkout (the files the workflow reads), else the installed copy."""
+    checkout = Path(__file__).resolve().parents[1] / "config"
+    if (checkout / "variants.yaml").is_file():
+        return checkout
+    spec = importlib.util.find_spec(CONFIG_PACKAGE)
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(location) / "variants.yaml").is_file():
+            return Path(location)
+    raise FileNotFoundError("config/variants.yaml not found: run from a source checkout of vos-repro or "
+                            "reinstall it (pip install .), which ships config/ as the package vos_config")
+
+
+def load_variants() -> dict:
+    return yaml.safe_load((config_dir() / "variants.yaml").read_text())
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in (config_dir() / "presets").glob("*.yaml"))
+
+
+def load_preset(name_or_path: str) -> tuple[str, dict]:
+    """(its file, its YAML) for a preset name (config/presets/<name>.yaml) or a YAML file's path."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        path = config_dir() / "presets" / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise ValueError(f"--preset {name_or_path}: no such preset; known: {', '.join(preset_names())} "
+                         "(or give a preset file's path)")
+    return str(path), yaml.safe_load(path.read_text())
+
+
+@dataclass
+class Resolved:
+    """What a run needs: the method, its settings (checkpoint not yet set) and where its weights come from."""
+
+    method: str
+    settings: dict = field(default_factory=dict)
+    label: str = ""
+    weights: str | None = None  # the weights file the config names (a row's `checkpoint:`), if any
+    weights_hint: str = ""  # where the weights usually are, for the error when none is given
+
+
+def resolve_variant(name: str, variants: dict | None = None) -> Resolved:
+    """`frtm/ours` -> FRTM with variant `ours`'s settings; a method with no variants by its name alone
+    (`first_frame_copy`)."""
+    variants = load_variants() if variants is None else variants
+    method, _, variant = name.partition("/")
+    if not variant and method not in variants:
+        return Resolved(method=method, label=method)
+    entry = variants.get(method, {}).get(variant)
+    if entry is None:
+        raise ValueError(f"--variant {name}: unknown variant; known: {', '.join(variant_names(variants))} "
+                         f"(config/variants.yaml; `vos-infer --list` shows them)")
+    return Resolved(method=method, settings=_variant_settings(entry), label=entry.get("label", name))
+
+
+def _variant_settings(entry: dict) -> dict:
+    settings = dict(entry.get("settings", {}))
+    if entry.get("network"):  # LWL: the network's switches, checked against the weights file's
+        settings["network"] = entry["network"]
+    return settings
+
+
+def merged_settings(spec: dict, variants: dict, method_defaults: dict) -> dict:
+    """A row's settings as its job gets them, the one merge order of the workflow (workflow/rules/settings.smk)
+    and vos-infer: its variant's (config/variants.yaml) < the preset's `method_defaults` < the row's own."""
+    settings = {}
+    if spec.get("variant"):
+        settings.update(_variant_settings(variants[spec["method"]][spec["variant"]]))
+    settings.update(method_defaults.get(spec["method"], {}))
+    settings.update(spec.get("settings", {}))
+    return settings
+
+
+def resolve_row(preset: str, row: str, variants: dict | None = None) -> Resolved:
+    """A preset's row as its infer job runs it (workflow/rules/settings.smk, row_settings)."""
+    variants = load_variants() if variants is None else variants
+    preset_file, config = load_preset(preset)
+    rows = config.get("rows", {})
+    if row not in rows:
+        raise ValueError(f"--row {row}: not a row of {preset_file}; its rows: {', '.join(rows)}")
+    spec = rows[row]
+    method = spec["method"]
+    label = spec.get("label", row)
+    if spec.get("variant"):
+        entry = variants.get(method, {}).get(spec["variant"])
+        if entry is None:
+            raise ValueError(f"{preset_file} rows.{row}.variant: {method} has no variant {spec['variant']!r}")
+        label = spec.get("label", entry.get("label", row))
+    settings = merged_settings(spec, variants, config.get("method_defaults", {}))
+    hint = ""
+    if spec.get("training"):
+        hint = (f"row {row} runs the head its preset trains: results/{Path(preset_file).stem}/training/"
+                f"{spec['training']}/head.pt once the workflow has trained it")
+    elif spec.get("released"):
+        hint = f"row {row} runs the authors' released {spec['released']} (README, 'Released weights')"
+    return Resolved(method=method, settings=settings, label=label, weights=spec.get("checkpoint"), weights_hint=hint)
+
+
+def variant_names(variants: dict | None = None) -> list[str]:
+    variants = load_variants() if variants is None else variants
+    return [f"{method}/{name}" for method, entries in variants.items() for name in entries]
