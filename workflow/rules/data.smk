@@ -3,21 +3,25 @@
 # Every value that reaches the shell is quoted ({...:q}); optional options are lists (an empty one adds nothing).
 
 
+# on the machine running Snakemake: cluster compute nodes often have no internet
+localrules:
+    download_davis,
+    generate_embedded,
+
+
 rule generate_embedded:
     output:
-        directory(f"resources/generated/{PRESET}/{{dataset}}"),
+        directory(generated_dataset()),
+    log:
+        log_path("data", "generate_embedded-{dataset}"),
+    benchmark:
+        benchmark_path("generate_embedded-{dataset}")
+    conda:
+        EVALUATION_ENV
+    resources:
+        **RESOURCES["generate_embedded"],
     params:
         spec=lambda wildcards: config["datasets"][wildcards.dataset],
-    log:
-        f"logs/{PRESET}/data/generate_embedded-{{dataset}}.log",
-    benchmark:
-        f"logs/{PRESET}/benchmarks/generate_embedded-{{dataset}}.tsv"
-    conda:
-        CONDA_ENV
-    resources:
-        mem_mb=2000,
-        runtime=10,
-        gpu=0,
     shell:
         "python -m vos_datasets.synthetic {output:q} --seed {params.spec[seed]:q} --n-train {params.spec[n_train]:q}"
         " --n-val {params.spec[n_val]:q} --n-frames {params.spec[n_frames]:q} --height {params.spec[height]:q}"
@@ -26,9 +30,18 @@ rule generate_embedded:
 
 rule download_davis:
     output:
-        directory("resources/datasets/{archive}"),
+        directory(downloaded_dataset()),
+    log:
+        log_path("data", "download-{archive}", preset=False),
+    benchmark:
+        benchmark_path("download-{archive}", preset=False)
     wildcard_constraints:
         archive="davis2016|davis2017",
+    retries: 2
+    conda:
+        EVALUATION_ENV
+    resources:
+        **RESOURCES["download_davis"],
     params:
         mirror=lambda wildcards: (
             ["--mirror", config["downloads"]["mirror"]] if config["downloads"].get("mirror") else []
@@ -44,17 +57,8 @@ rule download_davis:
             else []
         ),
         retries=config["downloads"]["retries"],
-    log:
-        "logs/data/download-{archive}.log",
-    benchmark:
-        "logs/benchmarks/download-{archive}.tsv"
-    conda:
-        CONDA_ENV
-    retries: 2
-    resources:
-        mem_mb=2000,
-        runtime=240,
-        gpu=0,
     shell:
+        # its folder is downloaded_dataset()'s; spelled out here, as a new parameter or command would
+        # download the archives again in every existing checkout (Snakemake's params and code triggers)
         "python -m vos_datasets.download {wildcards.archive:q} resources/datasets {params.mirror:q} {params.archive:q}"
         " {params.sha256:q} --retries {params.retries:q} > {log:q} 2>&1"

@@ -4,33 +4,32 @@
 
 rule evaluate:
     input:
-        masks=f"{RESULTS}/{{evaluation}}/{{row}}/masks",
+        masks=row_path("masks"),
         dataset=lambda wildcards: dataset_root(evaluation_dataset(wildcards.evaluation)),
     output:
-        global_csv=f"{RESULTS}/{{evaluation}}/{{row}}/scores/global_results-{{evaluation}}.csv",
-        per_sequence=f"{RESULTS}/{{evaluation}}/{{row}}/scores/per-sequence_results-{{evaluation}}.csv",
-        per_object=f"{RESULTS}/{{evaluation}}/{{row}}/scores/per-object_results-{{evaluation}}.csv",
-        per_frame=f"{RESULTS}/{{evaluation}}/{{row}}/scores/per-frame_results-{{evaluation}}.csv",
-        protocol=f"{RESULTS}/{{evaluation}}/{{row}}/scores/protocol-{{evaluation}}.json",
+        global_csv=scores_path("global"),
+        per_sequence=scores_path("per-sequence"),
+        per_object=scores_path("per-object"),
+        per_frame=scores_path("per-frame"),
+        protocol=scores_path("protocol"),
+    log:
+        log_path("evaluate", "{evaluation}", "{row}"),
+    benchmark:
+        benchmark_path("evaluate", "{evaluation}", "{row}")
     wildcard_constraints:
-        evaluation=_alternatives(evaluated("davis")),
+        evaluation=alternatives(evaluated("davis")),
+    conda:
+        EVALUATION_ENV
+    threads: THREADS["evaluate"]
+    resources:
+        **RESOURCES["evaluate"],
     params:
         outdir=lambda wildcards, output: os.path.dirname(output.global_csv),
         annotations=lambda wildcards, input: f"{input.dataset}/Annotations/480p",
         selection=lambda wildcards: sequence_selection(wildcards.evaluation),
         objects=lambda wildcards: config["evaluations"][wildcards.evaluation].get("objects", "first-frame"),
         cache=config["ground_truth_cache"],
-    log:
-        f"logs/{PRESET}/evaluate/{{evaluation}}/{{row}}.log",
-    benchmark:
-        f"logs/{PRESET}/benchmarks/evaluate/{{evaluation}}/{{row}}.tsv"
-    conda:
-        CONDA_ENV
-    threads: 2
-    resources:
-        mem_mb=2000,
-        runtime=30,
-        gpu=0,
+        code=lambda wildcards: scoring_code(),
     shell:
         "python -m metrics {params.annotations:q} {input.masks:q} --out {params.outdir:q}"
         " --set {wildcards.evaluation:q} {params.selection:q} --objects {params.objects:q}"
@@ -39,13 +38,22 @@ rule evaluate:
 
 rule evaluate_youtube_vos:
     input:
-        masks=f"{RESULTS}/{{evaluation}}/{{row}}/masks",
+        masks=row_path("masks"),
         dataset=lambda wildcards: dataset_root(evaluation_dataset(wildcards.evaluation)),
     output:
-        global_csv=f"{RESULTS}/{{evaluation}}/{{row}}/scores/global_results-{{evaluation}}.csv",
-        per_object=f"{RESULTS}/{{evaluation}}/{{row}}/scores/per-object_results-{{evaluation}}.csv",
+        global_csv=scores_path("global"),
+        per_object=scores_path("per-object"),
+    log:
+        log_path("evaluate", "{evaluation}", "{row}"),
+    benchmark:
+        benchmark_path("evaluate", "{evaluation}", "{row}")
     wildcard_constraints:
-        evaluation=_alternatives(evaluated("youtube_vos")),
+        evaluation=alternatives(evaluated("youtube_vos")),
+    conda:
+        EVALUATION_ENV
+    threads: THREADS["evaluate_youtube_vos"]
+    resources:
+        **RESOURCES["evaluate_youtube_vos"],
     params:
         outdir=lambda wildcards, output: os.path.dirname(output.global_csv),
         split=lambda wildcards: config["evaluations"][wildcards.evaluation]["split"],
@@ -54,17 +62,7 @@ rule evaluate_youtube_vos:
             if config["evaluations"][wildcards.evaluation].get("videos_list")
             else []
         ),
-    log:
-        f"logs/{PRESET}/evaluate/{{evaluation}}/{{row}}.log",
-    benchmark:
-        f"logs/{PRESET}/benchmarks/evaluate/{{evaluation}}/{{row}}.tsv"
-    conda:
-        CONDA_ENV
-    threads: 4
-    resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=0,
+        code=lambda wildcards: scoring_code(),
     shell:
         "python -m metrics.youtube_vos {input.dataset:q} {params.split:q} {input.masks:q} --out {params.outdir:q}"
         " --set {wildcards.evaluation:q} {params.videos:q} --workers {threads} --quiet > {log:q} 2>&1"
@@ -74,24 +72,23 @@ rule submission_zip:
     """YouTube-VOS valid has no public ground truth: zip the scored frames for the official server; its
     returned figures go into config.yaml's `server_results` file and fill the tables on the next run."""
     input:
-        masks=f"{RESULTS}/{{evaluation}}/{{row}}/masks",
+        masks=row_path("masks"),
         dataset=lambda wildcards: dataset_root(evaluation_dataset(wildcards.evaluation)),
     output:
-        f"{RESULTS}/{{evaluation}}/{{row}}/submission.zip",
+        row_path("submission.zip"),
+    log:
+        log_path("submission", "{evaluation}", "{row}"),
+    benchmark:
+        benchmark_path("submission", "{evaluation}", "{row}")
     wildcard_constraints:
-        evaluation=_alternatives(evaluated("server")),
+        evaluation=alternatives(evaluated("server")),
+    conda:
+        EVALUATION_ENV
+    resources:
+        **RESOURCES["submission_zip"],
     params:
         split=lambda wildcards: config["evaluations"][wildcards.evaluation]["split"],
-    log:
-        f"logs/{PRESET}/submission/{{evaluation}}/{{row}}.log",
-    benchmark:
-        f"logs/{PRESET}/benchmarks/submission/{{evaluation}}/{{row}}.tsv"
-    conda:
-        CONDA_ENV
-    resources:
-        mem_mb=2000,
-        runtime=30,
-        gpu=0,
+        code=lambda wildcards: scoring_code(),
     shell:
         "python -m vos_datasets.youtube_vos submit {input.dataset:q} {params.split:q} {input.masks:q} {output:q}"
         " > {log:q} 2>&1"

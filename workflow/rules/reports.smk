@@ -2,7 +2,14 @@
 # reports/<preset>/{figures/,provenance.json,tables.md}, and reports/tables.md (a copy for the preset that ran
 # last; its header names the preset).
 
-REPORTS = f"reports/{PRESET}"
+
+# seconds of work each: not worth a cluster job (provenance hashes the datasets, plot_evaluation reads every
+# frame: those stay cluster jobs)
+localrules:
+    aggregate,
+    plot_speed_accuracy,
+    plot_training,
+    render_tables,
 
 
 rule aggregate:
@@ -10,25 +17,26 @@ rule aggregate:
         scores=score_files(),
         timings=timing_files(),
         # the trainings' histories: the tables cite a row's training length and held-out J where it scores low
-        histories=[f"{RESULTS}/training/{training}/head.json" for training in used_trainings()],
+        histories=training_histories(),
         server_results=config["server_results"],
     output:
-        f"{RESULTS}/summary.csv",
+        SUMMARY,
+    log:
+        log_path("aggregate"),
+    benchmark:
+        benchmark_path("aggregate")
+    conda:
+        EVALUATION_ENV
+    resources:
+        **RESOURCES["aggregate"],
     params:
         preset=PRESET,
         results=lambda wildcards, output: os.path.dirname(output[0]),
-        rows=lambda wildcards: json.dumps({row: {**spec, "label": row_label(row)} for row, spec in config["rows"].items()}),
+        rows=lambda wildcards: json.dumps(
+            {row: {**spec, "label": row_label(row)} for row, spec in config["rows"].items()}
+        ),
         protocols=lambda wildcards: json.dumps({name: evaluation_protocol(name) for name in evaluated()}),
-    log:
-        f"logs/{PRESET}/aggregate.log",
-    benchmark:
-        f"logs/{PRESET}/benchmarks/aggregate.tsv"
-    conda:
-        CONDA_ENV
-    resources:
-        mem_mb=1000,
-        runtime=5,
-        gpu=0,
+        code=lambda wildcards: reporting_code(),
     shell:
         "python -m reporting aggregate --preset {params.preset:q} --rows {params.rows:q} --results {params.results:q}"
         " --protocols {params.protocols:q} --server-results {input.server_results:q} --out {output:q} > {log:q} 2>&1"
@@ -36,22 +44,21 @@ rule aggregate:
 
 rule plot_speed_accuracy:
     input:
-        summary=f"{RESULTS}/summary.csv",
-        published="reporting/published.yaml",
+        summary=SUMMARY,
+        published=PUBLISHED,
     output:
-        report(f"{REPORTS}/figures/speed_accuracy.png", caption="../report/speed_accuracy.rst", category="Figures"),
+        report(figure_path("speed_accuracy.png"), caption="../report/speed_accuracy.rst", category="Figures"),
+    log:
+        log_path("plots", "speed_accuracy"),
+    benchmark:
+        benchmark_path("plots", "speed_accuracy")
+    conda:
+        EVALUATION_ENV
+    resources:
+        **RESOURCES["plot_speed_accuracy"],
     params:
         evaluations=lambda wildcards: json.dumps(config["evaluations"]),
-    log:
-        f"logs/{PRESET}/plots/speed_accuracy.log",
-    benchmark:
-        f"logs/{PRESET}/benchmarks/plots/speed_accuracy.tsv"
-    conda:
-        CONDA_ENV
-    resources:
-        mem_mb=1000,
-        runtime=5,
-        gpu=0,
+        code=lambda wildcards: reporting_code(),
     shell:
         "python -m reporting plot-speed --summary {input.summary:q} --evaluations {params.evaluations:q}"
         " --published {input.published:q} --out {output:q} > {log:q} 2>&1"
@@ -59,39 +66,66 @@ rule plot_speed_accuracy:
 
 rule plot_training:
     input:
-        histories=[f"{RESULTS}/training/{training}/head.json" for training in used_trainings()],
+        histories=training_histories(),
     output:
-        report(f"{REPORTS}/figures/training-curves.png", caption="../report/training_curves.rst", category="Figures"),
+        report(
+            figure_path("training-curves.png"), caption="../report/training_curves.rst", category="Figures"
+        ),
     log:
-        f"logs/{PRESET}/plots/training-curves.log",
+        log_path("plots", "training-curves"),
     benchmark:
-        f"logs/{PRESET}/benchmarks/plots/training-curves.tsv"
+        benchmark_path("plots", "training-curves")
     conda:
-        CONDA_ENV
+        EVALUATION_ENV
     resources:
-        mem_mb=1000,
-        runtime=5,
-        gpu=0,
+        **RESOURCES["plot_training"],
+    params:
+        code=lambda wildcards: reporting_code(),
     shell:
         "python -m reporting plot-training --histories {input.histories:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule plot_evaluation:
     input:
-        summary=f"{RESULTS}/summary.csv",
+        summary=SUMMARY,
         scores=lambda wildcards: evaluation_files(wildcards.evaluation, "scores"),
         masks=lambda wildcards: evaluation_files(wildcards.evaluation, "masks"),
         maps=lambda wildcards: evaluation_files(wildcards.evaluation, "score-maps"),
         dataset=lambda wildcards: dataset_root(evaluation_dataset(wildcards.evaluation)),
     output:
-        per_sequence=report(f"{REPORTS}/figures/per_sequence-{{evaluation}}.png",
-                            caption="../report/per_sequence.rst", category="Figures", subcategory="{evaluation}"),
-        decay=report(f"{REPORTS}/figures/decay-{{evaluation}}.png",
-                     caption="../report/decay.rst", category="Figures", subcategory="{evaluation}"),
-        attributes=report(f"{REPORTS}/figures/attributes-{{evaluation}}.png",
-                          caption="../report/attributes.rst", category="Figures", subcategory="{evaluation}"),
-        qualitative=report(directory(f"{REPORTS}/figures/qualitative-{{evaluation}}"), patterns=["{row}.png"],
-                           caption="../report/qualitative.rst", category="Qualitative", subcategory="{evaluation}"),
+        per_sequence=report(
+            figure_path("per_sequence-{evaluation}.png"),
+            caption="../report/per_sequence.rst",
+            category="Figures",
+            subcategory="{evaluation}",
+        ),
+        decay=report(
+            figure_path("decay-{evaluation}.png"),
+            caption="../report/decay.rst",
+            category="Figures",
+            subcategory="{evaluation}",
+        ),
+        attributes=report(
+            figure_path("attributes-{evaluation}.png"),
+            caption="../report/attributes.rst",
+            category="Figures",
+            subcategory="{evaluation}",
+        ),
+        qualitative=report(
+            directory(figure_path("qualitative-{evaluation}")),
+            patterns=["{row}.png"],
+            caption="../report/qualitative.rst",
+            category="Qualitative",
+            subcategory="{evaluation}",
+        ),
+    log:
+        log_path("plots", "{evaluation}"),
+    benchmark:
+        benchmark_path("plots", "{evaluation}")
+    conda:
+        EVALUATION_ENV
+    resources:
+        **RESOURCES["plot_evaluation"],
     params:
         results=lambda wildcards, input: os.path.dirname(input.summary),
         out_dir=lambda wildcards, output: os.path.dirname(output.per_sequence),
@@ -100,16 +134,7 @@ rule plot_evaluation:
             if config["evaluations"][wildcards.evaluation].get("qualitative_sequence")
             else []
         ),
-    log:
-        f"logs/{PRESET}/plots/{{evaluation}}.log",
-    benchmark:
-        f"logs/{PRESET}/benchmarks/plots/{{evaluation}}.tsv"
-    conda:
-        CONDA_ENV
-    resources:
-        mem_mb=2000,
-        runtime=10,
-        gpu=0,
+        code=lambda wildcards: reporting_code(),
     shell:
         "python -m reporting plot-evaluation --summary {input.summary:q} --results {params.results:q}"
         " --evaluation {wildcards.evaluation:q} --root {input.dataset:q} {params.sequence:q}"
@@ -118,25 +143,26 @@ rule plot_evaluation:
 
 rule provenance:
     input:
-        heads=sorted({trained_head(training) for training in used_trainings()}
-        | {row_weights(row) for row in config["rows"] if row_weights(row)}),
+        heads=sorted(
+            {trained_head(training) for training in used_trainings()}
+            | {row_weights(row) for row in config["rows"] if row_weights(row)}
+        ),
         datasets=[dataset_root(name) for name in used_datasets()],
     output:
-        report(f"{REPORTS}/provenance.json", caption="../report/provenance.rst", category="Provenance"),
+        report(report_path("provenance.json"), caption="../report/provenance.rst", category="Provenance"),
+    log:
+        log_path("provenance"),
+    benchmark:
+        benchmark_path("provenance")
+    conda:
+        TORCH_ENV
+    resources:
+        **RESOURCES["provenance"],
     params:
         preset=PRESET,
         config=lambda wildcards: json.dumps(config),
         datasets=lambda wildcards: json.dumps({name: dataset_root(name) for name in used_datasets()}),
-    log:
-        f"logs/{PRESET}/provenance.log",
-    benchmark:
-        f"logs/{PRESET}/benchmarks/provenance.tsv"
-    conda:
-        CONDA_ENV
-    resources:
-        mem_mb=1000,
-        runtime=30,
-        gpu=0,
+        code=lambda wildcards: reporting_code(),
     shell:
         "python -m reporting provenance --preset {params.preset:q} --config {params.config:q} --heads {input.heads:q}"
         " --datasets {params.datasets:q} --out {output:q} > {log:q} 2>&1"
@@ -144,31 +170,30 @@ rule provenance:
 
 rule render_tables:
     input:
-        summary=f"{RESULTS}/summary.csv",
-        published="reporting/published.yaml",
-        speed=f"{REPORTS}/figures/speed_accuracy.png",
-        figures=expand(f"{REPORTS}/figures/per_sequence-{{evaluation}}.png", evaluation=evaluated("davis")),
-        training=[f"{REPORTS}/figures/training-curves.png"] if used_trainings() else [],
-        provenance=f"{REPORTS}/provenance.json",
+        summary=SUMMARY,
+        published=PUBLISHED,
+        speed=figure_path("speed_accuracy.png"),
+        figures=[figure_path(f"per_sequence-{evaluation}.png") for evaluation in evaluated("davis")],
+        training=[figure_path("training-curves.png")] if used_trainings() else [],
+        provenance=report_path("provenance.json"),
     output:
-        latest=report("reports/tables.md", caption="../report/tables.rst", category="Tables"),
-        preset=f"{REPORTS}/tables.md",
+        latest=report(LATEST_TABLES, caption="../report/tables.rst", category="Tables"),
+        preset=report_path("tables.md"),
+    log:
+        log_path("render_tables"),
+    benchmark:
+        benchmark_path("render_tables")
+    conda:
+        EVALUATION_ENV
+    resources:
+        **RESOURCES["render_tables"],
     params:
         preset=PRESET,
         description=config["description"],
         datasets=lambda wildcards: json.dumps(described_datasets()),
         evaluations=lambda wildcards: json.dumps(config["evaluations"]),
         figures=lambda wildcards, input: os.path.dirname(input.speed),
-    log:
-        f"logs/{PRESET}/render_tables.log",
-    benchmark:
-        f"logs/{PRESET}/benchmarks/render_tables.tsv"
-    conda:
-        CONDA_ENV
-    resources:
-        mem_mb=1000,
-        runtime=5,
-        gpu=0,
+        code=lambda wildcards: reporting_code(),
     shell:
         "python -m reporting render --summary {input.summary:q} --preset {params.preset:q}"
         " --description {params.description:q} --datasets {params.datasets:q} --evaluations {params.evaluations:q}"

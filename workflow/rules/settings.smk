@@ -1,0 +1,243 @@
+# What each job is given, from the checked config: dataset locations and specs, a training's and a row's
+# settings as their jobs read them (JSON), the selections the scorers take, and the digest of the code each
+# kind of job runs (a parameter: Snakemake reruns a job whose code changed). Methods are asked through
+# methods.registry; no method is named here.
+from functools import cache
+
+
+def dataset_root(name):
+    """Where a dataset lives: generated, downloaded, or a configured folder (`root` may name config.yaml's
+    `paths`, e.g. "{youtube_vos_2018}", and "{shared_dir}")."""
+    spec = config["datasets"][name]
+    if spec["kind"] == "synthetic":  # per preset: presets may generate different sets under one name
+        return generated_dataset(name)
+    if spec.get("download"):
+        return downloaded_dataset(spec["download"])
+    root = spec.get("root")
+    paths = config.get("paths") or {}
+    placeholders = re.findall(r"{(\w+)}", root or "")
+    unset = [key for key in placeholders if key != "shared_dir" and not paths.get(key)]
+    if not root or unset:
+        from vos_datasets.youtube_vos import REGISTRATION_HINT
+
+        where = (
+            f"paths.{unset[0]} in config.yaml (or --config 'paths={{{unset[0]}: /data/...}}')"
+            if unset
+            else f"datasets.{name}.root"
+        )
+        raise WorkflowError(f"datasets.{name}: its location is not set; set {where}. {REGISTRATION_HINT}")
+    return root.format(shared_dir=SHARED_DIR, **{k: v for k, v in paths.items() if v})
+
+
+def evaluation_protocol(evaluation):
+    """davis (DAVIS toolkit), youtube_vos (local scoring of held-out train videos) or server (YouTube-VOS
+    valid/test: hidden ground truth, a submission zip and the server's returned figures)."""
+    entry = config["evaluations"][evaluation]
+    if config["datasets"][entry["dataset"]]["kind"] != "youtube_vos":
+        return "davis"
+    return "server" if entry["split"] in ("valid", "test") else "youtube_vos"
+
+
+def named_videos(entry):
+    """An evaluation's or training source's video selection: `sequences`, or the named list `videos_list`."""
+    if entry.get("videos_list"):
+        from vos_datasets.splits import read_split
+
+        return read_split(entry["videos_list"])
+    return entry.get("sequences")
+
+
+def described_datasets():
+    """The preset's datasets with their resolved locations, for report headers."""
+    described = {}
+    for name, spec in config["datasets"].items():
+        root = spec.get("root")
+        if spec["kind"] == "synthetic" or spec.get("download") or root:
+            root = dataset_root(name)
+        described[name] = {**spec, "root": root or "not configured"}
+    return described
+
+
+def evaluation_dataset(evaluation):
+    return config["evaluations"][evaluation]["dataset"]
+
+
+def dataset_spec(evaluation):
+    """The dataset entry handed to `python -m methods infer` as JSON."""
+    entry = config["evaluations"][evaluation]
+    spec = config["datasets"][entry["dataset"]]
+    return {
+        "kind": "youtube_vos" if spec["kind"] == "youtube_vos" else "davis",
+        "root": dataset_root(entry["dataset"]),
+        "split": entry["split"],
+        "year": spec.get("year", "2017"),
+        "sequences": named_videos(entry),
+    }
+
+
+def source_spec(source, resolve=True):
+    """A training source's dataset entry handed to the training as JSON (its method's training module);
+    resolve=False leaves its folder out (root None: the DAG-time settings check, validation.smk)."""
+    spec = config["datasets"][source["dataset"]]
+    dataset = {
+        "kind": "youtube_vos" if spec["kind"] == "youtube_vos" else "davis",
+        "root": dataset_root(source["dataset"]) if resolve else None,
+        "split": source["split"],
+        "year": spec.get("year", "2017"),
+        "sequences": named_videos(source),
+    }
+    share = {key: source[key] for key in ("repeats", "pairs", "weight") if key in source}
+    return {"dataset": dataset, **share}
+
+
+def validation_spec(entry, resolve=True):
+    """A training's held-out set (`validation:`) as the training's `validation` setting: its dataset resolved
+    as a source's, with `samples` and `every` where the preset sets them (methods.core.trainer)."""
+    return {
+        "dataset": source_spec(entry, resolve)["dataset"],
+        **{key: entry[key] for key in ("samples", "every") if key in entry},
+    }
+
+
+def training_datasets(training):
+    """The datasets a training reads: its sources' and its held-out set's."""
+    entry = TRAININGS[training]
+    return [s["dataset"] for s in entry["sources"]] + (
+        [entry["validation"]["dataset"]] if entry.get("validation") else []
+    )
+
+
+def training_settings(training, resolve=True):
+    """The training's settings with its sources, held-out set (and starting weights) resolved, as
+    its method's training module reads them; resolve=False leaves the dataset folders out (the
+    DAG-time check: a training no target needs may read a dataset whose folder is not set)."""
+    entry = TRAININGS[training]
+    settings = {**entry["settings"], "sources": [source_spec(s, resolve) for s in entry["sources"]]}
+    if entry.get("validation"):
+        settings["validation"] = validation_spec(entry["validation"], resolve)
+    if config.get("training_seed") is not None:
+        settings["seed"] = config["training_seed"]
+    if entry.get("init_from"):
+        settings["init_from"] = trained_head(entry["init_from"])
+    return settings
+
+
+def training_config(training):
+    """The training's settings as JSON for its method's training module."""
+    return json.dumps(training_settings(training))
+
+
+def training_inputs(training):
+    entry = TRAININGS[training]
+    inputs = sorted({dataset_root(name) for name in training_datasets(training)})
+    return inputs + ([trained_head(entry["init_from"])] if entry.get("init_from") else [])
+
+
+def row_weights(row):
+    """The weights file a row runs with: its training's head, its own `checkpoint:`, or its released-weights
+    file (`released:`); None for none."""
+    spec = config["rows"][row]
+    if spec.get("training"):
+        return trained_head(spec["training"])
+    if spec.get("released"):
+        return released_file(spec["released"])
+    return spec.get("checkpoint")
+
+
+def row_head(wildcards):
+    weights = row_weights(wildcards.row)
+    return [weights] if weights else []
+
+
+def row_settings(row):
+    """Variant settings (config/variants.yaml) < the preset's method defaults < the row's own settings."""
+    settings = merged_settings(config["rows"][row], VARIANTS, config.get("method_defaults", {}))
+    if row_weights(row):
+        settings["checkpoint"] = row_weights(row)
+    return settings
+
+
+def row_label(row):
+    spec = config["rows"][row]
+    if spec.get("label"):
+        return spec["label"]
+    if spec.get("variant"):
+        return VARIANTS[spec["method"]][spec["variant"]]["label"]
+    return row
+
+
+def split_file(evaluation):
+    spec = dataset_spec(evaluation)
+    folder = "2017" if spec["year"] == "2017" else "480p"
+    return f"{spec['root']}/ImageSets/{folder}/{spec['split']}.txt"
+
+
+def sequence_selection(evaluation):
+    """--sequences or --split-file arguments for `python -m metrics`, as a list (for {params.x:q})."""
+    sequences = config["evaluations"][evaluation].get("sequences")
+    if sequences:
+        return ["--sequences", *sequences]
+    return ["--split-file", split_file(evaluation)]
+
+
+def used_trainings():
+    """Trainings some row needs, with the trainings they start from."""
+    needed = {spec["training"] for spec in config["rows"].values() if spec.get("training")}
+    pending = list(needed)
+    while pending:
+        start = TRAININGS[pending.pop()].get("init_from")
+        if start and start not in needed:
+            needed.add(start)
+            pending.append(start)
+    return sorted(needed)
+
+
+def used_datasets():
+    """Datasets some evaluation or needed training reads."""
+    names = {config["evaluations"][evaluation]["dataset"] for evaluation in evaluated()}
+    names |= {name for training in used_trainings() for name in training_datasets(training)}
+    return sorted(names)
+
+
+def job_settings(row):
+    """A row's settings as its job reads them: JSON (tuples become lists, keys strings)."""
+    return json.loads(json.dumps(row_settings(row)))
+
+
+def score_map_arguments(wildcards, output):
+    """Rows whose method keeps coarse score maps (methods.registry: FRTM's D, not its Base net rows) keep those
+    of the figures' sequence; other rows leave the folder empty."""
+    method = config["rows"][wildcards.row]["method"]
+    if not registry.keeps_score_maps(method, job_settings(wildcards.row)):
+        return []
+    sequence = config["evaluations"][wildcards.evaluation].get("qualitative_sequence")
+    return ["--score-maps", output.maps] + (["--score-map-sequences", sequence] if sequence else [])
+
+
+def training_module(training):
+    """The module `python -m` runs to train a training's method (methods.registry)."""
+    return registry.method(TRAININGS[training]["method"]).training_module
+
+
+# The code each kind of job runs, as a digest given to its rules as a parameter (Snakemake reruns a job whose
+# parameters changed): a method's train jobs (its training module and what that imports: the checkpoint's code
+# identity too) and infer jobs (its tracker's module and what that imports, and the runner), the scoring jobs
+# (metrics, vos_datasets), the report jobs (reporting). Computed once per run; methods.registry.
+@cache
+def training_code(method):
+    return registry.training_code_digest(method)
+
+
+@cache
+def inference_code(method):
+    return registry.inference_code_digest(method)
+
+
+@cache
+def scoring_code():
+    return registry.files_digest("metrics", "vos_datasets")
+
+
+@cache
+def reporting_code():
+    return registry.files_digest("reporting")

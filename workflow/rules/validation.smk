@@ -1,0 +1,160 @@
+# The checks run while the DAG is built, on every row and training of the preset (the released-weights rows
+# too, before they are left out without the folder): names that point elsewhere must exist, and each row's
+# and training's settings are built as their jobs will build them (methods.registry). A typo in any preset
+# fails `snakemake -n` in one line naming the file and the key, before any job runs.
+
+
+def _check_method_names():
+    """Every method a row, a training or method_defaults names is one of the registry's."""
+    known = sorted(registry.METHODS)
+    named = [(f"rows.{name}.method", row["method"]) for name, row in config["rows"].items()]
+    named += [(f"trainings.{name}.method", entry["method"]) for name, entry in TRAININGS.items()]
+    named += [(f"method_defaults.{method}", method) for method in config.get("method_defaults") or {}]
+    for key, method in named:
+        if method not in registry.METHODS:
+            raise WorkflowError(
+                f"{PRESET_FILE} {key}: unknown method {method!r}; known (methods/registry.py): " f"{known}"
+            )
+
+
+def _check_references():
+    """Names that point elsewhere in the config must exist; the message names the bad key."""
+    from reporting.published import load_published
+
+    benchmarks = load_published().benchmarks
+    _check_method_names()
+    for name, evaluation in config["evaluations"].items():
+        if evaluation["dataset"] not in config["datasets"]:
+            raise WorkflowError(f"evaluations.{name}.dataset: unknown dataset {evaluation['dataset']!r}")
+        for key in ("benchmark", "stands_in_for"):
+            value = evaluation.get(key)
+            for benchmark in [value] if isinstance(value, str) else value or []:
+                if benchmark not in benchmarks:
+                    raise WorkflowError(
+                        f"evaluations.{name}.{key}: unknown benchmark {benchmark!r}; known "
+                        f"(reporting/published.yaml): {sorted(benchmarks)}"
+                    )
+    for name, training in TRAININGS.items():
+        if not registry.method(training["method"]).trains:
+            trained = sorted(method for method, entry in registry.METHODS.items() if entry.trains)
+            raise WorkflowError(
+                f"trainings.{name}.method: {training['method']} trains nothing; methods that train "
+                f"(methods/registry.py): {trained}"
+            )
+        for source in training["sources"]:
+            if source["dataset"] not in config["datasets"]:
+                raise WorkflowError(f"trainings.{name}.sources: unknown dataset {source['dataset']!r}")
+        held_out = training.get("validation")
+        if held_out is not None:
+            _check_held_out(name, held_out, training["sources"])
+        start = training.get("init_from")
+        if start is not None and (start not in TRAININGS or TRAININGS[start]["method"] != training["method"]):
+            raise WorkflowError(
+                f"trainings.{name}.init_from: {start!r} is not a {training['method']} training "
+                f"of this preset; known: {sorted(TRAININGS)}"
+            )
+    for name, row in config["rows"].items():
+        for evaluation in row["evaluate_on"]:
+            if evaluation not in config["evaluations"]:
+                raise WorkflowError(f"rows.{name}.evaluate_on: unknown evaluation {evaluation!r}")
+        variant = row.get("variant")
+        if variant is not None and variant not in VARIANTS.get(row["method"], {}):
+            known = sorted(VARIANTS.get(row["method"], {}))
+            raise WorkflowError(
+                f"rows.{name}.variant: {row['method']} has no variant {variant!r}; known: {known}"
+            )
+        training = row.get("training")
+        if training is not None and training not in TRAININGS:
+            raise WorkflowError(
+                f"rows.{name}.training: unknown training {training!r}; known: {sorted(TRAININGS)}"
+            )
+        weights = [key for key in ("training", "checkpoint", "released") if key in row]
+        if registry.method(row["method"]).weights and (variant is None or len(weights) != 1):
+            raise WorkflowError(
+                f"rows.{name}: a row of method {row['method']} needs `variant:` and exactly one of "
+                "`training:` (a training of the preset), `checkpoint:` (a weights file) or "
+                f"`released:` (a file of released_weights); it has {weights or 'none'}"
+            )
+        if training is not None and TRAININGS[training]["method"] != row["method"]:
+            raise WorkflowError(
+                f"rows.{name}.training: {training!r} trains {TRAININGS[training]['method']}, "
+                f"not {row['method']}"
+            )
+
+
+def _check_held_out(name, held_out, sources):
+    """A training's `validation` set: a known dataset that shares no video with its sources or with an
+    evaluation of the preset (a whole split overlaps any selection of it)."""
+    from vos_datasets.splits import read_split
+
+    if held_out["dataset"] not in config["datasets"]:
+        raise WorkflowError(f"trainings.{name}.validation: unknown dataset {held_out['dataset']!r}")
+
+    def videos(entry):
+        return (
+            set(
+                read_split(entry["videos_list"]) if entry.get("videos_list") else entry.get("sequences") or []
+            )
+            or None
+        )
+
+    def overlaps(entry):
+        if (entry["dataset"], entry["split"]) != (held_out["dataset"], held_out["split"]):
+            return False
+        mine, theirs = videos(held_out), videos(entry)
+        return mine is None or theirs is None or bool(mine & theirs)
+
+    for what, entry in [("a training source", s) for s in sources] + [
+        (f"evaluation {evaluation!r}", e) for evaluation, e in config["evaluations"].items()
+    ]:
+        if overlaps(entry):
+            raise WorkflowError(
+                f"trainings.{name}.validation: overlaps {what}; name videos (`sequences`) the "
+                "preset neither trains on nor scores"
+            )
+
+
+def _setting_source(row, key):
+    """Which file (and entry) gave a row the setting `key`: the row's own settings win over the preset's
+    method_defaults, which win over the variant's (row_settings)."""
+    spec, preset_file = config["rows"][row], PRESET_FILE
+    if key in spec.get("settings", {}):
+        return f"{preset_file} rows.{row}.settings"
+    if key in config.get("method_defaults", {}).get(spec["method"], {}):
+        return f"{preset_file} method_defaults.{spec['method']} (row {row})"
+    if key in VARIANTS.get(spec["method"], {}).get(spec.get("variant"), {}).get("settings", {}):
+        return f"config/variants.yaml {spec['method']}.{spec['variant']} (preset {PRESET}, row {row})"
+    return f"{preset_file} rows.{row}"
+
+
+def _check_settings():
+    """Every row's and training's settings built as their job will build them (methods.registry: the same
+    JSON, the same from_dict), and each row's against its training's, so that a typo or a wrong type fails
+    `snakemake -n` in one line instead of an infer job after the trainings. No network is built and no
+    weights are read."""
+
+    def as_job_reads(settings):  # the jobs get JSON: tuples become lists, the keys strings
+        return json.loads(json.dumps(settings))
+
+    for name, entry in TRAININGS.items():
+        try:
+            registry.training_settings(entry["method"], as_job_reads(training_settings(name, resolve=False)))
+        except (ValueError, TypeError) as err:
+            raise WorkflowError(f"{PRESET_FILE} trainings.{name}.settings: {err}") from None
+    for name, spec in config["rows"].items():
+        settings = as_job_reads(row_settings(name))
+        try:
+            registry.inference_settings(spec["method"], settings)
+        except (ValueError, TypeError) as err:
+            raise WorkflowError(f"{_setting_source(name, getattr(err, 'key', None))}: {err}") from None
+        if spec.get("training"):  # the row's settings against its training's (LWL: the network's switches)
+            training = as_job_reads(training_settings(spec["training"], resolve=False))
+            try:
+                registry.check_training(spec["method"], settings, training)
+            except ValueError as err:
+                raise WorkflowError(f"rows.{name}: {err}") from None
+
+
+_check_references()
+_check_settings()
+leave_out_released_rows()
