@@ -141,3 +141,15 @@ def test_images_are_rgb(embedded):
     seq = DavisDataset(embedded, split="val").sequence("synth-val-00")
     with Image.open(seq.image_path("00000")) as image:
         assert image.mode == "RGB"
+
+
+def test_a_dataset_entry_names_its_videos_by_a_split_file(embedded, tmp_path):
+    from vos_datasets.build import build_dataset
+
+    names = [line for line in (embedded / "ImageSets/2017/train.txt").read_text().split() if line]
+    (tmp_path / "one.txt").write_text(f"{names[1]}\n")
+    spec = {"kind": "davis", "root": str(embedded), "split": "train", "year": "2017", "sequences": None}
+    assert [s.name for s in build_dataset({**spec, "videos_list": str(tmp_path / "one.txt")})] == [names[1]]
+    assert len(list(build_dataset({**spec, "videos_list": None}))) == len(names)
+    with pytest.raises(ValueError, match="not both"):
+        build_dataset({**spec, "sequences": names[:1], "videos_list": str(tmp_path / "one.txt")})

@@ -204,6 +204,10 @@ def test_paper_preset_dry_runs_through_the_slurm_profile(tmp_path):
     assert re.search(r"runtime=4320, gpu=4$", out, re.MULTILINE)  # LWL trainings: 4 GPUs
     assert re.search(r"runtime=720, gpu=1$", out, re.MULTILINE)  # inference of a GPU row
     assert "frtm_ytvos2018_jjvalid" in out and "submission.zip" in out
+    # trainings on thousands of YouTube-VOS videos name their split file; the ids are not spelled out inline
+    trainings = [command for command in shell_commands(out) if ".training --config" in command]
+    assert len(trainings) == 16 and all('"videos_list"' in command for command in trainings)
+    assert max(map(len, trainings)) < 4000, max(map(len, trainings))  # before: 45 kB
 
 
 def test_paper_preset_names_the_missing_youtube_vos_folder(tmp_path):

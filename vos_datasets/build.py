@@ -4,15 +4,22 @@
 from __future__ import annotations
 
 from .davis import DavisDataset
+from .splits import read_split
 from .youtube_vos import YouTubeVOSDataset
 
 
 def build_dataset(spec: dict):
-    """A dataset from its config entry: {"kind": "davis"|"youtube_vos", "root": ..., "split": ..., ...}."""
+    """A dataset from its config entry: {"kind": "davis"|"youtube_vos", "root": ..., "split": ..., ...}; its videos
+    are `sequences` (a list) or `videos_list` (a split's name or file, vos_datasets.splits), else the whole split."""
     kind = spec.get("kind", "davis")
+    videos = spec.get("sequences")
+    if spec.get("videos_list"):
+        if videos:
+            raise ValueError(f"dataset {spec.get('root')}: give `sequences` or `videos_list`, not both")
+        videos = read_split(spec["videos_list"])
     if kind == "davis":
         return DavisDataset(spec["root"], split=spec.get("split", "val"), year=str(spec.get("year", "2017")),
-                            resolution=spec.get("resolution", "480p"), sequences=spec.get("sequences"))
+                            resolution=spec.get("resolution", "480p"), sequences=videos)
     if kind == "youtube_vos":
-        return YouTubeVOSDataset(spec["root"], split=spec.get("split", "valid"), videos=spec.get("sequences"))
+        return YouTubeVOSDataset(spec["root"], split=spec.get("split", "valid"), videos=videos)
     raise ValueError(f"unknown dataset kind {kind!r}; use 'davis' or 'youtube_vos'")

@@ -38,13 +38,11 @@ def evaluation_protocol(evaluation):
     return "server" if entry["split"] in ("valid", "test") else "youtube_vos"
 
 
-def named_videos(entry):
-    """An evaluation's or training source's video selection: `sequences`, or the named list `videos_list`."""
-    if entry.get("videos_list"):
-        from vos_datasets.splits import read_split
-
-        return read_split(entry["videos_list"])
-    return entry.get("sequences")
+def video_selection(entry):
+    """An evaluation's or training source's videos as its job reads them: the preset's `sequences`, or the
+    split file `videos_list` names (vos_datasets/splits/), by name: a list of thousands of ids would make the job's
+    command line tens of kB (vos_datasets.build reads the file)."""
+    return {"sequences": entry.get("sequences"), "videos_list": entry.get("videos_list")}
 
 
 def described_datasets():
@@ -71,7 +69,7 @@ def dataset_spec(evaluation):
         "root": dataset_root(entry["dataset"]),
         "split": entry["split"],
         "year": spec.get("year", "2017"),
-        "sequences": named_videos(entry),
+        **video_selection(entry),
     }
 
 
@@ -84,7 +82,7 @@ def source_spec(source, resolve=True):
         "root": dataset_root(source["dataset"]) if resolve else None,
         "split": source["split"],
         "year": spec.get("year", "2017"),
-        "sequences": named_videos(source),
+        **video_selection(source),
     }
     share = {key: source[key] for key in ("repeats", "pairs", "weight") if key in source}
     return {"dataset": dataset, **share}
