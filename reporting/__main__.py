@@ -19,7 +19,7 @@ from .plots import EvaluationData, evaluation_figures, figure_list, speed_accura
 from .provenance import build_manifest, git_commit, hardware, write_manifest
 from .published import PUBLISHED_FILE, load_published
 from .regression import Run, compare, frames_file, render_comparison, write_baseline
-from .render import render, write
+from .render import measured_on, render, write
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -94,8 +94,9 @@ def _run(args: argparse.Namespace) -> int:
         write_summary(collect(args.preset, json.loads(args.rows), args.results, json.loads(args.protocols),
                               args.server_results), args.out)
     elif args.command == "plot-speed":
-        speed_accuracy(pd.read_csv(args.summary), load_published(args.published), json.loads(args.evaluations),
-                       hardware(), args.out)
+        summary = pd.read_csv(args.summary)
+        speed_accuracy(summary, load_published(args.published), json.loads(args.evaluations), measured_on(summary),
+                       args.out)
     elif args.command == "plot-evaluation":
         evaluation = EvaluationData(args.evaluation, args.root, qualitative_sequence=args.qualitative_sequence)
         evaluation_figures(pd.read_csv(args.summary), evaluation, args.results, args.out_dir)
@@ -107,11 +108,13 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "render":
         summary, published = pd.read_csv(args.summary), load_published(args.published)
         found = figure_list(args.figures, summary) if args.figures is not None else []
+        # the machine as the provenance job saw it (torch's view of the GPUs; this job may run without torch)
+        machine = json.loads(args.provenance.read_text())["device"]["hardware"] if args.provenance else None
         for out in args.out:  # links are relative to each copy
             figures = [(os.path.relpath(path, out.parent), text) for path, text in found]
             provenance = os.path.relpath(args.provenance, out.parent) if args.provenance else None
             text = render(summary, args.preset, args.description, json.loads(args.datasets),
-                          json.loads(args.evaluations), published, REPO, figures, provenance)
+                          json.loads(args.evaluations), published, REPO, figures, provenance, machine)
             write(text, out)
     elif args.command in ("baseline", "regress"):
         try:

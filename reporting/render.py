@@ -360,10 +360,21 @@ def under_aim(group: pd.DataFrame) -> list[str]:
                   f"against the copy; {_training_text(row)}." for row in low), ""]
 
 
+def measured_on(summary: pd.DataFrame) -> str:
+    """The devices the rows' FPS were measured on, as the infer jobs recorded them (the report's steps may run
+    elsewhere: a torch-free environment, the cluster's head node), e.g. "CUDA GPU", "CPU" or "CUDA GPU and CPU"."""
+    found = {"CUDA GPU" if where is None else where
+             for where in map(fps_device, summary.get("device", pd.Series(dtype=object)))}
+    found.discard("device not recorded")
+    return " and ".join(sorted(found)) or "a device not recorded"
+
+
 def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict, evaluations: dict,
            published: Published, repo: Path, figures: list[tuple[str, str]] = (),
-           provenance: str | None = None) -> str:
-    """figures: (relative path, caption) pairs shown at the end; provenance: relative path of the manifest."""
+           provenance: str | None = None, machine: str | None = None) -> str:
+    """figures: (relative path, caption) pairs shown at the end; provenance: relative path of the manifest;
+    machine: the hardware line of the provenance manifest (written where torch sees the GPUs; default: this
+    process's view, hardware())."""
     lines = [
         "# Reproduced tables",
         "",
@@ -371,7 +382,7 @@ def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict,
         "- **Data:** " + "; ".join(f"`{name}` ({spec.get('kind')}"
                                     + (f", {spec['root']}" if spec.get("root") else "") + ")"
                                     for name, spec in datasets.items()),
-        f"- **Hardware:** {hardware()}",
+        f"- **Hardware:** {machine or hardware()}",
         f"- **Commit:** {git_commit(repo)}",
         f"- **Date:** {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
     ]

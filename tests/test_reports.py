@@ -545,3 +545,19 @@ def test_rows_under_the_first_frame_copy_plus_ten_are_named_with_their_trainings
            "epochs, held-out J 3.1 at its last measure." in every_row
     assert "`frtm-d-only`:" not in every_row and "| CPU, 1 thread | 1 | +14.5 |" in every_row
     assert "**Read with care:** `frtm-ours` score under the first-frame copy + 10" in report
+
+
+def test_the_machine_lines_come_from_where_the_methods_ran(tmp_path):
+    """The tables' hardware line is the provenance manifest's (written where torch sees the GPUs), and the speed
+    plot names the devices the rows' FPS were measured on: the report steps may run without torch or elsewhere."""
+    from reporting.render import measured_on
+
+    summary = summary_frame(frtm_ours=("e", 0.5, 2.0), frtm_fast=("e", 0.4, 9.0))
+    assert measured_on(summary) == "CPU"
+    summary.loc[0, "device"] = "cuda:0"
+    assert measured_on(summary) == "CPU and CUDA GPU"
+    summary.to_csv(tmp_path / "summary.csv", index=False)
+    (tmp_path / "provenance.json").write_text(json.dumps({"device": {"hardware": "GPU NVIDIA H200; CPU x86_64"}}))
+    assert reports_main(["render", "--summary", str(tmp_path / "summary.csv"), "--preset", "t",
+                         "--provenance", str(tmp_path / "provenance.json"), "--out", str(tmp_path / "t.md")]) == 0
+    assert "- **Hardware:** GPU NVIDIA H200; CPU x86_64" in (tmp_path / "t.md").read_text()
