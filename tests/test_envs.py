@@ -12,7 +12,6 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import yaml
 
@@ -169,10 +168,10 @@ def test_the_dockerfile_installs_the_pinned_requirements_with_cpu_torch_by_defau
 
 
 # --- SLURM --------------------------------------------------------------------------------------------------
-def test_the_slurm_profile_leaves_the_partition_to_the_gpu_resource():
+def test_the_slurm_profile_leaves_the_partition_to_the_rules():
+    """The rules name each job's partition (config.yaml slurm_partitions); one set in the profile would send every
+    job to it."""
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
-    assert (REPO / "profiles" / "slurm" / profile["slurm-partition-config"]).is_file()
-    # a partition named as a resource would override the selection
     assert "slurm_partition" not in (profile.get("default-resources") or {})
     assert not [rule for rule, resources in (profile.get("set-resources") or {}).items() if "slurm_partition" in resources]
 
@@ -195,23 +194,21 @@ def dry_run_jobs(*arguments: str) -> list[tuple[str, dict]]:
 
 
 def test_the_paper_presets_jobs_asking_no_gpu_go_to_a_cpu_partition(tmp_path):
-    """The partitions snakemake-executor-plugin-slurm would choose for the paper preset's jobs, by its own
-    selection code, from the resources of a dry run."""
-    from snakemake_executor_plugin_slurm.partitions import get_best_partition, read_partition_file
-
+    """The paper preset's dry run with the SLURM profile shows each job's partition: `cpu` for every job asking
+    no GPU (the first-frame copy's inference too), `gpu` for the others; renamed partitions follow the config."""
     for edition in ("2018", "2019"):
         for split in ("train", "valid"):
             (tmp_path / edition / split).mkdir(parents=True)
-    jobs = dry_run_jobs("--config", "preset=paper",
-                        f"paths={{youtube_vos_2018: {tmp_path / '2018'}, youtube_vos_2019: {tmp_path / '2019'}}}")
-    partitions = read_partition_file(REPO / "profiles" / "slurm" / "partitions.yaml")
-    quiet = SimpleNamespace(debug=lambda *a: None, info=lambda *a: None, warning=lambda *a: None)
+    paths = f"paths={{youtube_vos_2018: {tmp_path / '2018'}, youtube_vos_2019: {tmp_path / '2019'}}}"
     chosen = {}
-    for rule, resources in jobs:
-        job = SimpleNamespace(name=rule, resources=resources, threads=1)
-        chosen.setdefault((rule, int(resources.get("gpu", 0)) > 0), set()).add(get_best_partition(partitions, job, quiet))
-    assert chosen, "the dry run listed no job"
-    assert {key: value for key, value in chosen.items() if key[1]} and {key: value for key, value in chosen.items() if not key[1]}
+    for rule, resources in dry_run_jobs("--config", "preset=paper", paths):
+        if rule == "all":  # the target: no command, nothing submitted
+            continue
+        chosen.setdefault((rule, int(resources.get("gpu", 0)) > 0), set()).add(resources.get("slurm_partition"))
+    assert {key for key in chosen if key[1]} and {key for key in chosen if not key[1]}
     wrong = {key: value for key, value in chosen.items() if value != ({"gpu"} if key[1] else {"cpu"})}
     assert not wrong, f"(rule, asks a GPU): partitions {wrong}"
-    assert ("infer", False) in chosen  # the first-frame copy's inference too
+    assert ("infer", False) in chosen and ("infer", True) in chosen  # the first-frame copy's inference too
+    renamed = dry_run_jobs("--config", "preset=paper", paths, "slurm_partitions={cpu: short, gpu: a100}")
+    assert {(int(r.get("gpu", 0)) > 0, r["slurm_partition"]) for rule, r in renamed if rule != "all"} == {
+        (False, "short"), (True, "a100")}

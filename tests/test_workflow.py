@@ -200,9 +200,10 @@ def test_paper_preset_dry_runs_through_the_slurm_profile(tmp_path):
                         ("evaluate_youtube_vos", 10), ("submission_zip", 5), ("render_tables", 1)):
         assert re.search(rf"^{rule}\s+{count}$", out, re.MULTILINE), (rule, count)
     assert "torchrun --standalone --nproc_per_node 4 -m methods.lwl.training" in out
-    # the partition follows the gpu resource (profiles/slurm/partitions.yaml; tests/test_envs.py)
-    assert re.search(r"runtime=4320, gpu=4$", out, re.MULTILINE)  # LWL trainings: 4 GPUs
-    assert re.search(r"runtime=720, gpu=1$", out, re.MULTILINE)  # inference of a GPU row
+    # the partition follows the gpu resource (config.yaml slurm_partitions; tests/test_envs.py)
+    assert re.search(r"runtime=4320, gpu=4, slurm_partition=gpu$", out, re.MULTILINE)  # LWL trainings: 4 GPUs
+    assert re.search(r"runtime=720, gpu=1, slurm_partition=gpu$", out, re.MULTILINE)  # inference of a GPU row
+    assert re.search(r"runtime=60, gpu=0, slurm_partition=cpu$", out, re.MULTILINE)  # the first-frame copy's
     assert "frtm_ytvos2018_jjvalid" in out and "submission.zip" in out
     # trainings on thousands of YouTube-VOS videos name their split file; the ids are not spelled out inline
     trainings = [command for command in shell_commands(out) if ".training --config" in command]

@@ -43,3 +43,23 @@ RESOURCES = {
     "render_tables": SMALL_JOB,
     "crosscheck_official": dict(mem_mb=8000, runtime=60, gpu=0),
 }
+
+
+def _partition(gpus):
+    """The SLURM partition of a job asking `gpus` GPUs (config.yaml slurm_partitions; used by profiles/slurm)."""
+    return config["slurm_partitions"]["gpu" if gpus else "cpu"]
+
+
+def _partition_of(gpu):
+    """slurm_partition from a rule's gpu resource (a number, or a function of the wildcards)."""
+    if callable(gpu):
+        return lambda wildcards: _partition(gpu(wildcards))
+    return _partition(gpu)
+
+
+# Every job names its partition, so that a dry run shows where it would go: a job asking no GPU (the first-frame
+# copy's inference too) goes to the CPU partition.
+RESOURCES = {
+    job: {**resources, "slurm_partition": _partition_of(resources["gpu"])}
+    for job, resources in RESOURCES.items()
+}
