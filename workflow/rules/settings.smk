@@ -42,7 +42,8 @@ def video_selection(entry):
     """An evaluation's or training source's videos as its job reads them: the preset's `sequences`, or the
     split file `videos_list` names (vos_datasets/splits/), by name: a list of thousands of ids would make the job's
     command line tens of kB (vos_datasets.build reads the file)."""
-    return {"sequences": entry.get("sequences"), "videos_list": entry.get("videos_list")}
+    named = {"videos_list": entry["videos_list"]} if entry.get("videos_list") else {}
+    return {"sequences": entry.get("sequences"), **named}
 
 
 def described_datasets():
