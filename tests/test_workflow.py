@@ -173,6 +173,22 @@ def test_ci_preset_plans_its_rows(tmp_path, shared):
         "frtm-ours-fixed", "frtm-d-only-fixed", "lwl-weight-predictor-fixed"}
 
 
+def test_the_training_most_rows_wait_on_is_scheduled_first(tmp_path):
+    """A train job's priority is the number of rows waiting on it, through the trainings that start from it too:
+    on 2 cores the embedded preset's R (five rows, minutes) must start at once, not after the short trainings."""
+    done = snakemake(workflow_copy(tmp_path), "-n", "reports/tables.md")
+    priorities = {}
+    for block in re.split(r"^(?=(?:local)?rule \w+:$)", done.stdout, flags=re.MULTILINE)[1:]:
+        if block.startswith("rule train:"):
+            training = re.search(r"wildcards: training=(\S+)", block).group(1)
+            priorities[training] = int(re.search(r"priority: (\d+)", block).group(1))
+    rows = yaml.safe_load((REPO / "config/presets/embedded.yaml").read_text())["rows"]
+    assert priorities["frtm-refiner"] == sum(row.get("training") == "frtm-refiner" for row in rows.values()) == 5
+    # lwl-stage1: its own row, and the four rows of stage 2 and the box encoder that start from it
+    assert priorities["lwl-stage1"] == 5 and priorities["lwl-stage2"] == 4 and priorities["lwl-box-encoder"] == 1
+    assert priorities["frtm-refiner"] == max(priorities.values())
+
+
 def test_a_row_takes_a_training_or_a_checkpoint_not_both(tmp_path):
     work = workflow_copy(tmp_path)
     edit_embedded_preset(work, lambda data: data["rows"]["frtm-ours"].update(checkpoint="some/head.pt"))

@@ -13,6 +13,7 @@ rule train:
         log_path("train", "{training}"),
     benchmark:
         benchmark_path("train", "{training}")
+    priority: training_priority
     conda:
         TORCH_ENV
     threads: THREADS["train"]
