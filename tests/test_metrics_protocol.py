@@ -127,6 +127,22 @@ def test_objects_entering_later(tmp_path):
     assert seq.frames[2] == ["00003", "00004"]  # given at 00002, scored after it, last frame excluded
 
 
+def test_an_object_given_on_the_last_scored_frame_is_known_but_not_scored(tmp_path):
+    """Given on frame 00004 of 6 (the last scored frame), object 2 has no frame to score; a method that paints
+    it where it is given (as every method does) is not an error. Before: "object ids [2] are not in the ground
+    truth" (the embedded preset at 160x288 has such an object: the toy-method workflow test caught it)."""
+    early = square((20, 20), 2, 2, 4, 1)
+    late = square((20, 20), 12, 12, 4, 2, early)
+    gt_frames = [early, early, early, early, late, late]
+    gt, pred = make_case(tmp_path, gt_frames, gt_frames)
+    result = evaluate(gt, pred, workers=1, progress=False, protocol=Protocol(objects="all"))
+    assert result.sequences[0].object_ids == [1]
+    assert result.global_statistics()["J-Mean"] == 1.0
+    write_sequence(tmp_path / "pred", "seq", [square((20, 20), 2, 2, 4, 3)] * 6)  # an id never annotated
+    with pytest.raises(EvaluationError, match=r"object ids \[3\] .*annotated objects: \[1, 2\]"):
+        evaluate(gt, pred, workers=1, progress=False, protocol=Protocol(objects="all"))
+
+
 def test_void_counts_as_background_unless_ignored(tmp_path):
     gt_frame = square((20, 20), 4, 4, 6, 1)
     gt_frame[4:10, 10:14] = 255
