@@ -146,10 +146,15 @@ def test_default_dag_produces_the_tables(tmp_path):
     assert planned["train"] == {f"training={training}" for training in frtm_trainings}
     assert planned["infer"] == {f"evaluation=embedded-val, row={row}" for row in frtm_rows}
 
+def job_blocks(dry_run: str) -> list[str]:
+    """A dry run's job descriptions, one text block per job ("rule train:" / "localrule ...:" and its lines)."""
+    return re.split(r"^(?=(?:local)?rule \w+:$)", dry_run, flags=re.MULTILINE)[1:]
+
+
 def planned_jobs(dry_run: str) -> dict[str, set[str]]:
     """The jobs a dry run lists: rule -> the wildcards of its jobs ('' for a rule without wildcards)."""
     planned: dict[str, set[str]] = {}
-    for block in re.split(r"^(?=(?:local)?rule \w+:$)", dry_run, flags=re.MULTILINE)[1:]:  # one job each
+    for block in job_blocks(dry_run):
         rule = re.match(r"(?:local)?rule (\w+):", block).group(1)
         wildcards = re.search(r"^    wildcards: (.*)$", block, re.MULTILINE)
         planned.setdefault(rule, set()).add(wildcards.group(1) if wildcards else "")
@@ -178,7 +183,7 @@ def test_the_training_most_rows_wait_on_is_scheduled_first(tmp_path):
     on 2 cores the embedded preset's R (five rows, minutes) must start at once, not after the short trainings."""
     done = snakemake(workflow_copy(tmp_path), "-n", "reports/tables.md")
     priorities = {}
-    for block in re.split(r"^(?=(?:local)?rule \w+:$)", done.stdout, flags=re.MULTILINE)[1:]:
+    for block in job_blocks(done.stdout):
         if block.startswith("rule train:"):
             training = re.search(r"wildcards: training=(\S+)", block).group(1)
             priorities[training] = int(re.search(r"priority: (\d+)", block).group(1))
