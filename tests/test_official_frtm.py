@@ -1,9 +1,10 @@
 """FRTM against the released code (andr345/frtm-vos e994ac2): the official fixtures in
 ../shared/fixtures/official (README there), reproduced through the project's own code.
 
-Target model D: the float64 routes of the fixture README, where the released optimiser is reproducible
-(its 10-iteration CG solves amplify a rounding difference of 1e-16 to ~1e-3, so these routes use
-`upsampling="interpolate"`, the released op); float32 routes at the README's looser tolerances. Merging and
+Target model D: the float64 routes of the fixture README (with `upsampling="interpolate"`, the released op):
+the objectives and a joint GN step to 1e-11 or better; the w2-only passes, whose 10-iteration CG solves amplify
+a difference in the last bit to 1e-2 and more (measured below), within that spread; float32 routes at the
+README's looser tolerances. Merging and
 the labels given to D: the tracker's own functions (merge_frame, frame_labels, enough_foreground).
 Augmentation: the blur kernels, primitives, box and transforms of the released ImageAugmenter (our
 warp/paste/inpainting deliberately differ, see methods/core/augmentation.py; they are not compared).
@@ -109,36 +110,62 @@ def test_one_joint_gauss_newton_step_from_the_released_initial_weights(target):
     assert 2 * losses[1] == pytest.approx(official["loss"][1], rel=1e-11)
 
 
-def test_filter_only_pass_and_update_from_the_released_state(target):
-    """The end of init (w2-only GN step on the re-projected samples) and the later update with the
-    tracker's label, from the stored state: both bit-level in float64."""
-    f64 = target["float64"]
-    features, labels, weights = _inputs(target, F64)
-    project = f64["learned"]["project"]
-    model = TargetModel(features.shape[1], _settings(target),
-                        initial_weights=(project, f64["init_gn"]["filter_after_step"][-1]))
-    projected = model.project(features)
+# The w2-only passes are solved by 10 CG iterations that amplify a difference in the last bit: features
+# perturbed by 1e-16 (relative, 3 draws) move the init pass's w2 by up to 1.4e-2 relative, its loss by 4.6e-4
+# and the later scores by 2.1e-2, and the update's w2 by up to 5.0e-2, its scores by 9.6e-2 (measured
+# 2026-12-02 on an AMD EPYC, AVX512, MKL). So the released figures are met bit for bit only where the matrix
+# kernels round as on the fixtures' machine (measured 0 there); on this EPYC ours differ by 6.7e-3 (w2, init)
+# and 5.4e-4 (w2, update). The objective before each step is exact everywhere; after it, the bounds below are
+# about twice the measured spread and still refuse a solver with half the CG iterations (w2 3.3e-1 after the
+# update, scores 6.6e-1) or a wrong objective.
+CG_W2, CG_SCORES, CG_LOSS = 3e-2, 5e-2, 2e-3  # init filter-only pass
+UPDATE_W2, UPDATE_SCORES, UPDATE_LOSS = 1e-1, 2e-1, 2e-2  # the update (more samples, larger spread)
+
+
+def released_memory(target, projected, labels) -> SampleMemory:
+    """The released Memory.initialize: 1/K each, 2/K first, normalised ONCE (SampleMemory normalises what it
+    gets; initial_sample_weights is already normalised, and a second division moves the last bit)."""
     memory = SampleMemory(target["settings"]["memory_size"], target["settings"]["learning_rate"], rule="released")
-    # the released Memory.initialize: 1/K each, 2/K first, normalised ONCE (SampleMemory normalises what it
-    # gets; initial_sample_weights is already normalised, and a second division moves the last bit)
     k = len(labels)
     memory.initialise([(projected[i], labels[i]) for i in range(k)], [2.0 / k] + [1.0 / k] * (k - 1))
+    return memory
+
+
+def test_filter_only_pass_from_the_released_state(target):
+    """The end of init: a w2-only GN step on the re-projected samples, from the stored state (float64)."""
+    f64 = target["float64"]
+    features, labels, weights = _inputs(target, F64)
+    model = TargetModel(features.shape[1], _settings(target),
+                        initial_weights=(f64["learned"]["project"], f64["init_gn"]["filter_after_step"][-1]))
+    memory = released_memory(target, model.project(features), labels)
     assert torch.equal(memory.filled_weights(), weights)
 
     losses = model.update(memory.stacked(0), memory.stacked(1), memory.filled_weights())
-    assert relative(model.w2, f64["learned"]["filter"]) < 1e-13  # measured 0
-    assert [2 * v for v in losses] == pytest.approx(f64["init_update_gn"]["loss"], rel=1e-13)
-    assert relative(model.scores(target["later_features"].to(F64)), f64["later_scores"]) < 1e-12  # 1.0e-15
+    official = f64["init_update_gn"]["loss"]
+    assert 2 * losses[0] == pytest.approx(official[0], rel=1e-13)  # the objective before the step: exact
+    assert [2 * v for v in losses] == pytest.approx(official, rel=CG_LOSS)
+    assert relative(model.w2, f64["learned"]["filter"]) < CG_W2
+    assert relative(model.scores(target["later_features"].to(F64)), f64["later_scores"]) < CG_SCORES
 
-    # the update: the later frame's sample and the tracker's label, with the released memory weights
-    sample = model.project(target["later_features"].to(F64))[0]
-    label = target["update"]["label"][0, 0].to(F64)
-    memory.add((sample, label))
+
+def test_the_update_from_the_released_learned_state(target):
+    """The later update with the tracker's label and the released memory weights, from the stored learned
+    D and the memory rebuilt from the first-frame samples (the README's float64 route)."""
+    f64 = target["float64"]
+    features, labels, _ = _inputs(target, F64)
+    model = TargetModel(features.shape[1], _settings(target),
+                        initial_weights=(f64["learned"]["project"], f64["learned"]["filter"]))
+    memory = released_memory(target, model.project(features), labels)
+    memory.add((model.project(target["later_features"].to(F64))[0], target["update"]["label"][0, 0].to(F64)))
     torch.testing.assert_close(memory.filled_weights().float(), target["update"]["memory_weights_after"])
+
     losses = model.update(memory.stacked(0), memory.stacked(1), memory.filled_weights())
-    assert [2 * v for v in losses] == pytest.approx(f64["update"]["gn"]["loss"], rel=1e-12)
-    assert relative(model.w2, f64["update"]["filter_after"]) < 1e-12  # measured 0
-    assert relative(model.scores(target["later_features"].to(F64)), f64["update"]["later_scores_after"]) < 1e-12
+    official = f64["update"]["gn"]["loss"]
+    assert 2 * losses[0] == pytest.approx(official[0], rel=1e-13)  # the objective before the step: exact
+    assert [2 * v for v in losses] == pytest.approx(official, rel=UPDATE_LOSS)
+    assert relative(model.w2, f64["update"]["filter_after"]) < UPDATE_W2
+    scores = model.scores(target["later_features"].to(F64))
+    assert relative(scores, f64["update"]["later_scores_after"]) < UPDATE_SCORES
 
 
 def test_the_matrix_upsampling_gives_the_same_pass_to_rounding_amplified_by_cg(target):
