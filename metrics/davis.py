@@ -215,7 +215,7 @@ def score_sequence(job: _Job) -> SequenceScores:
     if protocol.objects == "first-frame":
         object_ids = list(range(1, int(first_gt.ids.max()) + 1))  # official: 1..max, gaps included
         start = dict.fromkeys(object_ids, 0)
-        annotated = set(object_ids)
+        known = set(object_ids)  # the ids a prediction may use
     else:
         # An object is given on the frame where it first appears and scored from the next one on.
         appearance: dict[int, int] = {}
@@ -225,10 +225,9 @@ def score_sequence(job: _Job) -> SequenceScores:
         start = {oid: a if protocol.skip_first_last else a + 1 for oid, a in appearance.items()}
         object_ids = sorted(oid for oid in start if start[oid] < len(gt_frames))  # else nothing to score
         # An object given on the last scored frame has nothing to score, but a method rightly paints it there
-        annotated = set(appearance)
+        known = set(appearance)
 
     scores = SequenceScores(job.sequence, object_ids)
-    known = annotated
     highest_known = max(known, default=0)
     contiguous = known == set(range(1, highest_known + 1))
     j_all = np.empty((len(gt_frames), len(object_ids)))
