@@ -20,6 +20,7 @@ from .provenance import build_manifest, git_commit, hardware, write_manifest
 from .published import PUBLISHED_FILE, load_published
 from .regression import Run, compare, frames_file, render_comparison, write_baseline
 from .render import measured_on, render, write
+from .seeds import primary_rows
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -94,12 +95,12 @@ def _run(args: argparse.Namespace) -> int:
         write_summary(collect(args.preset, json.loads(args.rows), args.results, json.loads(args.protocols),
                               args.server_results), args.out)
     elif args.command == "plot-speed":
-        summary = pd.read_csv(args.summary)
+        summary = primary_rows(pd.read_csv(args.summary))  # the seed repeats are in the seeds table only
         speed_accuracy(summary, load_published(args.published), json.loads(args.evaluations), measured_on(summary),
                        args.out)
     elif args.command == "plot-evaluation":
         evaluation = EvaluationData(args.evaluation, args.root, qualitative_sequence=args.qualitative_sequence)
-        evaluation_figures(pd.read_csv(args.summary), evaluation, args.results, args.out_dir)
+        evaluation_figures(primary_rows(pd.read_csv(args.summary)), evaluation, args.results, args.out_dir)
     elif args.command == "plot-training":
         training_curves(args.histories, args.out)
     elif args.command == "provenance":

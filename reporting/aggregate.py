@@ -17,7 +17,7 @@ from metrics.davis import GLOBAL_COLUMNS
 from vos_datasets.fileio import atomic_path
 
 YOUTUBE_VOS_COLUMNS = ["G", "J-seen", "J-unseen", "F-seen", "F-unseen"]
-TRAINING_COLUMNS = ["training", "training_epochs", "training_samples", "heldout_J"]
+TRAINING_COLUMNS = ["training", "training_seed", "training_epochs", "training_samples", "heldout_J"]
 SUMMARY_COLUMNS = ["preset", "row", "label", "method", "evaluation", *GLOBAL_COLUMNS, *YOUTUBE_VOS_COLUMNS,
                    "objects", "FPS", "device", "threads", "status", *TRAINING_COLUMNS]
 
@@ -67,15 +67,18 @@ def _server_figures(returned: dict | None, submission: Path) -> dict:
 
 
 def training_figures(row_spec: dict, trainings_dir: Path) -> dict:
-    """How long the row's training ran and its last held-out J, from its head.json (empty for an untrained
-    row or one whose history is not there): what the report cites where a row scores low."""
+    """How long the row's training ran, its seed and its last held-out J, from its head.json (empty for an
+    untrained row or one whose history is not there): what the report cites where a row scores low, and the
+    seeds of the seeds table (reporting.seeds)."""
     name = row_spec.get("training")
     path = trainings_dir / str(name) / "head.json"
     if not name or not path.is_file():
         return {}
-    history = json.loads(path.read_text()).get("history") or []
+    recorded = json.loads(path.read_text())
+    history = recorded.get("history") or []
     measured = [epoch["validation"]["J"] for epoch in history if (epoch.get("validation") or {}).get("J") is not None]
-    return {"training": name, "training_epochs": len(history),
+    return {"training": name, "training_seed": (recorded.get("config") or {}).get("seed"),
+            "training_epochs": len(history),
             "training_samples": sum(int(epoch.get("samples", 0)) for epoch in history),
             "heldout_J": measured[-1] if measured else None}
 

@@ -32,6 +32,7 @@ from vos_datasets.sequence import opened_image  # noqa: E402
 
 from .published import Published, PublishedRow, PublishedTable  # noqa: E402
 from .render import CellSource, evaluation_for  # noqa: E402
+from .seeds import repeat_of  # noqa: E402
 
 DECAY_BINS = 10
 QUALITATIVE_FRAMES = 5
@@ -587,19 +588,64 @@ def training_panel(ax: plt.Axes, name: str, data: dict) -> plt.Axes | None:
     return twin
 
 
+def seeds_panel(ax: plt.Axes, name: str, runs: dict[int, dict]) -> None:
+    """A training retrained at several seeds (seed -> head.json's content): each seed's training loss per epoch
+    (solid) and held-out J (dotted, second axis) in one colour per seed: how far the seeds' trainings part."""
+    ax.set_title(f"{training_title(name, next(iter(runs.values())).get('config', {}))}: "
+                 f"seeds {', '.join(map(str, runs))}", fontsize=9)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (mean over the epoch)")
+    ax.grid(alpha=0.3)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    twin, handles = None, []
+    for (seed, data), colour in zip(runs.items(), plt.get_cmap("tab10").colors, strict=False):
+        history = [entry for entry in data.get("history", []) if entry.get("loss") is not None]
+        if not history:
+            continue
+        handles += ax.plot([entry["epoch"] + 1 for entry in history], [float(entry["loss"]) for entry in history],
+                           color=colour, marker="o", markersize=3, label=f"seed {seed}: loss")
+        held = [(entry["epoch"] + 1, float(entry["validation"]["J"])) for entry in history
+                if (entry.get("validation") or {}).get("J") is not None]
+        if held:
+            twin = twin or ax.twinx()
+            handles += twin.plot(*zip(*held, strict=True), color=colour, marker="s", markersize=4, linestyle=":",
+                                 label=f"seed {seed}: held-out J")
+    if max((len(data.get("history", [])) for data in runs.values()), default=0) == 1:
+        ax.set_xlim(0, 2)
+    if twin is not None:
+        twin.set_ylabel("held-out J")
+        twin.set_ylim(0, 1.05)
+    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+
+
 def training_figure(histories: dict[str, dict]) -> plt.Figure:
-    """One panel per training of the preset (training name -> its head.json's content)."""
+    """One panel per training of the preset (training name -> its head.json's content), then one per training
+    the preset retrained at other seeds (its repeats `<name>.seed-<n>`, reporting.seeds) with every seed's
+    curves."""
+    repeats: dict[str, dict[int, dict]] = {}
+    for name, data in histories.items():
+        if repeat_of(name):
+            base, seed = repeat_of(name)
+            repeats.setdefault(base, {})[seed] = data
+    panels = [(name, data) for name, data in histories.items() if not repeat_of(name)]
+    for base, runs in repeats.items():
+        if base in histories:
+            runs[int(histories[base].get("config", {}).get("seed", 0))] = histories[base]
+        panels.append((base, dict(sorted(runs.items()))))
     if not histories:
         figure, ax = plt.subplots(figsize=(6, 2), dpi=110)
         ax.text(0.5, 0.5, "this preset trains nothing (its rows use given weights)", ha="center", va="center")
         ax.set_axis_off()
         return figure
-    columns = min(TRAINING_COLUMNS, len(histories))
-    lines = -(-len(histories) // columns)
+    columns = min(TRAINING_COLUMNS, len(panels))
+    lines = -(-len(panels) // columns)
     figure, axes = plt.subplots(lines, columns, figsize=(5.2 * columns, 3.6 * lines), dpi=110, squeeze=False)
-    for ax, (name, data) in zip(axes.ravel(), histories.items(), strict=False):
-        training_panel(ax, name, data)
-    for ax in axes.ravel()[len(histories):]:
+    for index, (ax, (name, data)) in enumerate(zip(axes.ravel(), panels, strict=False)):
+        if index < len(panels) - len(repeats):
+            training_panel(ax, name, data)
+        else:
+            seeds_panel(ax, name, data)
+    for ax in axes.ravel()[len(panels):]:
         ax.set_axis_off()
     figure.suptitle("Training curves: loss per epoch (and held-out validation where the training measured it)",
                     fontsize=10)
@@ -622,7 +668,8 @@ def caption(path: Path, summary: pd.DataFrame | None = None) -> str:
                 "numbered and named in the legend; the first-frame copy is a J&F line, it has no speed to show.")
     if stem == "training-curves":
         return ("Training curves: the loss of every training this preset ran, per epoch, and its held-out "
-                "validation where the training measured one.")
+                "validation where the training measured one; a training retrained at other seeds has a last "
+                "panel with every seed's loss and held-out J.")
     if parent.startswith("qualitative-"):
         label = stem
         if summary is not None and (summary["row"] == stem).any():

@@ -20,6 +20,7 @@ from vos_datasets.fileio import atomic_write_text
 
 from .provenance import git_commit, hardware
 from .published import Published, PublishedTable
+from .seeds import primary_rows, seeds_section
 
 SHOWN = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
 PERCENT_METRICS = {"J&F-Mean", "J-Mean", "F-Mean", "G", "J-seen", "J-unseen", "F-seen", "F-unseen"}
@@ -374,7 +375,8 @@ def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict,
            provenance: str | None = None, machine: str | None = None) -> str:
     """figures: (relative path, caption) pairs shown at the end; provenance: relative path of the manifest;
     machine: the hardware line of the provenance manifest (written where torch sees the GPUs; default: this
-    process's view, hardware())."""
+    process's view, hardware()). The summary's seed repeats (reporting.seeds) fill the seeds section only."""
+    repeats_included, summary = summary, primary_rows(summary)
     lines = [
         "# Reproduced tables",
         "",
@@ -458,6 +460,7 @@ def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict,
         if unmeasured:
             lines += [f"*Marks:* **{NOT_MEASURED}** = not measured by this evaluation (a YouTube-VOS or server "
                       "scoring gives no recall or decay; the server no objects count).", ""]
+    lines += seeds_section(repeats_included)
     if figures:
         lines += ["## Figures", ""]
         for path, caption in figures:

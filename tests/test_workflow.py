@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -64,6 +65,7 @@ def shrink_embedded_preset(data: dict) -> None:
         else:  # LWL: stage 1 -> stage 2 -> box encoder, one tiny epoch each
             training["settings"].update(epochs=1, iterations_per_epoch=1, batch_size=1, crop_size=[96, 160],
                                         milestones=[1])
+    data["seed_repeats"] = {"rows": ["frtm-d-only"], "seeds": [1]}  # the seeds table, on the cheapest training
 
 
 @pytest.mark.slow
@@ -87,6 +89,10 @@ def test_default_dag_produces_the_tables(tmp_path):
     assert "| D-only (row `frtm-d-only`) | x |  |  |  | 58.8 / " in tables
     assert "| Ours - no update (row `frtm-no-update`) | x | x |  |  | 67.6 / not run |" in tables
     assert "| FEELVOS | 71.5 | 69.1 | 74.0 | 81.7 | 81.1 | 82.2 | 2.22 |" in tables
+    # the seed repeat: in the seeds table only (not in the tables above it, nor in the figures)
+    tables_part, seeds_part = tables.split("## Seeds: the spread of the trainings")
+    assert "frtm-d-only.seed-1" not in tables_part
+    assert "| FRTM D-only (`frtm-d-only`) | 0, 1 | " in seeds_part
     assert "| RGMP | 66.7 | 64.8 | 68.6 | 81.8 | 81.5 | 82.0 | 7.7 |" in tables
     figures = work / "reports/embedded/figures"
     expected = {"speed_accuracy.png", "per_sequence-embedded-val.png", "decay-embedded-val.png",
@@ -107,7 +113,8 @@ def test_default_dag_produces_the_tables(tmp_path):
     html = (work / "report.html").read_text(errors="replace")
     assert "speed_accuracy.png" in html and "Speed against accuracy" in html
     summary = pd.read_csv(work / "results/embedded/summary.csv")
-    assert set(summary["preset"]) == {"embedded"} and len(summary) == 5
+    assert set(summary["preset"]) == {"embedded"} and len(summary) == 6
+    assert summary.set_index("row").loc[["frtm-d-only", "frtm-d-only.seed-1"], "training_seed"].tolist() == [0, 1]
     # the summary's figure is the evaluator's, re-computed here independently
     from metrics import Protocol, evaluate
 
@@ -132,7 +139,8 @@ def test_default_dag_produces_the_tables(tmp_path):
     # training module and what it imports) of its train jobs
     preset = yaml.safe_load((work / "config/presets/embedded.yaml").read_text())
     frtm_rows = {row for row, spec in preset["rows"].items() if spec["method"] == "frtm"}
-    frtm_trainings = {preset["rows"][row]["training"] for row in frtm_rows}
+    frtm_trainings = {preset["rows"][row]["training"] for row in frtm_rows} | {"frtm-d-only.seed-1"}
+    frtm_rows |= {"frtm-d-only.seed-1"}
     with open(work / "methods/frtm/tracker.py", "a") as tracker:
         tracker.write("# a change of FRTM's inference\n")
     planned = planned_jobs(snakemake(work, "-n", "reports/tables.md").stdout)
@@ -293,6 +301,35 @@ def test_a_row_whose_training_builds_another_network_is_named(tmp_path):
 def test_davis2016_check_preset_plans_every_frtm_row(tmp_path, shared):
     done = snakemake(workflow_copy(tmp_path), "-n", "--config", "preset=davis2016", f"shared_dir={shared}")
     assert "train" in done.stdout and done.stdout.count("rule infer") + done.stdout.count("localrule infer") >= 9
+    # the issue's five rows at seeds 1 and 2 besides their own run (their trainings' repeats: R, D-only, two LWL)
+    planned = planned_jobs(done.stdout)
+    for training in ("frtm-refiner", "frtm-d-only", "lwl-baseline", "lwl-weight-predictor"):
+        assert {f"training={training}.seed-{seed}" for seed in (1, 2)} <= planned["train"]
+
+
+def test_seed_repeats_train_again_at_their_seeds_and_are_checked(tmp_path):
+    """A preset's seed_repeats add the rows again on their trainings retrained at each seed (rows sharing a
+    training share its repeat); training_seed sets the other trainings' seed, not the repeats'; a bad entry is
+    one line naming the key."""
+    work = workflow_copy(tmp_path)
+    edit_embedded_preset(work, lambda data: data.update(seed_repeats={"rows": ["frtm-ours", "frtm-no-update"],
+                                                                      "seeds": [1, 2]}))
+    done = snakemake(work, "-n", "-p", "reports/tables.md", "--config", "training_seed=7")
+    trains = [line for line in shell_commands(done.stdout) if " --out results/embedded/training/frtm-refiner" in line]
+    words = [shlex.split(line) for line in trains]
+    assert sorted(json.loads(command[command.index("--config") + 1])["seed"] for command in words) == [1, 2, 7]
+    planned = planned_jobs(done.stdout)
+    for row in ("frtm-ours.seed-1", "frtm-ours.seed-2", "frtm-no-update.seed-1", "frtm-no-update.seed-2"):
+        assert any(f"row={row}" in wildcards for wildcards in planned["infer"]), row
+    work = workflow_copy(tmp_path / "same-seed")
+    edit_embedded_preset(work, lambda data: data.update(seed_repeats={"rows": ["frtm-ours"], "seeds": [0, 1]}))
+    done = snakemake(work, "-n", check=False)
+    assert "config/presets/embedded.yaml seed_repeats.seeds: 0 is the seed training frtm-refiner runs at already" \
+        in done.stdout + done.stderr
+    work = workflow_copy(tmp_path / "copy")
+    edit_embedded_preset(work, lambda data: data.update(seed_repeats={"rows": ["first-frame-copy"], "seeds": [1]}))
+    done = snakemake(work, "-n", check=False)
+    assert "seed_repeats.rows: row 'first-frame-copy' uses no training of the preset" in done.stdout + done.stderr
 
 
 INJECTED = "; touch pwned ;"

@@ -13,6 +13,7 @@ from snakemake.utils import validate
 
 from methods import registry  # what the rules know of each method, without torch (methods/registry.py)
 from methods.rows import merged_settings  # a row's settings, merged as vos-infer merges them
+from reporting.seeds import repeat_name, repeat_of, with_seed_repeats
 
 PRESET = config["preset"]
 _PRESET_FILE = Path(workflow.basedir) / "config" / "presets" / f"{PRESET}.yaml"
@@ -110,8 +111,17 @@ except WorkflowError:
 
 SHARED_DIR = os.environ.get("VOS_SHARED") or config.get("shared_dir", "../shared")
 VARIANTS = yaml.safe_load((Path(workflow.basedir) / "config" / "variants.yaml").read_text())
-TRAININGS = config.get("trainings", {})
 PRESET_FILE = f"config/presets/{PRESET}.yaml"
+
+# Rows run again on their trainings retrained at other seeds (`seed_repeats`): added here as ordinary rows and
+# trainings named <name>.seed-<n>, so every rule runs them; the report gives their spread (reporting/seeds.py).
+try:
+    config["rows"], config["trainings"] = with_seed_repeats(
+        config["rows"], config.get("trainings", {}), config.get("seed_repeats"), f"{PRESET_FILE} seed_repeats"
+    )
+except ValueError as err:
+    raise WorkflowError(str(err)) from None
+TRAININGS = config["trainings"]
 
 # The authors' released weights (README, "Released weights"): rows with `released: <file>` run with
 # <released_weights>/<file>. Without the folder configured those rows are checked with the others

@@ -92,8 +92,13 @@ def timing_files():
 
 
 def evaluation_files(evaluation, kind):
-    """Every row's `kind` output (scores: the per-frame CSV; masks, score-maps) on one evaluation."""
-    rows = [row for row, spec in config["rows"].items() if evaluation in spec["evaluate_on"]]
+    """Every row's `kind` output (scores: the per-frame CSV; masks, score-maps) on one evaluation, for its
+    figures: the seed repeats are left out (the seeds table alone shows them)."""
+    rows = [
+        row
+        for row, spec in config["rows"].items()
+        if evaluation in spec["evaluate_on"] and not repeat_of(row)
+    ]
     if kind == "scores":
         return [scores_path("per-frame", evaluation, row) for row in rows]
     return [row_path(kind, evaluation, row) for row in rows]

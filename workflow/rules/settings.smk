@@ -114,7 +114,7 @@ def training_settings(training, resolve=True):
     settings = {**entry["settings"], "sources": [source_spec(s, resolve) for s in entry["sources"]]}
     if entry.get("validation"):
         settings["validation"] = validation_spec(entry["validation"], resolve)
-    if config.get("training_seed") is not None:
+    if config.get("training_seed") is not None and not repeat_of(training):  # a seed repeat keeps its seed
         settings["seed"] = config["training_seed"]
     if entry.get("init_from"):
         settings["init_from"] = trained_head(entry["init_from"])

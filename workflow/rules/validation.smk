@@ -155,6 +155,23 @@ def _check_settings():
                 raise WorkflowError(f"rows.{name}: {err}") from None
 
 
+def _check_seed_repeats():
+    """A seed repeat's seed is not the one its training runs at already (training_seed, settings.seed or the
+    method's default): the seeds table would count one training twice."""
+    seeds = (config.get("seed_repeats") or {}).get("seeds", [])
+    for name, entry in TRAININGS.items():
+        if repeat_of(name) or not any(repeat_name(name, seed) in TRAININGS for seed in seeds):
+            continue
+        values = json.loads(json.dumps(training_settings(name, resolve=False)))
+        seed = registry.training_settings(entry["method"], values).seed
+        if seed in seeds:
+            raise WorkflowError(
+                f"{PRESET_FILE} seed_repeats.seeds: {seed} is the seed training {name} runs at already "
+                "(training_seed, its settings.seed or the default); list other seeds"
+            )
+
+
 _check_references()
 _check_settings()
+_check_seed_repeats()
 leave_out_released_rows()
