@@ -545,6 +545,11 @@ def test_rows_under_the_first_frame_copy_plus_ten_are_named_with_their_trainings
            "epochs, held-out J 3.1 at its last measure." in every_row
     assert "`frtm-d-only`:" not in every_row and "| CPU, 1 thread | 1 | +14.5 |" in every_row
     assert "**Read with care:** `frtm-ours` score under the first-frame copy + 10" in report
+    # the cells say so too: the paper tables' values and the every-row table's gap to the copy
+    assert "| Ours (row `frtm-ours`) | 73.4 / n.m. | 71.3 / n.m. | 75.5 / n.m. | 84.8 / 5.0 (−79.8) (under aim) |" \
+        in report
+    assert "**(under aim)** = the row scores under the first-frame copy + 10 J&F" in report
+    assert "| CPU, 1 thread | 1 | -22.2 (under aim) |" in every_row  # D-only's, above the aim: "| +14.5 |" above
 
 
 def test_the_machine_lines_come_from_where_the_methods_ran(tmp_path):
