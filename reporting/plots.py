@@ -627,11 +627,11 @@ def training_figure(histories: dict[str, dict]) -> plt.Figure:
         if repeat_of(name):
             base, seed = repeat_of(name)
             repeats.setdefault(base, {})[seed] = data
-    panels = [(name, data) for name, data in histories.items() if not repeat_of(name)]
+    panels = [(training_panel, name, data) for name, data in histories.items() if not repeat_of(name)]
     for base, runs in repeats.items():
         if base in histories:
             runs[int(histories[base].get("config", {}).get("seed", 0))] = histories[base]
-        panels.append((base, dict(sorted(runs.items()))))
+        panels.append((seeds_panel, base, dict(sorted(runs.items()))))
     if not histories:
         figure, ax = plt.subplots(figsize=(6, 2), dpi=110)
         ax.text(0.5, 0.5, "this preset trains nothing (its rows use given weights)", ha="center", va="center")
@@ -640,11 +640,8 @@ def training_figure(histories: dict[str, dict]) -> plt.Figure:
     columns = min(TRAINING_COLUMNS, len(panels))
     lines = -(-len(panels) // columns)
     figure, axes = plt.subplots(lines, columns, figsize=(5.2 * columns, 3.6 * lines), dpi=110, squeeze=False)
-    for index, (ax, (name, data)) in enumerate(zip(axes.ravel(), panels, strict=False)):
-        if index < len(panels) - len(repeats):
-            training_panel(ax, name, data)
-        else:
-            seeds_panel(ax, name, data)
+    for ax, (draw, name, data) in zip(axes.ravel(), panels, strict=False):
+        draw(ax, name, data)
     for ax in axes.ravel()[len(panels):]:
         ax.set_axis_off()
     figure.suptitle("Training curves: loss per epoch (and held-out validation where the training measured it)",
