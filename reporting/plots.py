@@ -622,12 +622,13 @@ def training_figure(histories: dict[str, dict]) -> plt.Figure:
     """One panel per training of the preset (training name -> its head.json's content), then one per training
     the preset retrained at other seeds (its repeats `<name>.seed-<n>`, reporting.seeds) with every seed's
     curves."""
-    repeats: dict[str, dict[int, dict]] = {}
+    panels, repeats = [], {}
     for name, data in histories.items():
-        if repeat_of(name):
-            base, seed = repeat_of(name)
-            repeats.setdefault(base, {})[seed] = data
-    panels = [(training_panel, name, data) for name, data in histories.items() if not repeat_of(name)]
+        found = repeat_of(name)
+        if found:
+            repeats.setdefault(found[0], {})[found[1]] = data
+        else:
+            panels.append((training_panel, name, data))
     for base, runs in repeats.items():
         if base in histories:
             runs[int(histories[base].get("config", {}).get("seed", 0))] = histories[base]

@@ -75,7 +75,7 @@ def seed_spread(summary: pd.DataFrame) -> pd.DataFrame:
     """One line per (evaluation, repeated row): its seeds, each seed's J&F and the mean and sample standard
     deviation of J&F, J and F over the seeds (the row's own run included, at its training's seed)."""
     frame = summary.assign(base=[(repeat_of(row) or (row, None))[0] for row in summary["row"]])
-    repeated = {repeat_of(row)[0] for row in summary["row"] if repeat_of(row)}
+    repeated = set(frame.loc[frame["base"] != frame["row"], "base"])
     lines = []
     for (evaluation, base), group in frame[frame["base"].isin(repeated)].groupby(["evaluation", "base"], sort=False):
         group = group.sort_values("training_seed")
