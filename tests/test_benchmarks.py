@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -158,3 +159,27 @@ def test_benchmarks_collect_with_their_options_and_groups():
                  "test_evaluator_speed[multiobject-ours-warm]", "test_upsampler_forward_backward[shifted sums-2x16x120x216]"):
         assert test in result.stdout
     assert "multiobject-ours-cold-side-by-side" not in result.stdout
+
+
+def test_coarse_ceiling_grid_is_that_of_four_padded_stride_two_convolutions():
+    from benchmarks.frtm_coarse_ceiling import feature_grid
+
+    halving = torch.nn.Sequential(*[torch.nn.Conv2d(1, 1, 3, stride=2, padding=1) for _ in range(4)])
+    for size in [(240, 432), (480, 854), (17, 31)]:
+        assert feature_grid(size) == tuple(halving(torch.zeros(1, 1, *size)).shape[-2:])
+    assert feature_grid((240, 432)) == (15, 27)
+
+
+def test_coarse_ceiling_keeps_what_the_grid_can_draw_and_loses_what_it_cannot():
+    from benchmarks.frtm_coarse_ceiling import best_coarse_mask
+    from metrics.measures import jaccard
+
+    block = np.zeros((240, 432), dtype=bool)
+    block[64:160, 96:288] = True  # a large object on the stride-16 grid
+    assert jaccard(block, best_coarse_mask(block, (240, 432), block.shape)) > 0.95
+    line = np.zeros((240, 432), dtype=bool)
+    line[100:103, 40:400] = True  # 3 pixels thin: below what a 16-pixel grid can draw
+    at_cpu_size = jaccard(line, best_coarse_mask(line, (240, 432), line.shape))
+    at_native = jaccard(line, best_coarse_mask(line, (480, 864), line.shape))
+    assert at_cpu_size < 0.5
+    assert at_native > at_cpu_size  # a finer grid draws more of it
