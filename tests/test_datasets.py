@@ -57,6 +57,17 @@ def test_embedded_dataset_is_deterministic(embedded, tmp_path):
     assert digest(embedded) != digest(other)
 
 
+def test_unknown_sequences_are_named_in_one_short_line(embedded):
+    """Names that are not sequences (e.g. a split file's frame paths passed whole) give a short error that
+    names a few of them and the split's own sequences, not thousands of entries."""
+    wrong = [f"/Annotations/480p/synth-val-00/{i:05d}.png" for i in range(40)]
+    with pytest.raises(DatasetError) as error:
+        DavisDataset(embedded, split="val", sequences=wrong)
+    message = str(error.value)
+    assert "and 35 more are not in" in message and "its 2 sequences: synth-val-00, synth-val-01" in message
+    assert len(message) < 400 and "\n" not in message
+
+
 def test_embedded_dataset_content(embedded):
     dataset = DavisDataset(embedded, split="val")
     assert dataset.sequence_names == ["synth-val-00", "synth-val-01"]

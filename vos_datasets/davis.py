@@ -66,7 +66,9 @@ class DavisDataset:
         if sequences is not None:
             unknown = sorted(set(sequences) - set(names))
             if unknown:
-                raise DatasetError(f"sequences {unknown} are not in {self._split_file()}")
+                shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+                raise DatasetError(f"sequences {shown} are not in {self._split_file()} "
+                                   f"(its {len(names)} sequences: {', '.join(names[:5])}{', ...' if len(names) > 5 else ''})")
             names = [n for n in names if n in sequences]
         self.sequence_names = names
         self._meta = self._read_meta()
