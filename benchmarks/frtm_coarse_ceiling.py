@@ -29,11 +29,11 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.records import show_and_record  # noqa: E402
 from methods.frtm.target_model import _interpolation_matrix, upsample_bilinear  # noqa: E402
 from methods.frtm.tracker import resize_mask  # noqa: E402
 from metrics.measures import jaccard  # noqa: E402
 from vos_datasets.davis import DavisDataset  # noqa: E402
-from vos_datasets.fileio import atomic_write_text  # noqa: E402
 from vos_datasets.shared import require_shared  # noqa: E402
 
 STRIDE_HALVINGS = 4  # stride 16: four stride-2 layers, each giving ceil(n / 2) with the backbones' padding
@@ -102,11 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     text = (f"## D-only's coarse ceiling\n\n`python benchmarks/frtm_coarse_ceiling.py {' '.join(argv or sys.argv[1:])}`\n\n"
             f"Mean J over the sequences:\n\n{mean.round(3).to_markdown(index=False)}\n\n"
             f"Per sequence:\n\n{per_sequence.round(3).to_markdown()}\n")
-    print(text)
-    if args.record:
-        path = Path(args.record)
-        previous = path.read_text() if path.exists() else ""
-        atomic_write_text(path, previous + ("\n" if previous else "") + text)
+    show_and_record(text, args.record)
     return 0
 
 

@@ -30,10 +30,10 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.records import show_and_record  # noqa: E402
 from methods.frtm.tracker import FRTM  # noqa: E402
 from metrics.measures import jaccard  # noqa: E402
 from vos_datasets.davis import DavisDataset  # noqa: E402
-from vos_datasets.fileio import atomic_write_text  # noqa: E402
 from vos_datasets.shared import require_shared  # noqa: E402
 
 MODES = {"no-update": {"update": False}, "update": {}, "update-hard": {}, "update-oracle": {}}
@@ -111,11 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     text = (f"## FRTM update diagnosis\n\n`python benchmarks/frtm_update_diagnosis.py {' '.join(argv or sys.argv[1:])}`\n\n"
             f"Mean J over the sequences:\n\n{mean.round(3).to_markdown()}\n\n"
             f"Per sequence:\n\n{per_sequence.round(3).to_markdown()}\n")
-    print(text)
-    if args.record:
-        path = Path(args.record)
-        previous = path.read_text() if path.exists() else ""
-        atomic_write_text(path, previous + ("\n" if previous else "") + text)
+    show_and_record(text, args.record)
     return 0
 
 
