@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -47,13 +48,17 @@ def feature_grid(size: tuple[int, int]) -> tuple[int, int]:
     return grid[0], grid[1]
 
 
+@lru_cache(maxsize=8)
+def _least_squares(size_in: int, size_out: int) -> torch.Tensor:
+    """pinv of the (size_out, size_in) bilinear resizing matrix: computed once per size, not per frame."""
+    return torch.linalg.pinv(_interpolation_matrix(size_in, size_out, torch.float64, torch.device("cpu")))
+
+
 def best_coarse_mask(mask: np.ndarray, size: tuple[int, int], native: tuple[int, int]) -> np.ndarray:
     """The mask of the least-squares stride-16 score map of `mask` at network size `size`, at the native size."""
     label = torch.from_numpy(resize_mask(mask, size).astype(np.float64))
     grid = feature_grid(size)
-    rows = _interpolation_matrix(grid[0], size[0], torch.float64, label.device)
-    columns = _interpolation_matrix(grid[1], size[1], torch.float64, label.device)
-    scores = torch.linalg.pinv(rows) @ label @ torch.linalg.pinv(columns).T
+    scores = _least_squares(grid[0], size[0]) @ label @ _least_squares(grid[1], size[1]).T
     probabilities = upsample_bilinear(scores[None, None], size)
     at_native = upsample_bilinear(probabilities[:, None], native)[0]
     return (at_native > 0.5).numpy()
