@@ -534,6 +534,15 @@ def training_title(name: str, config: dict) -> str:
     return f"{name} ({what})" if what else name
 
 
+def _log_scale_if_wide(ax: plt.Axes, losses: list[float]) -> None:
+    """A logarithmic loss axis where the losses span a factor of ten or more (LWL's start in the hundreds and
+    end near ten: on a linear axis their last epochs are a flat line)."""
+    positive = [v for v in losses if np.isfinite(v) and v > 0]
+    if positive and len(positive) == len(losses) and max(positive) / min(positive) >= 10:
+        ax.set_yscale("log")
+        ax.set_ylabel("loss (mean over the epoch, log scale)")
+
+
 def training_panel(ax: plt.Axes, name: str, data: dict) -> plt.Axes | None:
     """Training loss per epoch (solid) and, where the history has them, the validation loss (dashed, same axis)
     and validation scores (squares, a second axis, returned); the loss axis is logarithmic when the losses
@@ -557,10 +566,7 @@ def training_panel(ax: plt.Axes, name: str, data: dict) -> plt.Axes | None:
         ax.plot(*zip(*points, strict=True), marker="s", markersize=4, linestyle="--", color="tab:cyan",
                 label="validation loss")
         shown += [loss for _, loss in points]
-    positive = [v for v in shown if np.isfinite(v) and v > 0]
-    if positive and len(positive) == len(shown) and max(positive) / min(positive) >= 10:
-        ax.set_yscale("log")
-        ax.set_ylabel("loss (mean over the epoch, log scale)")
+    _log_scale_if_wide(ax, shown)
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     if len(epochs) == 1:
         ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
@@ -597,11 +603,12 @@ def seeds_panel(ax: plt.Axes, name: str, runs: dict[int, dict]) -> None:
     ax.set_ylabel("loss (mean over the epoch)")
     ax.grid(alpha=0.3)
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    twin, handles = None, []
+    twin, handles, shown = None, [], []
     for (seed, data), colour in zip(runs.items(), plt.get_cmap("tab10").colors, strict=False):
         history = [entry for entry in data.get("history", []) if entry.get("loss") is not None]
         if not history:
             continue
+        shown += [float(entry["loss"]) for entry in history]
         handles += ax.plot([entry["epoch"] + 1 for entry in history], [float(entry["loss"]) for entry in history],
                            color=colour, marker="o", markersize=3, label=f"seed {seed}: loss")
         held = [(entry["epoch"] + 1, float(entry["validation"]["J"])) for entry in history
@@ -610,6 +617,7 @@ def seeds_panel(ax: plt.Axes, name: str, runs: dict[int, dict]) -> None:
             twin = twin or ax.twinx()
             handles += twin.plot(*zip(*held, strict=True), color=colour, marker="s", markersize=4, linestyle=":",
                                  label=f"seed {seed}: held-out J")
+    _log_scale_if_wide(ax, shown)
     if max((len(data.get("history", [])) for data in runs.values()), default=0) == 1:
         ax.set_xlim(0, 2)
     if twin is not None:
@@ -647,7 +655,7 @@ def training_figure(histories: dict[str, dict]) -> plt.Figure:
         ax.set_axis_off()
     figure.suptitle("Training curves: loss per epoch (and held-out validation where the training measured it)",
                     fontsize=10)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.3 / (3.6 * lines)))  # keep 0.3 in at the top for the title
     return figure
 
 

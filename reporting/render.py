@@ -473,7 +473,8 @@ def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict,
         if unmeasured:
             lines += [f"*Marks:* **{NOT_MEASURED}** = not measured by this evaluation (a YouTube-VOS or server "
                       "scoring gives no recall or decay; the server no objects count).", ""]
-    lines += seeds_section(repeats_included)
+    ablation_order = [name for table in published.tables.values() for row in table.rows for name in row.candidates]
+    lines += seeds_section(repeats_included, ablation_order)
     if figures:
         lines += ["## Figures", ""]
         for path, caption in figures:

@@ -71,9 +71,11 @@ def primary_rows(summary: pd.DataFrame) -> pd.DataFrame:
     return summary[[repeat_of(row) is None for row in summary["row"]]]
 
 
-def seed_spread(summary: pd.DataFrame) -> pd.DataFrame:
+def seed_spread(summary: pd.DataFrame, order: list[str] = ()) -> pd.DataFrame:
     """One line per (evaluation, repeated row): its seeds, each seed's J&F and the mean and sample standard
-    deviation of J&F, J and F over the seeds (the row's own run included, at its training's seed)."""
+    deviation of J&F, J and F over the seeds (the row's own run included, at its training's seed), and the
+    training of each seed's run. Rows named in `order` (the papers' ablation order) come first, in that order;
+    the others follow in the summary's order."""
     frame = summary.assign(base=[(repeat_of(row) or (row, None))[0] for row in summary["row"]])
     repeated = set(frame.loc[frame["base"] != frame["row"], "base"])
     lines = []
@@ -82,12 +84,20 @@ def seed_spread(summary: pd.DataFrame) -> pd.DataFrame:
         line = {"evaluation": evaluation, "row": base,
                 "label": group.loc[group["row"] == base, "label"].iloc[0] if (group["row"] == base).any() else base,
                 "seeds": [int(seed) for seed in group["training_seed"]],
-                "J&F per seed": list(group["J&F-Mean"]), "runs": len(group)}
+                "J&F per seed": list(group["J&F-Mean"]), "runs": len(group),
+                "trainings": [str(name) if pd.notna(name) else None
+                              for name in group.get("training", pd.Series([None] * len(group)))]}
         for measure in MEASURES:
             line[f"{measure} mean"] = group[measure].mean()
             line[f"{measure} sd"] = group[measure].std(ddof=1) if len(group) > 1 else float("nan")
         lines.append(line)
-    return pd.DataFrame(lines)
+    frame = pd.DataFrame(lines)
+    if frame.empty or not order:
+        return frame
+    rank = {row: place for place, row in enumerate(dict.fromkeys(order))}
+    position = [rank.get(row, len(rank) + index) for index, row in enumerate(frame["row"])]
+    return frame.assign(_place=position).sort_values(["_place"], kind="stable").drop(columns="_place") \
+        .reset_index(drop=True)
 
 
 def _mean_sd(line: pd.Series, measure: str) -> str:
@@ -95,9 +105,18 @@ def _mean_sd(line: pd.Series, measure: str) -> str:
     return f"{mean:.1f} ± {sd:.1f}" if pd.notna(sd) else f"{mean:.1f}"
 
 
+def _paired(line: pd.Series, before: pd.Series) -> list[float] | None:
+    """Per-seed J&F differences (line - before) where the two rows ran at the same seeds on the same training at
+    each seed (e.g. Ours and Ours - no update on one R): their seeds are then paired; None otherwise."""
+    if line["seeds"] != before["seeds"] or line["trainings"] != before["trainings"] or None in line["trainings"]:
+        return None
+    return [100 * (a - b) for a, b in zip(line["J&F per seed"], before["J&F per seed"], strict=True)]
+
+
 def _gap_lines(spread: pd.DataFrame, methods: dict[str, str]) -> list[str]:
     """Each row against the previous repeated row of its method: the gap in mean J&F, and whether it is larger
-    than the larger of the two spreads."""
+    than the spread. Rows that share each seed's training are compared seed by seed (paired: the spread is the
+    sd of the per-seed differences); other rows against the larger of their two spreads."""
     lines, previous = [], {}
     for _, line in spread.iterrows():
         method = methods.get(line["row"])
@@ -106,16 +125,23 @@ def _gap_lines(spread: pd.DataFrame, methods: dict[str, str]) -> list[str]:
         if before is None:
             continue
         gap = 100 * (line["J&F-Mean mean"] - before["J&F-Mean mean"])
-        spread_max = 100 * max(line["J&F-Mean sd"], before["J&F-Mean sd"])
+        paired = _paired(line, before)
+        if paired is not None and len(paired) > 1:
+            spread_max = float(pd.Series(paired).std(ddof=1))
+            how = (f"paired by seed (one training a seed): {', '.join(f'{d:+.1f}' for d in paired)}; "
+                   f"sd {spread_max:.1f}")
+        else:
+            spread_max = 100 * max(line["J&F-Mean sd"], before["J&F-Mean sd"])
+            how = f"larger sd {spread_max:.1f}"
         verdict = "larger than the spread" if abs(gap) > spread_max else "within the spread: not a finding"
-        lines.append(f"- `{before['row']}` → `{line['row']}`: {gap:+.1f} J&F (larger sd {spread_max:.1f}): "
-                     f"{verdict}.")
+        lines.append(f"- `{before['row']}` → `{line['row']}`: {gap:+.1f} J&F ({how}): {verdict}.")
     return lines
 
 
-def seeds_section(summary: pd.DataFrame) -> list[str]:
-    """The report's seeds tables (Markdown lines; none where the preset repeats no row)."""
-    spread = seed_spread(summary)
+def seeds_section(summary: pd.DataFrame, order: list[str] = ()) -> list[str]:
+    """The report's seeds tables (Markdown lines; none where the preset repeats no row); `order`: the rows in the
+    papers' ablation order (each gap is then a step of the ablation, as the paper reads it)."""
+    spread = seed_spread(summary, order)
     if spread.empty:
         return []
     methods = dict(zip(summary["row"], summary["method"], strict=True))

@@ -108,6 +108,28 @@ def test_the_seeds_section_tells_a_gap_beyond_the_spread_from_one_within_it():
     assert seeds_section(summary_with_seeds({})) == []
 
 
+def test_rows_on_one_training_a_seed_are_compared_seed_by_seed_in_the_papers_order():
+    # Ours and no update share R at each seed: the gap is judged on the per-seed differences, whose spread is
+    # far smaller than either row's own (R's seed moves both rows together)
+    summary = summary_with_seeds({"frtm-ours": [0.604, 0.589, 0.594], "frtm-no-update": [0.623, 0.601, 0.607],
+                                  "frtm-d-only": [0.519, 0.515, 0.519]})
+    summary["training"] = [None] + [
+        ("frtm-refiner" if seed == 0 else f"frtm-refiner.seed-{seed}") if row.startswith(("frtm-ours", "frtm-no"))
+        else ("frtm-d-only" if seed == 0 else f"frtm-d-only.seed-{seed}")
+        for row, seed in zip(summary["row"][1:], summary["training_seed"][1:], strict=True)]
+    lines = seeds_section(summary, ["frtm-base-net", "frtm-d-only", "frtm-no-update", "frtm-ours"])
+    gaps = [line for line in lines if line.startswith("- ")]
+    assert gaps == [
+        "- `frtm-d-only` → `frtm-no-update`: +9.3 J&F (larger sd 1.1): larger than the spread.",
+        "- `frtm-no-update` → `frtm-ours`: -1.5 J&F (paired by seed (one training a seed): -1.9, -1.2, -1.3; "
+        "sd 0.4): larger than the spread.",
+    ]
+    table = [line for line in lines if line.startswith("| FRTM")]
+    assert [line.split("`")[1] for line in table] == ["frtm-d-only", "frtm-no-update", "frtm-ours"]
+    # without the order the summary's order stays (Ours first), and the same gap read backwards
+    assert seed_spread(summary)["row"].tolist() == ["frtm-ours", "frtm-no-update", "frtm-d-only"]
+
+
 def test_the_report_keeps_repeats_out_of_the_tables_and_gives_their_spread():
     summary = summary_with_seeds({"frtm-no-update": [0.549, 0.561, 0.577]})
     summary = summary.assign(**{column: 0.1 for column in ("J-Recall", "J-Decay", "F-Recall", "F-Decay")},
@@ -152,4 +174,18 @@ def test_the_training_figure_gives_a_retrained_training_one_panel_with_every_see
     assert [line.get_label() for line in seeds_axes.get_legend().get_lines()] == [
         "seed 0: loss", "seed 0: held-out J", "seed 1: loss", "seed 1: held-out J", "seed 2: loss",
         "seed 2: held-out J"]
+    assert seeds_axes.get_yscale() == "linear"  # losses within a factor of ten
+    plt.close(figure)
+    # LWL-like losses (hundreds down to about ten) get a log axis on the seeds panel, as on a single one
+    def lwl(seed, first):
+        return {"config": {"seed": seed}, "history": [{"epoch": e, "loss": loss} for e, loss in
+                                                      enumerate([first, first / 10, 12.0])]}
+
+    figure = training_figure({"lwl-stage1": lwl(0, 500.0), "lwl-stage1.seed-1": lwl(1, 1500.0)})
+    seeds_axes = next(ax for ax in figure.axes if ax.get_title().endswith("seeds 0, 1"))
+    assert seeds_axes.get_yscale() == "log"
+    # the figure's title sits above the first line of panels (no overlap with their titles)
+    renderer = figure.canvas.get_renderer()
+    title_box = figure._suptitle.get_window_extent(renderer)
+    assert all(title_box.y0 >= ax.title.get_window_extent(renderer).y1 - 1 for ax in figure.axes if ax.get_title())
     plt.close(figure)
