@@ -608,9 +608,10 @@ def seeds_panel(ax: plt.Axes, name: str, runs: dict[int, dict]) -> None:
         history = [entry for entry in data.get("history", []) if entry.get("loss") is not None]
         if not history:
             continue
-        shown += [float(entry["loss"]) for entry in history]
-        handles += ax.plot([entry["epoch"] + 1 for entry in history], [float(entry["loss"]) for entry in history],
-                           color=colour, marker="o", markersize=3, label=f"seed {seed}: loss")
+        losses = [float(entry["loss"]) for entry in history]
+        shown += losses
+        handles += ax.plot([entry["epoch"] + 1 for entry in history], losses, color=colour, marker="o", markersize=3,
+                           label=f"seed {seed}: loss")
         held = [(entry["epoch"] + 1, float(entry["validation"]["J"])) for entry in history
                 if (entry.get("validation") or {}).get("J") is not None]
         if held:

@@ -128,8 +128,7 @@ def _gap_lines(spread: pd.DataFrame, methods: dict[str, str]) -> list[str]:
         paired = _paired(line, before)
         if paired is not None and len(paired) > 1:
             spread_max = float(pd.Series(paired).std(ddof=1))
-            how = (f"paired by seed (one training a seed): {', '.join(f'{d:+.1f}' for d in paired)}; "
-                   f"sd {spread_max:.1f}")
+            how = f"paired by seed, one training a seed: {', '.join(f'{d:+.1f}' for d in paired)}; sd {spread_max:.1f}"
         else:
             spread_max = 100 * max(line["J&F-Mean sd"], before["J&F-Mean sd"])
             how = f"larger sd {spread_max:.1f}"

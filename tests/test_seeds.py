@@ -121,7 +121,7 @@ def test_rows_on_one_training_a_seed_are_compared_seed_by_seed_in_the_papers_ord
     gaps = [line for line in lines if line.startswith("- ")]
     assert gaps == [
         "- `frtm-d-only` → `frtm-no-update`: +9.3 J&F (larger sd 1.1): larger than the spread.",
-        "- `frtm-no-update` → `frtm-ours`: -1.5 J&F (paired by seed (one training a seed): -1.9, -1.2, -1.3; "
+        "- `frtm-no-update` → `frtm-ours`: -1.5 J&F (paired by seed, one training a seed: -1.9, -1.2, -1.3; "
         "sd 0.4): larger than the spread.",
     ]
     table = [line for line in lines if line.startswith("| FRTM")]
