@@ -676,8 +676,7 @@ def caption(path: Path, summary: pd.DataFrame | None = None) -> str:
     if stem == "training-curves":
         return ("Training curves: the loss of every training this preset ran, per epoch, and its held-out "
                 "validation where the training measured one; a training retrained at other seeds has a last "
-                "panel with every seed's loss and held-out J (each seed draws its own held-out samples from "
-                "the same held-out videos).")
+                "panel with every seed's loss and held-out J (every seed measured on the same held-out samples).")
     if parent.startswith("qualitative-"):
         label = stem
         if summary is not None and (summary["row"] == stem).any():

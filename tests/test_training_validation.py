@@ -196,6 +196,38 @@ def test_the_held_out_samples_are_drawn_once_from_their_own_generator(embedded):
         [[(o.object_id, f, s) for o, f, s in b] for b in job.epoch_batches(0)]
 
 
+def test_every_training_seed_is_measured_on_the_same_held_out_samples(embedded, tmp_path):
+    """The seeds table compares a row's trainings at several seeds: their held-out curves compare only when
+    each measures the same samples (drawn as before from their own generator, whatever the training seed),
+    while the epochs' draws do change with the seed."""
+    from methods.frtm.training import FRTMTrainingJob
+    from methods.frtm.training import TrainingConfig as FRTMConfig
+    from methods.lwl.training import LWLTrainingJob
+    from methods.lwl.training import TrainingConfig as LWLConfig
+
+    def lwl_draws(seed):
+        job = LWLTrainingJob(LWLConfig.from_dict(lwl_tiny_config(embedded, seed=seed,
+                                                                 validation=held_out(embedded, samples=3))))
+        job.build(torch.device("cpu"))
+        described = [[(o.sequence.name, o.object_id, tuple(f), s) for o, f, s in samples]
+                     for samples in (job.validation_samples(), job.epoch_samples(0))]
+        return described[0], described[1]
+
+    def frtm_draws(seed):
+        config = FRTMConfig.from_dict(frtm_tiny_config(embedded, tmp_path / "cache", seed=seed,
+                                                       validation=held_out(embedded, samples=3)))
+        job = FRTMTrainingJob(config)
+        job.build(torch.device("cpu"))
+        described = [[(o.sequence.name, o.object_id, reference, tuple(targets)) for o, reference, targets in samples]
+                     for samples in (job.validation_samples(), job.epoch_samples(0))]
+        return described[0], described[1]
+
+    for draws in (lwl_draws, frtm_draws):
+        (held_out_0, epoch_0), (held_out_1, epoch_1) = draws(0), draws(1)
+        assert held_out_0 == held_out_1
+        assert epoch_0 != epoch_1
+
+
 @pytest.mark.parametrize(("validation", "message"), [
     ({"dataset": "embedded", "split": "val"}, "trainings.frtm-refiner.validation: overlaps evaluation 'embedded-val'"),
     ({"dataset": "embedded", "split": "train"}, "trainings.frtm-refiner.validation: overlaps a training source"),

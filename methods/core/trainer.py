@@ -13,7 +13,8 @@ batches are, how one batch's loss is computed) and `run_training` does the rest:
 - Several processes (torchrun): each rank takes its share of every batch; DistributedDataParallel averages
   the gradients (nccl on GPUs, gloo on CPUs); rank 0 writes checkpoints and the result.
 - Validation (setting `validation`, see `validation_settings`): every `every` epochs and after the last, the
-  job's forward pass on a held-out set drawn once (the same samples every time) gives a loss and J (IoU of
+  job's forward pass on a held-out set drawn once (the same samples every time, and at every training
+  seed: `held_out_generator`) gives a loss and J (IoU of
   the prediction > 0.5 with the label), recorded as the epoch's history["validation"]. It runs with the
   module in eval mode under no_grad, every random state (torch, CUDA, `random`, numpy) restored afterwards,
   and each submodule's train/eval flag restored: a training with validation ends at the same weights, bit
@@ -123,6 +124,13 @@ def settings_text(settings: dict) -> str:
     unset = {"validation": None, "mixed_precision": False}
     return json.dumps({k: v for k, v in settings.items()
                        if k != "num_workers" and not (k in unset and v == unset[k])}, sort_keys=True)
+
+
+def held_out_generator() -> random.Random:
+    """The generator a job draws its held-out samples from: seeded by nothing a training sets, so that every
+    training seed of a row (the seeds table of a report) is measured on the same samples and their held-out
+    curves compare; it is not the epochs' generator, whose draws it leaves untouched."""
+    return random.Random("held-out samples")
 
 
 def spread_draw(items: list, count: int, rng: random.Random) -> list:

@@ -45,6 +45,7 @@ from methods.core.memory import SampleMemory
 from methods.core.trainer import (
     TrainingJob,
     backward_share,
+    held_out_generator,
     image_batch,
     mask_iou,
     run_training,
@@ -110,9 +111,9 @@ def draw_sample(o: TrainingObject, config: TrainingConfig, rng: random.Random) -
 
 def validation_samples(config: TrainingConfig) -> list[tuple[TrainingObject, str, list[str]]]:
     """The held-out samples: `samples` of the validation dataset's objects (each once before any twice),
-    with their reference and target frames, from a generator of their own seeded by the training seed (the
-    epochs' draws are untouched): the same samples at every measure."""
-    rng = random.Random(f"{config.seed}-validation")
+    with their reference and target frames, from `held_out_generator` (the epochs' draws are untouched): the
+    same samples at every measure and at every training seed."""
+    rng = held_out_generator()
     objects = load_objects({"dataset": config.validation["dataset"]}, config)
     return [draw_sample(o, config, rng) for o in spread_draw(objects, config.validation["samples"], rng)]
 

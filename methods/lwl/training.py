@@ -50,6 +50,7 @@ import torch
 from methods.core.trainer import (
     TrainingJob,
     backward_share,
+    held_out_generator,
     image_batch,
     mask_iou,
     run_training,
@@ -277,10 +278,10 @@ class LWLTrainingJob(TrainingJob):
 
     def validation_samples(self) -> list:
         """`samples` of the validation dataset's objects (each once before any twice), drawn as the epochs'
-        samples (their crops' augmentation included) from a generator of their own seeded by the training
-        seed: the same samples at every measure, the epochs' draws untouched."""
+        samples (their crops' augmentation included) from `held_out_generator`: the same samples at every
+        measure and at every training seed, the epochs' draws untouched."""
         c = self.config
-        rng = random.Random(f"{c.seed}-validation")
+        rng = held_out_generator()
         objects = load_objects({"dataset": c.validation["dataset"]}, c)
         return [self.draw_sample(obj, rng) for obj in spread_draw(objects, c.validation["samples"], rng)]
 
