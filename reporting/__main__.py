@@ -18,7 +18,7 @@ from .aggregate import collect, write_summary
 from .plots import EvaluationData, evaluation_figures, figure_list, speed_accuracy, training_curves
 from .provenance import build_manifest, git_commit, hardware, write_manifest
 from .published import PUBLISHED_FILE, load_published
-from .regression import Run, compare, frames_file, render_comparison, write_baseline
+from .regression import Run, compare, frames_file, refresh_baseline, render_comparison, write_baseline
 from .render import measured_on, render, write
 from .seeds import primary_rows
 
@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                            "first; the folder name labels the run")
     base.add_argument("--preset-file", type=Path, required=True, help="the preset's YAML (which rows train)")
     base.add_argument("--out", type=Path, required=True)
+    base.add_argument("--rows", nargs="+", help="remake only these rows' entries of the existing baseline --out "
+                                                "(and their per-frame references); every other entry stays")
     args = parser.parse_args(argv)
     try:
         return _run(args)
@@ -130,8 +132,12 @@ def _run(args: argparse.Namespace) -> int:
 def regression_command(args: argparse.Namespace) -> int:
     preset = yaml.safe_load(args.preset_file.read_text()) if args.preset_file else None
     if args.command == "baseline":
-        write_baseline([Run(path.name, path) for path in args.run], preset, hardware(), args.out,
-                       commit=git_commit(REPO))
+        runs = [Run(path.name, path) for path in args.run]
+        if args.rows:
+            refresh_baseline(runs, preset, hardware(), args.out, args.rows, commit=git_commit(REPO))
+            print(f"baseline: rows {', '.join(args.rows)} of {args.out} remade from {len(runs)} runs, the others kept")
+            return 0
+        write_baseline(runs, preset, hardware(), args.out, commit=git_commit(REPO))
         print(f"baseline: {args.out} and {frames_file(args.out)} from {len(args.run)} runs")
         return 0
     result = compare(args.results, args.baseline, preset)

@@ -171,7 +171,9 @@ BASELINE_HEADER = """\
 # runs, max - min, the kind's floor), rounded up to 0.05: `fixed weights` rows (committed weights,
 # tests/regression/weights/) floor {fixed}, `trained` rows no floor. Fixed rows also have `frames`: the mean
 # absolute per-frame difference of J and F from the reference run's frames (in {frames_file}) may be at most
-# {margin} x the largest measured between runs, at least {frame_floor} points.
+# {margin} x the largest measured between runs, at least {frame_floor} points. Rows remade later from other runs
+# (`make regression-baseline ROWS="..."`) are listed under `made.refreshed`; each entry's own runs are its
+# `measured.runs`.
 """
 
 
@@ -192,6 +194,39 @@ def write_baseline(runs: list[Run], preset: dict, hardware: str, out: str | Path
                                     margin=FRAME_MARGIN, frame_floor=FRAME_TOLERANCE_FLOOR)
     atomic_write_text(frames_file(out), references.to_csv(index=False))
     atomic_write_text(out, header + yaml.safe_dump(data, sort_keys=False))
+
+
+def refresh_baseline(runs: list[Run], preset: dict, hardware: str, baseline_path: str | Path, rows: list[str],
+                     commit: str = "") -> None:
+    """Remake only `rows`' entries of an existing baseline (and their per-frame references) from the runs,
+    keeping every other row's entry as it was measured: for an intended change of a few rows, the others
+    keep their measurements instead of being re-measured on another machine. `made.refreshed` records which
+    rows were remade, when, where and from which runs."""
+    baseline_path = Path(baseline_path)
+    if not baseline_path.is_file():
+        raise FileNotFoundError(f"{baseline_path}: no baseline to refresh rows of; make the whole one with "
+                                "`make regression-baseline` (without ROWS)")
+    kinds = row_kinds(preset)
+    unknown = sorted(set(rows) - set(kinds))
+    if unknown:
+        raise ValueError(f"rows {unknown} are not rows of the preset; its rows: {sorted(kinds)}")
+    labels = [run.label for run in runs]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"two runs share a label (folder name): {labels}")
+    data = yaml.safe_load(baseline_path.read_text())
+    remade, references = measured_rows(runs, {row: kinds[row] for row in rows})
+    kept = {key: entry for key, entry in data["rows"].items() if key.split("@")[0] not in rows}
+    data["rows"] = dict(sorted({**kept, **remade}.items()))
+    data["made"].setdefault("refreshed", []).append(
+        {"rows": sorted(rows), "date": dt.date.today().isoformat(), "hardware": hardware, "commit": commit,
+         "runs": labels})
+    frames = frames_file(baseline_path)
+    previous = pd.read_csv(frames, dtype={"Sequence": str, "Frame": str}) if frames.is_file() else references[:0]
+    previous = previous[~previous["key"].str.split("@").str[0].isin(rows)]
+    header = BASELINE_HEADER.format(fixed=TOLERANCE_FLOOR[FIXED], frames_file=frames.name,
+                                    margin=FRAME_MARGIN, frame_floor=FRAME_TOLERANCE_FLOOR)
+    atomic_write_text(frames, pd.concat([previous, references])[previous.columns].to_csv(index=False))
+    atomic_write_text(baseline_path, header + yaml.safe_dump(data, sort_keys=False))
 
 
 def _status(difference: float, tolerance: float) -> str:

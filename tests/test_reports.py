@@ -14,7 +14,14 @@ from reporting.__main__ import main as reports_main
 from reporting.plots import caption, decay_curves, read_attributes
 from reporting.provenance import dataset_fingerprint
 from reporting.published import PUBLISHED_FILE, PublishedTableError, load_published
-from reporting.regression import Run, compare, frames_file, render_comparison, write_baseline
+from reporting.regression import (
+    Run,
+    compare,
+    frames_file,
+    refresh_baseline,
+    render_comparison,
+    write_baseline,
+)
 from reporting.render import (
     MARKS,
     evaluation_for,
@@ -409,6 +416,54 @@ def test_the_regression_check_holds_each_row_to_its_own_tolerance_and_says_what_
     assert reports_main(["regress", "--results", runs[0], "--baseline", str(baseline),
                          "--preset-file", str(preset)]) == 2
     assert "frtm-ours@ci was measured as a 'trained' row" in capsys.readouterr().err
+
+
+def test_refreshing_named_rows_remakes_their_entries_and_keeps_the_others(tmp_path, capsys):
+    """`make regression-baseline ROWS=...`: an intended change of one row remakes that row's entry (and its
+    per-frame reference) from new runs; the other rows keep what was measured, and `made` says what was remade."""
+    baseline = tmp_path / "baseline.yaml"
+    write_baseline(regression_runs(tmp_path / "first"), REGRESSION_PRESET, "first machine", baseline, commit="abc")
+    before = yaml.safe_load(baseline.read_text())
+    frames_before = pd.read_csv(frames_file(baseline), dtype={"Sequence": str, "Frame": str})
+
+    def moved_runs(folder, trained, fixed, frame_shift):
+        return [write_run(tmp_path / folder / f"s{seed}",
+                          summary_frame(first_frame_copy=("ci", 0.300, 50.0), frtm_ours=("ci", trained + 0.01 * seed, 3.6),
+                                        frtm_ours_fixed=("ci", fixed, 3.6)), frame_shift * seed)
+                for seed in range(2)]
+
+    refresh_baseline(moved_runs("trained", 0.600, 0.700, 0.0), REGRESSION_PRESET, "second machine", baseline,
+                     ["frtm-ours"], commit="def")
+    after = yaml.safe_load(baseline.read_text())
+    assert after["rows"]["frtm-ours@ci"]["expected"]["J&F-Mean"] == pytest.approx(60.5)
+    assert after["rows"]["frtm-ours@ci"]["measured"]["runs"] == ["s0", "s1"]
+    for kept in ("first-frame-copy@ci", "frtm-ours-fixed@ci"):  # the new runs moved these too: not taken
+        assert after["rows"][kept] == before["rows"][kept]
+    assert after["made"]["commit"] == "abc" and after["made"]["runs"] == ["seed0", "seed1", "seed2"]
+    assert after["made"]["refreshed"] == [{"rows": ["frtm-ours"], "date": after["made"]["refreshed"][0]["date"],
+                                           "hardware": "second machine", "commit": "def", "runs": ["s0", "s1"]}]
+    pd.testing.assert_frame_equal(pd.read_csv(frames_file(baseline), dtype={"Sequence": str, "Frame": str}),
+                                  frames_before)
+    # a fixed row: its per-frame reference is remade from the first new run, the copy's stays
+    refresh_baseline(moved_runs("fixed", 0.600, 0.700, 0.001), REGRESSION_PRESET, "m", baseline, ["frtm-ours-fixed"])
+    frames = pd.read_csv(frames_file(baseline), dtype={"Sequence": str, "Frame": str})
+    assert len(frames) == len(frames_before) and frames["Frame"].str.len().eq(5).all()
+    fixed = yaml.safe_load(baseline.read_text())["rows"]["frtm-ours-fixed@ci"]
+    assert fixed["expected"]["J&F-Mean"] == pytest.approx(70.0) and fixed["frames"]["reference_run"] == "s0"
+    assert fixed["frames"]["measured"]["s1"] == {"J": pytest.approx(0.05), "F": pytest.approx(0.05)}
+    assert len(yaml.safe_load(baseline.read_text())["made"]["refreshed"]) == 2
+    assert compare(moved_runs("check", 0.600, 0.700, 0.0)[0].folder, baseline).passed is False  # the copy moved
+    with pytest.raises(ValueError, match=r"rows \['frtm-our'\] are not rows of the preset"):
+        refresh_baseline(moved_runs("typo", 0.6, 0.7, 0.0), REGRESSION_PRESET, "m", baseline, ["frtm-our"])
+    with pytest.raises(FileNotFoundError, match="no baseline to refresh rows of"):
+        refresh_baseline(moved_runs("none", 0.6, 0.7, 0.0), REGRESSION_PRESET, "m", tmp_path / "no.yaml", ["frtm-ours"])
+    preset = tmp_path / "ci.yaml"
+    preset.write_text(yaml.safe_dump(REGRESSION_PRESET))
+    runs = [str(run.folder) for run in moved_runs("cli", 0.500, 0.700, 0.0)]
+    assert reports_main(["baseline", "--run", *runs, "--preset-file", str(preset), "--out", str(baseline),
+                         "--rows", "frtm-ours"]) == 0
+    assert "rows frtm-ours of" in capsys.readouterr().out
+    assert yaml.safe_load(baseline.read_text())["rows"]["frtm-ours@ci"]["expected"]["J&F-Mean"] == pytest.approx(50.5)
 
 
 def test_a_baseline_refuses_runs_with_a_missing_figure(tmp_path):
