@@ -180,9 +180,7 @@ BASELINE_HEADER = """\
 def write_baseline(runs: list[Run], preset: dict, hardware: str, out: str | Path, commit: str = "") -> None:
     """The baseline of several runs of one preset, tolerances derived from their spread, and the fixed rows'
     per-frame reference beside it."""
-    labels = [run.label for run in runs]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"two runs share a label (folder name): {labels}")
+    labels = run_labels(runs)
     names = sorted({name for run in runs for name in run.summary["preset"].unique()})
     rows, references = measured_rows(runs, row_kinds(preset))
     data = {
@@ -190,6 +188,19 @@ def write_baseline(runs: list[Run], preset: dict, hardware: str, out: str | Path
         "made": {"date": dt.date.today().isoformat(), "hardware": hardware, "commit": commit, "runs": labels},
         "rows": rows,
     }
+    _write_baseline_files(out, data, references)
+
+
+def run_labels(runs: list[Run]) -> list[str]:
+    """The runs' labels (their folder names), which a baseline records: refused if two are the same."""
+    labels = [run.label for run in runs]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"two runs share a label (folder name): {labels}")
+    return labels
+
+
+def _write_baseline_files(out: str | Path, data: dict, references: pd.DataFrame) -> None:
+    """The baseline (its explanatory header, then the data) and the per-frame references beside it."""
     header = BASELINE_HEADER.format(fixed=TOLERANCE_FLOOR[FIXED], frames_file=frames_file(out).name,
                                     margin=FRAME_MARGIN, frame_floor=FRAME_TOLERANCE_FLOOR)
     atomic_write_text(frames_file(out), references.to_csv(index=False))
@@ -210,9 +221,7 @@ def refresh_baseline(runs: list[Run], preset: dict, hardware: str, baseline_path
     unknown = sorted(set(rows) - set(kinds))
     if unknown:
         raise ValueError(f"rows {unknown} are not rows of the preset; its rows: {sorted(kinds)}")
-    labels = [run.label for run in runs]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"two runs share a label (folder name): {labels}")
+    labels = run_labels(runs)
     data = yaml.safe_load(baseline_path.read_text())
     remade, references = measured_rows(runs, {row: kinds[row] for row in rows})
     kept = {key: entry for key, entry in data["rows"].items() if key.split("@")[0] not in rows}
@@ -223,10 +232,7 @@ def refresh_baseline(runs: list[Run], preset: dict, hardware: str, baseline_path
     frames = frames_file(baseline_path)
     previous = pd.read_csv(frames, dtype={"Sequence": str, "Frame": str}) if frames.is_file() else references[:0]
     previous = previous[~previous["key"].str.split("@").str[0].isin(rows)]
-    header = BASELINE_HEADER.format(fixed=TOLERANCE_FLOOR[FIXED], frames_file=frames.name,
-                                    margin=FRAME_MARGIN, frame_floor=FRAME_TOLERANCE_FLOOR)
-    atomic_write_text(frames, pd.concat([previous, references])[previous.columns].to_csv(index=False))
-    atomic_write_text(baseline_path, header + yaml.safe_dump(data, sort_keys=False))
+    _write_baseline_files(baseline_path, data, pd.concat([previous, references])[previous.columns])
 
 
 def _status(difference: float, tolerance: float) -> str:

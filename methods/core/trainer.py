@@ -13,12 +13,12 @@ batches are, how one batch's loss is computed) and `run_training` does the rest:
 - Several processes (torchrun): each rank takes its share of every batch; DistributedDataParallel averages
   the gradients (nccl on GPUs, gloo on CPUs); rank 0 writes checkpoints and the result.
 - Validation (setting `validation`, see `validation_settings`): every `every` epochs and after the last, the
-  job's forward pass on a held-out set drawn once (the same samples every time, and at every training
-  seed: `held_out_generator`) gives a loss and J (IoU of
-  the prediction > 0.5 with the label), recorded as the epoch's history["validation"]. It runs with the
-  module in eval mode under no_grad, every random state (torch, CUDA, `random`, numpy) restored afterwards,
-  and each submodule's train/eval flag restored: a training with validation ends at the same weights, bit
-  for bit, as one without (tests/test_training_validation.py).
+  job's forward pass on a held-out set drawn once (the same samples every time and at every training seed:
+  `held_out_generator`) gives a loss and J (IoU of the prediction > 0.5 with the label), recorded as the
+  epoch's history["validation"]. It runs with the module in eval mode under no_grad, every random state
+  (torch, CUDA, `random`, numpy) restored afterwards, and each submodule's train/eval flag restored: a
+  training with validation ends at the same weights, bit for bit, as one without
+  (tests/test_training_validation.py).
 - Data: the main process draws each epoch's sample descriptions (which frames of which object, and any
   augmentation's random parameters or seed) from the job's generator seeded by (seed, epoch); a DataLoader's
   workers (setting `num_workers`; 0: the training process itself) turn each into the training sample
