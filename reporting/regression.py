@@ -172,8 +172,8 @@ BASELINE_HEADER = """\
 # tests/regression/weights/) floor {fixed}, `trained` rows no floor. Fixed rows also have `frames`: the mean
 # absolute per-frame difference of J and F from the reference run's frames (in {frames_file}) may be at most
 # {margin} x the largest measured between runs, at least {frame_floor} points. Rows remade later from other runs
-# (`make regression-baseline ROWS="..."`) are listed under `made.refreshed`; each entry's own runs are its
-# `measured.runs`.
+# (`make regression-baseline ROWS="..."`) are listed under `made.updated`, one line each; each entry's own runs
+# are its `measured.runs`.
 """
 
 
@@ -211,8 +211,8 @@ def refresh_baseline(runs: list[Run], preset: dict, hardware: str, baseline_path
                      commit: str = "") -> None:
     """Remake only `rows`' entries of an existing baseline (and their per-frame references) from the runs,
     keeping every other row's entry as it was measured: for an intended change of a few rows, the others
-    keep their measurements instead of being re-measured on another machine. `made.refreshed` records which
-    rows were remade, when, where and from which runs."""
+    keep their measurements instead of being re-measured on another machine. A line under `made.updated` says
+    which rows were remade, when, from which runs, at which commit and on which machine."""
     baseline_path = Path(baseline_path)
     if not baseline_path.is_file():
         raise FileNotFoundError(f"{baseline_path}: no baseline to refresh rows of; make the whole one with "
@@ -226,9 +226,10 @@ def refresh_baseline(runs: list[Run], preset: dict, hardware: str, baseline_path
     remade, references = measured_rows(runs, {row: kinds[row] for row in rows})
     kept = {key: entry for key, entry in data["rows"].items() if key.split("@")[0] not in rows}
     data["rows"] = dict(sorted({**kept, **remade}.items()))
-    data["made"].setdefault("refreshed", []).append(
-        {"rows": sorted(rows), "date": dt.date.today().isoformat(), "hardware": hardware, "commit": commit,
-         "runs": labels})
+    remade_keys = ", ".join(sorted(remade))
+    data["made"].setdefault("updated", []).append(
+        f"{dt.date.today().isoformat()}: {remade_keys} from the runs {', '.join(labels)} at {commit or 'an unknown commit'} "
+        f"on {hardware} (make regression-baseline ROWS=...); the other rows as made before")
     frames = frames_file(baseline_path)
     previous = pd.read_csv(frames, dtype={"Sequence": str, "Frame": str}) if frames.is_file() else references[:0]
     previous = previous[~previous["key"].str.split("@").str[0].isin(rows)]

@@ -440,8 +440,9 @@ def test_refreshing_named_rows_remakes_their_entries_and_keeps_the_others(tmp_pa
     for kept in ("first-frame-copy@ci", "frtm-ours-fixed@ci"):  # the new runs moved these too: not taken
         assert after["rows"][kept] == before["rows"][kept]
     assert after["made"]["commit"] == "abc" and after["made"]["runs"] == ["seed0", "seed1", "seed2"]
-    assert after["made"]["refreshed"] == [{"rows": ["frtm-ours"], "date": after["made"]["refreshed"][0]["date"],
-                                           "hardware": "second machine", "commit": "def", "runs": ["s0", "s1"]}]
+    [line] = after["made"]["updated"]
+    assert line.endswith(": frtm-ours@ci from the runs s0, s1 at def on second machine (make regression-baseline "
+                         "ROWS=...); the other rows as made before")
     pd.testing.assert_frame_equal(pd.read_csv(frames_file(baseline), dtype={"Sequence": str, "Frame": str}),
                                   frames_before)
     # a fixed row: its per-frame reference is remade from the first new run, the copy's stays
@@ -451,7 +452,7 @@ def test_refreshing_named_rows_remakes_their_entries_and_keeps_the_others(tmp_pa
     fixed = yaml.safe_load(baseline.read_text())["rows"]["frtm-ours-fixed@ci"]
     assert fixed["expected"]["J&F-Mean"] == pytest.approx(70.0) and fixed["frames"]["reference_run"] == "s0"
     assert fixed["frames"]["measured"]["s1"] == {"J": pytest.approx(0.05), "F": pytest.approx(0.05)}
-    assert len(yaml.safe_load(baseline.read_text())["made"]["refreshed"]) == 2
+    assert len(yaml.safe_load(baseline.read_text())["made"]["updated"]) == 2
     assert compare(moved_runs("check", 0.600, 0.700, 0.0)[0].folder, baseline).passed is False  # the copy moved
     with pytest.raises(ValueError, match=r"rows \['frtm-our'\] are not rows of the preset"):
         refresh_baseline(moved_runs("typo", 0.6, 0.7, 0.0), REGRESSION_PRESET, "m", baseline, ["frtm-our"])
