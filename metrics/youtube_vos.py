@@ -13,13 +13,17 @@ Protocol (our choices where the server's is not documented):
 
 * The objects of a video are those listed in meta.json (with a non-empty frame list). Each object is
   given to the method on its first frame in meta.json, which may lie mid-video.
-* An object is scored on every annotated ground-truth frame (every PNG in gt_annotations_root/<video>/)
-  that comes strictly after its first frame; frames are ordered by name, as YouTubeVOSDataset does.
-  **Choice:** the object's first frame is excluded (its mask is an input) and the last frame of the
-  video IS scored. Which frames the server excludes is not documented; this is the reading that the
-  DAVIS toolkit's "skip the given frame" rule suggests, without DAVIS's last-frame exclusion, which has
-  no counterpart in YouTube-VOS. An object with no annotated frame after its first one has nothing to
-  score; it is listed in `YouTubeVOSResult.unscored` and left out of every mean.
+* Which annotated ground-truth frames (the PNGs in gt_annotations_root/<video>/, ordered by name, as
+  YouTubeVOSDataset does) score an object, `frames` (FRAME_RULES):
+  - "authors" (default): those strictly after the object's first frame and before the video's last
+    annotated frame, as both papers' held-out tables were scored: frtm-vos lib/davis.py
+    evaluate_sequence and pytracking analysis/evaluate_vos.py evaluate_sequence both keep frame i when
+    index(first frame) < i < len(annotations) - 1 (the DAVIS toolkit's rule, per object).
+  - "all-after-first": every annotated frame strictly after the object's first frame, the last one
+    included (this suite's reading before it followed the authors' code; kept as a named option).
+  An object with no frame to score (e.g. one entering on the last or, under "authors", the second-last
+  annotated frame) is listed in `YouTubeVOSResult.unscored` and left out of every mean, as the authors'
+  NaN-skipping means do.
 * Frames after an object has left the scene still count: empty ground truth and empty prediction score
   J = F = 1 (the DAVIS convention, see metrics.measures), a prediction there scores 0.
 * J and F of one frame come from metrics.measures.frame_scores (the official DAVIS definitions, with
@@ -35,7 +39,7 @@ Protocol (our choices where the server's is not documented):
 Errors (EvaluationError, naming the file): a missing prediction PNG for a frame that is scored for some
 object, a prediction whose size differs from its annotation, and a prediction holding object ids that
 the video's meta.json does not list. Prediction PNGs for frames that are not scored (the first frame,
-unannotated frames) are neither needed nor read.
+unannotated frames, under "authors" the last annotated one) are neither needed nor read.
 """
 
 from __future__ import annotations
@@ -59,12 +63,17 @@ from .tables import check_out_dir, check_set_name, write_output_set
 
 OBJECT_COLUMNS = ["video", "object", "category", "seen_unseen", "J", "F", "n_frames"]
 GLOBAL_COLUMNS = ["G", "J", "F", "J_seen", "J_unseen", "F_seen", "F_unseen", "n_objects", "n_videos",
-                  "split", "G_definition"]
+                  "split", "G_definition", "frames"]
 NO_SPLIT_NOTE = (
     "no seen/unseen split was supplied (unseen_categories=None): G = (J + F) / 2 over all objects, "
     "NOT the official YouTube-VOS G = (J_seen + J_unseen + F_seen + F_unseen) / 4"
 )
 SPLIT_NOTE = "G = (J_seen + J_unseen + F_seen + F_unseen) / 4 (official YouTube-VOS overall score)"
+FRAME_RULES = {  # `frames`: which annotated frames score an object (module docstring)
+    "authors": "frames after the object's first one, the video's last annotated frame excluded "
+               "(frtm-vos and pytracking evaluate_sequence)",
+    "all-after-first": "every annotated frame after the object's first one, the last included",
+}
 
 
 @dataclass(frozen=True)
@@ -115,7 +124,8 @@ class YouTubeVOSResult:
     F_seen: float | None = None
     F_unseen: float | None = None
     unseen_categories: frozenset[str] | None = None
-    unscored: list[tuple[str, int]] = field(default_factory=list)  # (video, id): nothing after the first frame
+    unscored: list[tuple[str, int]] = field(default_factory=list)  # (video, id): no frame to score
+    frames: str = "authors"  # the FRAME_RULES entry that chose the scored frames
 
     @property
     def n_videos(self) -> int:
@@ -131,7 +141,7 @@ class YouTubeVOSResult:
         return {"G": self.G, "J": self.J, "F": self.F, "J_seen": self.J_seen, "J_unseen": self.J_unseen,
                 "F_seen": self.F_seen, "F_unseen": self.F_unseen, "n_objects": len(self.objects),
                 "n_videos": self.n_videos, "split": "seen/unseen" if self.has_split else "none",
-                "G_definition": self.note}
+                "G_definition": self.note, "frames": self.frames}
 
     def summary(self) -> str:
         """A one-line human-readable summary."""
@@ -191,7 +201,7 @@ def load_meta(meta: Mapping | str | os.PathLike) -> dict[str, dict[int, ObjectIn
 
 
 def _plan(gt_root: Path, pred_root: Path, meta: dict[str, dict[int, ObjectInfo]], videos: list[str],
-          ) -> tuple[list[_VideoJob], list[tuple[str, int]]]:
+          frames: str = "authors") -> tuple[list[_VideoJob], list[tuple[str, int]]]:
     """Pair every scored GT frame with its prediction, checking that the files exist, before scoring."""
     if not gt_root.is_dir():
         raise EvaluationError(f"{gt_root}: ground-truth annotations folder not found")
@@ -209,20 +219,21 @@ def _plan(gt_root: Path, pred_root: Path, meta: dict[str, dict[int, ObjectInfo]]
         gt_frames = [p.stem for p in gt_files]
         if not gt_frames:
             raise EvaluationError(f"{gt_dir}: no ground-truth PNGs")
+        candidates = gt_frames[:-1] if frames == "authors" else gt_frames
         first_frames: dict[int, str] = {}
         for oid, info in sorted(meta[video].items()):
-            if any(frame > info.first_frame for frame in gt_frames):
+            if any(frame > info.first_frame for frame in candidates):
                 first_frames[oid] = info.first_frame
             else:
                 unscored.append((video, oid))
         if not first_frames:
             continue
         earliest = min(first_frames.values())
-        scored = [frame for frame in gt_frames if frame > earliest]
+        scored = [frame for frame in candidates if frame > earliest]
         if not pred_dir.is_dir():
             raise EvaluationError(f"{pred_dir}: no prediction folder for video {video} "
                                   "(pass videos=[...] to score a subset)")
-        require_predictions(pred_dir, scored, video, "annotated frame after each object's first frame")
+        require_predictions(pred_dir, scored, video, f"scored frame ({FRAME_RULES[frames]})")
         for frame in scored:
             require_regular(pred_dir / f"{frame}.png")
         jobs.append(_VideoJob(video, [gt_dir / f"{f}.png" for f in scored], [pred_dir / f"{f}.png" for f in scored],
@@ -265,7 +276,7 @@ def _score_video(job: _VideoJob) -> _VideoScores:
 def evaluate_youtube_vos(gt_annotations_root: str | os.PathLike, pred_root: str | os.PathLike,
                          meta: Mapping | str | os.PathLike, videos: Iterable[str] | None = None,
                          unseen_categories: Iterable[str] | None = None, workers: int | None = None,
-                         progress: bool = True) -> YouTubeVOSResult:
+                         progress: bool = True, frames: str = "authors") -> YouTubeVOSResult:
     """Score `pred_root` against `gt_annotations_root` with the protocol of the module docstring.
 
     meta: meta.json's path or its parsed content ({"videos": ...}); it lists the objects, their
@@ -275,7 +286,11 @@ def evaluate_youtube_vos(gt_annotations_root: str | os.PathLike, pred_root: str 
     unseen_categories: category names of the unseen classes; enables J/F_seen, J/F_unseen and the
         official G. None: no split, G = (J + F) / 2 (flagged in the result).
     workers: processes over videos (default: every core); 1 scores in this process.
+    frames: which annotated frames score an object, a FRAME_RULES key (default "authors": the last annotated
+        frame of each video excluded, as the papers' held-out tables).
     """
+    if frames not in FRAME_RULES:
+        raise ValueError(f"frames={frames!r}: one of {sorted(FRAME_RULES)}")
     if isinstance(unseen_categories, str):
         raise TypeError("unseen_categories must be a collection of category names, not a single string")
     gt_root, pred_root = Path(gt_annotations_root), Path(pred_root)
@@ -287,9 +302,9 @@ def evaluate_youtube_vos(gt_annotations_root: str | os.PathLike, pred_root: str 
         unknown = [v for v in names if v not in objects]
         if unknown:
             raise EvaluationError(f"videos {unknown[:5]} ({len(unknown)} in all) are not in meta.json")
-    jobs, unscored = _plan(gt_root, pred_root, objects, names)
+    jobs, unscored = _plan(gt_root, pred_root, objects, names, frames)
     if not jobs:
-        raise EvaluationError(f"{gt_root}: no object has an annotated frame after its first frame; nothing to score")
+        raise EvaluationError(f"{gt_root}: no object has a frame to score ({FRAME_RULES[frames]}); nothing to score")
     unseen = frozenset(unseen_categories) if unseen_categories is not None else None
     if unseen is not None:
         categories = [objects[job.video][oid].category for job in jobs for oid in job.first_frames]
@@ -316,7 +331,9 @@ def evaluate_youtube_vos(gt_annotations_root: str | os.PathLike, pred_root: str 
                 frames=tuple(video_scores.frames[oid]), j=np.asarray(video_scores.j[oid]),
                 f=np.asarray(video_scores.f[oid]),
             ))
-    return _summarise(scored, unseen, unscored)
+    result = _summarise(scored, unseen, unscored)
+    result.frames = frames
+    return result
 
 
 def _summarise(scored: list[ObjectScores], unseen: frozenset[str] | None,
@@ -372,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--videos-list", help="a named split of vos_datasets/splits or a file of video ids")
     parser.add_argument("--set", default="youtube_vos", help="name in the CSV file names")
     parser.add_argument("--workers", type=int, default=None, help="processes, 1 or more (default: every core)")
+    parser.add_argument("--frames", choices=sorted(FRAME_RULES), default="authors",
+                        help="which annotated frames score an object: authors (default; the video's last annotated "
+                             "frame excluded, as frtm-vos and pytracking) or all-after-first (the last one scored)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -391,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = evaluate_youtube_vos(args.root / args.split / "Annotations", args.predictions,
                                       args.root / args.split / "meta.json", videos, workers=args.workers,
-                                      progress=not args.quiet)
+                                      progress=not args.quiet, frames=args.frames)
         write_youtube_vos_tables(result, args.out, args.set)
     except (EvaluationError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

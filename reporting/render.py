@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from metrics.youtube_vos import FRAME_RULES
 from vos_datasets.fileio import atomic_write_text
 
 from .provenance import git_commit, hardware
@@ -233,6 +234,12 @@ def _stand_in_jf(table: PublishedTable, summary: pd.DataFrame, sources: list) ->
     return lines
 
 
+def held_out_frames(spec: dict) -> str:
+    """For a local YouTube-VOS scoring, the frames it scored (metrics.youtube_vos FRAME_RULES), as a clause."""
+    rule = spec.get("frames")
+    return "" if rule is None else f"; scored on {FRAME_RULES[rule]}, `frames: {rule}`"
+
+
 def legend(marks: set) -> str:
     """The line under a table that explains the marks and forms it uses."""
     return "*Marks:* " + "; ".join(text for key, text in MARKS.items() if key in marks) + "."
@@ -257,7 +264,8 @@ def render_paper_table(table: PublishedTable, published: Published, summary: pd.
             notes.append(f"{headers}: reproduced on `{source.evaluation}`, a STAND-IN for {benchmark}, "
                          "not the paper's benchmark: shown as [stand-in value], no difference")
         else:
-            notes.append(f"{headers}: reproduced on `{source.evaluation}` ({benchmark})")
+            notes.append(f"{headers}: reproduced on `{source.evaluation}` ({benchmark}"
+                         + held_out_frames(evaluations[source.evaluation]) + ")")
     lines += ["Reproduced cells: " + "; ".join(notes) + ".", ""]
     header = ["Method", *table.flags, *(column.header for column in table.columns)]
     any_pending = False

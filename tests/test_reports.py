@@ -190,6 +190,17 @@ def test_tables_take_the_exact_benchmark_before_a_stand_in():
     assert "| Ours (row `frtm-ours`) | x | x | x |  | 70.6 / n.m. |" in text  # ran, on no evaluation for this table
 
 
+def test_a_held_out_youtube_vos_table_names_the_frames_it_scored():
+    summary = summary_frame(frtm_ours=("jj", 0.70, 9.0))
+    published = load_published()
+    for rule, words in (("authors", "the video's last annotated frame excluded"),
+                        ("all-after-first", "every annotated frame after the object's first one, the last included")):
+        evaluations = {"jj": {"benchmark": "ytvos2018-jjvalid", "frames": rule}}
+        text = "\n".join(render_paper_table(published.tables["frtm-table1"], published, summary, evaluations))
+        assert "J: reproduced on `jj` (ytvos2018-jjvalid; scored on " in text
+        assert words in text and f"`frames: {rule}`)" in text
+
+
 EMBEDDED_LIKE = {"synthetic": {"stands_in_for": ["davis2017-val", "davis2016-val", "ytvos2018-valid"]}}
 
 

@@ -405,3 +405,35 @@ def test_nested_config_integers_are_accepted(tmp_path):
     assert "--retries 3 >" in done.stdout
     done = snakemake(workflow_copy(tmp_path / "second"), "-n", "--config", "downloads={retries: many}", check=False)
     assert "config downloads.retries: 'many' is a string, expected integer" in done.stdout + done.stderr
+
+
+def test_held_out_youtube_vos_scoring_follows_the_authors_unless_named(tmp_path):
+    """The paper preset's held-out YouTube-VOS evaluations pass the authors' frame rule (the last annotated frame
+    not scored) to metrics.youtube_vos; `frames` names the other rule, and a wrong value or a DAVIS evaluation
+    given `frames` fails the dry run in one line."""
+    paths = youtube_vos_paths(tmp_path)
+
+    def jobs(work):
+        done = snakemake(work, "-n", "-p", "--config", "preset=paper", paths)
+        return [command for command in shell_commands(done.stdout) if "-m metrics.youtube_vos" in command]
+
+    def edit_paper(work, change):
+        preset = work / "config/presets/paper.yaml"
+        data = yaml.safe_load(preset.read_text())
+        change(data["evaluations"])
+        preset.write_text(yaml.safe_dump(data))
+
+    scoring = jobs(workflow_copy(tmp_path / "default"))
+    assert len(scoring) == 10 and all("--frames authors" in command for command in scoring)
+    work = workflow_copy(tmp_path / "named")
+    edit_paper(work, lambda evaluations: evaluations["ytvos2019-jjvalid"].update(frames="all-after-first"))
+    scoring = jobs(work)
+    assert {("ytvos2019-jjvalid" in c, "--frames all-after-first" in c) for c in scoring} == {(True, True), (False, False)}
+    work = workflow_copy(tmp_path / "wrong")
+    edit_paper(work, lambda evaluations: evaluations["ytvos2018-jjvalid"].update(frames="last"))
+    done = snakemake(work, "-n", "--config", "preset=paper", paths, check=False)
+    assert "evaluations.ytvos2018-jjvalid.frames: 'last' is not one of ['all-after-first', 'authors']" in done.stdout + done.stderr
+    work = workflow_copy(tmp_path / "davis")
+    edit_paper(work, lambda evaluations: evaluations["davis2016-val"].update(frames="authors"))
+    done = snakemake(work, "-n", "--config", "preset=paper", paths, check=False)
+    assert "evaluations.davis2016-val.frames: only a local YouTube-VOS scoring" in done.stdout + done.stderr

@@ -93,10 +93,15 @@ def test_perfect_prediction_scores_one(ytvos, tmp_path):
     assert set(scores) == {("vid_a", 1), ("vid_a", 2), ("vid_b", 1), ("vid_c", 1)}
     for j, f, _ in scores.values():
         assert j == 1.0 and f == 1.0
-    # Scored: every annotated frame strictly after the object's first one, the last frame included.
-    assert scores[("vid_a", 1)][2] == 4 and scores[("vid_a", 2)][2] == 2
+    # Scored by default (the authors' protocol): the annotated frames strictly after the object's first one,
+    # the video's last annotated frame excluded.
+    assert scores[("vid_a", 1)][2] == 3 and scores[("vid_a", 2)][2] == 1
     frames = {(o.video, o.object_id): o.frames for o in result.objects}
-    assert frames[("vid_a", 2)] == ("00015", "00020")
+    assert frames[("vid_a", 1)] == ("00005", "00010", "00015") and frames[("vid_a", 2)] == ("00015",)
+    assert result.frames == "authors" and result.global_row()["frames"] == "authors"
+    every = evaluate_youtube_vos(gt_root, pred, meta_path, workers=1, progress=False, frames="all-after-first")
+    frames = {(o.video, o.object_id): o.frames for o in every.objects}
+    assert frames[("vid_a", 1)] == ("00005", "00010", "00015", "00020") and frames[("vid_a", 2)] == ("00015", "00020")
     assert result.J == result.F == result.G == 1.0
     assert not result.has_split and result.J_seen is None and result.F_unseen is None
     assert result.note == NO_SPLIT_NOTE and "no seen/unseen split" in result.summary()
@@ -117,21 +122,78 @@ def test_first_frame_of_each_object_is_not_scored(ytvos, tmp_path):
     result = evaluate_youtube_vos(gt_root, pred, meta_dict(), workers=1, progress=False)
     scores = by_object(result)
     assert scores[("vid_a", 2)][:2] == (1.0, 1.0)
-    # Object 1 of vid_a is scored on 00010 (after its own first frame), where it was dropped.
-    assert scores[("vid_a", 1)][0] == pytest.approx(3 / 4)
+    # Object 1 of vid_a is scored on 00010 (after its own first frame), where it was dropped: one of its
+    # three scored frames (00005, 00010, 00015; the last, 00020, is not scored by default).
+    assert scores[("vid_a", 1)][0] == pytest.approx(2 / 3)
     for key in [("vid_b", 1), ("vid_c", 1)]:
         assert scores[key][:2] == (1.0, 1.0)
 
 
-def test_last_frame_is_scored(ytvos, tmp_path):
+def test_last_frame_is_scored_only_by_the_named_option(ytvos, tmp_path):
     gt_root, meta_path = ytvos
 
     def drop_last(video, index, ids):
         return np.zeros_like(ids) if (video, index) == ("vid_b", 4) else ids
 
-    result = evaluate_youtube_vos(gt_root, write_prediction(tmp_path / "pred", drop_last), meta_path,
-                                  workers=1, progress=False)
-    assert by_object(result)[("vid_b", 1)][:2] == (pytest.approx(3 / 4), pytest.approx(3 / 4))
+    pred = write_prediction(tmp_path / "pred", drop_last)
+    every = evaluate_youtube_vos(gt_root, pred, meta_path, workers=1, progress=False, frames="all-after-first")
+    assert by_object(every)[("vid_b", 1)][:2] == (pytest.approx(3 / 4), pytest.approx(3 / 4))
+    authors = evaluate_youtube_vos(gt_root, pred, meta_path, workers=1, progress=False)
+    assert by_object(authors)[("vid_b", 1)][:2] == (1.0, 1.0)
+    # The authors' protocol does not even need the last frame's prediction; the named option does.
+    for video in VIDEOS:
+        (pred / video / f"{ANNOTATED[-1]}.png").unlink()
+    assert evaluate_youtube_vos(gt_root, pred, meta_path, workers=1, progress=False).J == 1.0
+    with pytest.raises(EvaluationError, match="00020.png: missing prediction"):
+        evaluate_youtube_vos(gt_root, pred, meta_path, workers=1, progress=False, frames="all-after-first")
+
+
+def test_the_last_frame_decides_which_result_wins(ytvos, tmp_path):
+    """Two results of one video: one loses its object on the last annotated frame, the other half of it on a
+    middle frame. The authors' protocol (frtm-vos lib/davis.py, pytracking evaluate_vos.py: the last
+    annotated frame is not scored) ranks the first higher, scoring every frame ranks the second higher."""
+    gt_root, meta_path = ytvos
+
+    def lose_last(video, index, ids):
+        return np.zeros_like(ids) if index == len(ANNOTATED) - 1 else ids
+
+    def halve_middle(video, index, ids):
+        if index == 2:
+            y0, _, y1, _ = box(video, 1, index)
+            ids = ids.copy()
+            ids[(y0 + y1) // 2:y1][ids[(y0 + y1) // 2:y1] == 1] = 0  # object 1's lower half: J = 1/2
+        return ids
+
+    first = write_prediction(tmp_path / "lose_last", lose_last)
+    second = write_prediction(tmp_path / "halve_middle", halve_middle)
+
+    def j(pred, frames):
+        result = evaluate_youtube_vos(gt_root, pred, meta_path, videos=["vid_b"], workers=1, progress=False,
+                                      frames=frames)
+        return result.J
+
+    assert j(first, "authors") == 1.0 and j(second, "authors") == pytest.approx((1 + 0.5 + 1) / 3)
+    assert j(first, "all-after-first") == pytest.approx(3 / 4)
+    assert j(second, "all-after-first") == pytest.approx((1 + 0.5 + 1 + 1) / 4)
+    assert j(first, "authors") > j(second, "authors") and j(first, "all-after-first") < j(second, "all-after-first")
+
+
+def test_an_object_entering_on_the_second_last_frame_is_unscored_by_the_authors_protocol(ytvos, tmp_path):
+    gt_root, _ = ytvos
+    meta = meta_dict()
+    meta["videos"]["vid_a"]["objects"]["2"]["frames"] = ANNOTATED[3:]  # object 2 given on 00015
+    pred = write_prediction(tmp_path / "pred")
+    authors = evaluate_youtube_vos(gt_root, pred, meta, workers=1, progress=False)
+    assert ("vid_a", 2) in authors.unscored and ("vid_a", 2) not in by_object(authors)
+    every = evaluate_youtube_vos(gt_root, pred, meta, workers=1, progress=False, frames="all-after-first")
+    assert by_object(every)[("vid_a", 2)][2] == 1 and not every.unscored
+
+
+def test_unknown_frame_rule_is_refused(ytvos, tmp_path):
+    gt_root, meta_path = ytvos
+    with pytest.raises(ValueError, match="frames='last'"):
+        evaluate_youtube_vos(gt_root, write_prediction(tmp_path / "pred"), meta_path, workers=1, progress=False,
+                             frames="last")
 
 
 def test_missing_object_scores_zero(ytvos, tmp_path):
@@ -143,7 +205,7 @@ def test_missing_object_scores_zero(ytvos, tmp_path):
     result = evaluate_youtube_vos(gt_root, write_prediction(tmp_path / "pred", drop_object_2), meta_path,
                                   workers=1, progress=False)
     scores = by_object(result)
-    assert scores[("vid_a", 2)] == (0.0, 0.0, 2)
+    assert scores[("vid_a", 2)] == (0.0, 0.0, 1)
     assert scores[("vid_a", 1)][:2] == (1.0, 1.0)
     row = result.global_row()
     assert row["J"] == pytest.approx(3 / 4) and row["F"] == pytest.approx(3 / 4)
@@ -164,7 +226,7 @@ def test_g_with_unseen_category_is_mean_of_four(ytvos, tmp_path):
 
     pred = write_prediction(tmp_path / "pred", edit)
     f_c = np.mean([f_measure(gt_frame("vid_c", i) == 1, read_label_png(pred / "vid_c" / f"{ANNOTATED[i]}.png") == 1)
-                   for i in range(1, 5)])
+                   for i in range(1, 4)])  # the scored frames: after the first, before the last
     assert 0 < f_c < 1
     result = evaluate_youtube_vos(gt_root, pred, meta_path, unseen_categories={"dog"}, workers=2, progress=False)
     # seen (cat): vid_a/1 = (1, 1), vid_c/1 = (1/2, f_c); unseen (dog): vid_a/2 = (0, 0), vid_b/1 = (1, 1)
@@ -189,7 +251,7 @@ def test_g_with_unseen_category_is_mean_of_four(ytvos, tmp_path):
     assert list(objects.columns) == ["video", "object", "category", "seen_unseen", "J", "F", "n_frames"]
     assert len(objects) == 4
     row = objects[(objects.video == "vid_a") & (objects.object == 2)].iloc[0]
-    assert (row.category, row.seen_unseen, row.J, row.n_frames) == ("dog", "unseen", 0.0, 2)
+    assert (row.category, row.seen_unseen, row.J, row.n_frames) == ("dog", "unseen", 0.0, 1)
     glob = pd.read_csv(paths["global"])
     assert len(glob) == 1 and glob.G[0] == pytest.approx(result.G) and glob.split[0] == "seen/unseen"
     no_split_glob = pd.read_csv(write_youtube_vos_tables(no_split, tmp_path / "t2")["global"])
@@ -227,8 +289,8 @@ def test_wrong_size_is_named(ytvos, tmp_path):
 def test_unknown_id_is_named(ytvos, tmp_path):
     gt_root, meta_path = ytvos
     pred = write_prediction(tmp_path / "pred")
-    bad = pred / "vid_b" / "00020.png"
-    ids = gt_frame("vid_b", 4)
+    bad = pred / "vid_b" / "00015.png"
+    ids = gt_frame("vid_b", 3)
     ids[0:4, 0:4] = 7
     write_label_png(bad, ids)
     with pytest.raises(EvaluationError, match=r"\[7\]") as info:
@@ -326,7 +388,13 @@ def test_scoring_cli_writes_the_tables_the_workflow_reads(ytvos, tmp_path):
                        "--workers", "1", "--quiet"]) == 0
     table = pd.read_csv(out / "global_results-jj.csv")
     assert table.loc[0, "J"] == 1.0 and table.loc[0, "n_objects"] == 3  # vid_a's two objects and vid_c's
+    assert table.loc[0, "frames"] == "authors"
     assert (out / "per-object_results-jj.csv").is_file()
+    assert score_main([str(root), "train", str(pred), "--out", str(tmp_path / "every"), "--set", "jj", "--videos",
+                       "vid_a", "--frames", "all-after-first", "--workers", "1", "--quiet"]) == 0
+    every = pd.read_csv(tmp_path / "every" / "global_results-jj.csv")
+    per_object = pd.read_csv(tmp_path / "every" / "per-object_results-jj.csv")
+    assert every.loc[0, "frames"] == "all-after-first" and list(per_object["n_frames"]) == [4, 2]
     (pred / "vid_a" / f"{ANNOTATED[2]}.png").unlink()
     assert score_main([str(root), "train", str(pred), "--out", str(tmp_path / "s2"), "--quiet"]) == 1
 

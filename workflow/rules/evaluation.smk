@@ -62,10 +62,13 @@ rule evaluate_youtube_vos:
             if config["evaluations"][wildcards.evaluation].get("videos_list")
             else []
         ),
+        # which annotated frames score an object (metrics.youtube_vos FRAME_RULES): the authors' by default
+        frames=lambda wildcards: config["evaluations"][wildcards.evaluation].get("frames", "authors"),
         code=lambda wildcards: scoring_code(),
     shell:
         "python -m metrics.youtube_vos {input.dataset:q} {params.split:q} {input.masks:q} --out {params.outdir:q}"
-        " --set {wildcards.evaluation:q} {params.videos:q} --workers {threads} --quiet > {log:q} 2>&1"
+        " --set {wildcards.evaluation:q} {params.videos:q} --frames {params.frames:q} --workers {threads}"
+        " --quiet > {log:q} 2>&1"
 
 
 rule submission_zip:

@@ -26,6 +26,7 @@ def _check_references():
     for name, evaluation in config["evaluations"].items():
         if evaluation["dataset"] not in config["datasets"]:
             raise WorkflowError(f"evaluations.{name}.dataset: unknown dataset {evaluation['dataset']!r}")
+        _check_frame_rule(name, evaluation)
         for key in ("benchmark", "stands_in_for"):
             value = evaluation.get(key)
             for benchmark in [value] if isinstance(value, str) else value or []:
@@ -80,6 +81,25 @@ def _check_references():
                 f"rows.{name}.training: {training!r} trains {TRAININGS[training]['method']}, "
                 f"not {row['method']}"
             )
+
+
+def _check_frame_rule(name, evaluation):
+    """`frames` (which annotated frames score an object) belongs to a local YouTube-VOS scoring and names one
+    of metrics.youtube_vos.FRAME_RULES."""
+    from metrics.youtube_vos import FRAME_RULES
+
+    if "frames" not in evaluation:
+        return
+    if evaluation_protocol(name) != "youtube_vos":
+        raise WorkflowError(
+            f"{PRESET_FILE} evaluations.{name}.frames: only a local YouTube-VOS scoring (held-out train "
+            "videos) takes `frames`; the DAVIS toolkit and the server fix their own frames"
+        )
+    if evaluation["frames"] not in FRAME_RULES:
+        raise WorkflowError(
+            f"{PRESET_FILE} evaluations.{name}.frames: {evaluation['frames']!r} is not one of "
+            f"{sorted(FRAME_RULES)} (metrics/youtube_vos.py)"
+        )
 
 
 def _check_held_out(name, held_out, sources):
