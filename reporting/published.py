@@ -9,6 +9,7 @@ import yaml
 
 PUBLISHED_FILE = Path(__file__).with_name("published.yaml")
 METRICS = ("J&F-Mean", "J-Mean", "F-Mean", "G", "J-seen", "J-unseen", "F-seen", "F-unseen", "FPS")
+BACKBONES = ("resnet18", "resnet50", "resnet101")
 
 
 class PublishedTableError(ValueError):
@@ -34,6 +35,10 @@ class PublishedRow:
     flags: tuple[str, ...] = ()
     released: tuple[str, ...] = ()  # the row(s) running the authors' released weights (`released_row:`),
     # chosen per column like the candidates; their cells read "published / released / retrained"
+    backbone: str | None = None  # the published model's backbone (`backbone:`), required beside `released_row:`
+    # so that a released file is only set beside a figure of its own network (rn18 files: ResNet-18 rows)
+    released_model: str | None = None  # `released_model:` where the released file is NOT the model the
+    # figures are of (LWL's lwl_stage2 beside its DAVIS-fine-tuned figures): its part is labelled, no difference
 
 
 @dataclass(frozen=True)
@@ -113,11 +118,16 @@ def load_published(path: str | Path = PUBLISHED_FILE) -> Published:
             if source not in sources:
                 raise PublishedTableError(f"{where}: row {row['label']!r} names unknown source {source!r}")
             candidates, released = _names(row.get("row")), _names(row.get("released_row"))
-            if released and not candidates:  # the cell compares released with retrained: both are needed
-                raise PublishedTableError(f"{where}: row {row['label']!r} has a released_row but no row")
+            if released and row.get("backbone") not in BACKBONES:
+                raise PublishedTableError(f"{where}: row {row['label']!r} has a released_row but no backbone "
+                                          f"(one of {BACKBONES}): the released file must be of the same network")
+            if not candidates and not released and (row.get("backbone") or row.get("released_model")):
+                raise PublishedTableError(f"{where}: row {row['label']!r} names a backbone or released_model "
+                                          "but no row or released_row")
             rows.append(PublishedRow(label=row["label"], values=values, printed=printed, source=source,
                                      candidates=candidates, group=row.get("group"),
-                                     flags=tuple(row.get("flags", ())), released=released))
+                                     flags=tuple(row.get("flags", ())), released=released,
+                                     backbone=row.get("backbone"), released_model=row.get("released_model")))
         if spec["source"] not in sources:
             raise PublishedTableError(f"{where}: unknown source {spec['source']!r}")
         tables[key] = PublishedTable(key=key, title=spec["title"], source=spec["source"], columns=columns,

@@ -28,11 +28,14 @@ PERCENT_METRICS = {"J&F-Mean", "J-Mean", "F-Mean", "G", "J-seen", "J-unseen", "F
 YOUTUBE_VOS_METRICS = {"G", "J-seen", "J-unseen", "F-seen", "F-unseen"}  # only a YouTube-VOS scoring gives them
 
 NOT_PUBLISHED = "n.p."  # the paper gives no value
+NOT_FOUND = "not found"  # a paper version whose figures come from a quoting source: not in that source
 NOT_MEASURED = "n.m."  # this preset has no such figure (no evaluation of or for the benchmark, the row did not
 # run on it, or the evaluation does not give the measure)
 NOT_RUN = "not run"  # the reproduced row is not run by this preset at all
 MARKS = {  # legend entries, in the order they are listed under a table
     "n.p.": f"**{NOT_PUBLISHED}** = not in the paper",
+    "not found": f"**{NOT_FOUND}** = not in the text this project could cite for that paper version (named with "
+                 "the source above the table): no number is filled in from elsewhere",
     "n.m.": f"**{NOT_MEASURED}** = not measured by this preset (no evaluation of or for the column's benchmark, the "
             "row did not run on it, or that evaluation does not give this measure: a DAVIS-protocol evaluation has "
             "no G or seen/unseen split)",
@@ -43,6 +46,8 @@ MARKS = {  # legend entries, in the order they are listed under a table
     "device": "**(device ...)** = frames per second measured on a device other than a CUDA GPU (or one not "
               "recorded), so no difference from the paper's GPU figure",
     "from": "**from `row`** = the reproduced row that filled the value, where several can",
+    "other model": "**[other model x]** = the released file is not the model the published figure is of (the "
+                   "row's label says which), so no difference is taken",
     "under aim": "**(under aim)** = the row scores under the first-frame copy + 10 J&F on this evaluation: the "
                  "value does not show what the method can do here (*Under the aim*, under the table of every "
                  "row, gives its training's length and held-out J)",
@@ -177,7 +182,7 @@ def format_cell(published: float | None, reproduced: float | None, metric: str, 
 
 
 def _part(summary: pd.DataFrame, candidates: tuple[str, ...], source: CellSource | None,
-          published: float | None, metric: str, marks: set) -> tuple[str, bool]:
+          published: float | None, metric: str, marks: set, other_model: bool = False) -> tuple[str, bool]:
     """The reproduced part of a cell from the first candidate that ran on the column's evaluation (see
     `_versus`), or the run's status while it awaits the YouTube-VOS server's figures (then True). Where
     several candidates can fill it, the part names the one that did: "80.1 (−1.5) from `lwl`"."""
@@ -193,7 +198,10 @@ def _part(summary: pd.DataFrame, candidates: tuple[str, ...], source: CellSource
         text = status.split(" for ")[0]
     else:
         device = record.get("device") if record is not None else None
-        text = _versus(published, reproduced, metric, source.exact, device, marks)
+        text = _versus(None if other_model else published, reproduced, metric, source.exact, device, marks)
+        if other_model and reproduced is not None:
+            marks.add("other model")
+            text = f"[other model {text}]"
         if reproduced is not None and metric != "FPS" and scores_under_aim(summary, name, source.evaluation):
             marks.add("under aim")
             text += " (under aim)"
@@ -253,6 +261,10 @@ def render_paper_table(table: PublishedTable, published: Published, summary: pd.
                        evaluations: dict) -> list[str]:
     sources = [evaluation_for(column.benchmark, evaluations) for column in table.columns]
     lines = [f"### {table.title}", "", f"Source: {published.sources[table.source]['citation']}.", ""]
+    for key in dict.fromkeys(row.source for row in table.rows if row.source != table.source):
+        spec = published.sources[key]
+        lines += [f"Rows marked [{spec['short']}]: {spec['citation']}."
+                  + (f" Not found: {spec['not_found_in']}." if spec.get("not_found_in") else ""), ""]
     notes = []
     for benchmark in dict.fromkeys(column.benchmark for column in table.columns):
         source = next(s for c, s in zip(table.columns, sources, strict=True) if c.benchmark == benchmark)
@@ -283,21 +295,29 @@ def render_paper_table(table: PublishedTable, published: Published, summary: pd.
         # the released-weights part only when such a row ran: presets without them render as before
         released_ran = bool(row.released) and summary["row"].isin(row.released).any()
         if released_ran:
-            label += f" (released row {_names(row.released)}; retrained row {_names(row.candidates)})"
+            label += f" (released row {_names(row.released)}"
+            label += f"; retrained row {_names(row.candidates)})" if row.candidates else ")"
+            if row.released_model:
+                label += f" (released file: {row.released_model})"
         elif row.candidates:
             label += f" (row {_names(row.candidates)})"
+        not_found = published.sources[row.source].get("not_found_in")
         cells = []
         for column, source, value, text in zip(table.columns, sources, row.values, row.printed, strict=True):
-            parts = [_published(value, text)]
+            parts = [NOT_FOUND if value is None and not_found else _published(value, text)]
             if value is None:
-                marks.add("n.p.")
-            if not row.candidates:
+                marks.add("not found" if not_found else "n.p.")
+            if not row.candidates and not released_ran:
                 cells.append(parts[0])
                 continue
             if released_ran:
-                part, pending = _part(summary, row.released, source, value, column.metric, marks)
+                part, pending = _part(summary, row.released, source, value, column.metric, marks,
+                                      other_model=bool(row.released_model))
                 parts.append(part)
                 any_pending = any_pending or pending
+            if not row.candidates:
+                cells.append(" / ".join(parts))
+                continue
             if ran:
                 part, pending = _part(summary, row.candidates, source, value, column.metric, marks)
                 parts.append(part)
@@ -436,12 +456,17 @@ def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict,
     if released.any():
         lines += ["Where the authors' released weights ran (the row's label names a *released row*), a cell "
                   "reads **published / released (released − published) / retrained (retrained − published)**: "
-                  "first the paper's number, then the authors' released checkpoint run through this suite's "
-                  "tracker (our inference on their weights), then the model trained here (our training and "
-                  "inference); on a stand-in or for a CPU FPS both parts are labelled as above, without a "
-                  "difference. A gap in the retrained value alone points at training, one in both at inference "
-                  "or evaluation (FRTM's released files are its CVPR 2020 version's, so set beside the arXiv "
-                  "rows they may differ by that too).", ""]
+                  "first the figure of the paper version the released file belongs to, then the authors' "
+                  "released checkpoint run through this suite's tracker (our inference on their weights), then "
+                  "the model trained here (our training and inference); on a stand-in or for a CPU FPS both "
+                  "parts are labelled as above, without a difference. A gap in the retrained value alone points "
+                  "at training, one in both at inference or evaluation. FRTM's released files are its CVPR 2020 "
+                  "version's: they stand beside the rows marked [FRTM (CVPR 2020, ...)] only, which have no "
+                  "retrained part (cells **published (CVPR 2020) / released**), while the rows retrained here "
+                  "keep the arXiv v1 figures; a released ResNet-18 file (FRTM fast) stands only beside a "
+                  "ResNet-18 row. Where the released file is not the model the figure is of (LWL's lwl_stage2 "
+                  "beside its DAVIS-fine-tuned figures) the released part reads [other model x], without a "
+                  "difference.", ""]
     low = sorted({row["row"] for _, group in summary.groupby("evaluation", sort=False) for row in rows_under_aim(group)})
     if low:
         lines += [f"**Read with care:** {', '.join(f'`{row}`' for row in low)} score under the first-frame copy + "

@@ -67,29 +67,52 @@ def test_published_numbers_are_the_papers():
     assert paper_rows - published.reproduced_rows() - published.released_rows() == {"frtm-code"}
 
 
-def test_released_rows_are_paper_rows_of_the_published_rows_method():
-    rows = yaml.safe_load(PAPER_PRESET.read_text())["rows"]
+def preset_backbone(preset: dict, name: str) -> str:
+    """The backbone a row of the paper preset runs: its own setting, else method_defaults (LWL's released
+    files carry their ResNet-50)."""
+    row = preset["rows"][name]
+    default = "resnet50" if row["method"] == "lwl" else preset["method_defaults"][row["method"]]["backbone"]
+    return (row.get("settings") or {}).get("backbone", default)
+
+
+def test_released_rows_stand_beside_their_own_paper_version_and_network():
+    preset = yaml.safe_load(PAPER_PRESET.read_text())
+    rows = preset["rows"]
     published = load_published()
     named = [(table.key, row) for table in published.tables.values() for row in table.rows if row.released]
-    assert len(named) == 14
+    assert len(named) == 11
     for key, row in named:
-        methods = {rows[name]["method"] for name in row.candidates}
+        methods = {rows[name]["method"] for name in (*row.released, *row.candidates)}
+        assert len(methods) == 1, f"{key} {row.label!r}: rows of several methods {methods}"
         for name in row.released:
             assert name in rows, f"{key} {row.label!r}: {name} is not a row of the paper preset"
             assert rows[name].get("released"), f"{key} {row.label!r}: {name} runs no released weights"
-            assert {rows[name]["method"]} == methods, f"{key} {row.label!r}: {name} is another method"
+            # an rn18 file never stands beside a ResNet-101 figure (nor the reverse)
+            assert preset_backbone(preset, name) == row.backbone, f"{key} {row.label!r}: {name} is another network"
+            assert rows[name]["released"].startswith({"resnet18": "rn18_", "resnet101": "rn101_",
+                                                      "resnet50": "lwl_"}[row.backbone])
+        if methods == {"frtm"}:  # the frtm-vos files are the CVPR 2020 version's: never beside arXiv v1 figures
+            assert row.source == "frtm-cvpr2020" and not row.candidates, f"{key} {row.label!r}"
     assert published.released_rows() == {name for name, spec in rows.items() if spec.get("released")}
-    ours = published.tables["frtm-table2"].rows[0]
-    assert ours.released == ("frtm-ours-released-ytvos", "frtm-ours-released")  # YouTube-VOS, then FPS
+    arxiv = [row for t in published.tables.values() for row in t.rows if row.source == "frtm-arxiv"]
+    assert arxiv and not any(row.released for row in arxiv)  # the retrained rows keep the arXiv v1 figures
+    cvpr_ytvos = published.tables["frtm-table2"].rows[-2]
+    assert cvpr_ytvos.released == ("frtm-ours-released-ytvos", "frtm-ours-released")  # YouTube-VOS, then FPS
+    assert cvpr_ytvos.values[:5] == (72.1, 72.3, 65.9, 76.2, 74.1)  # LWL Table 2's FRTM, Only YouTube-VOS
+    fast = [row for t in published.tables.values() for row in t.rows if "frtm-fast-released" in row.released]
+    assert fast and all(row.backbone == "resnet18" and set(row.values) == {None} for row in fast)
     assert published.tables["lwl-table4"].rows[0].released == ("lwl-box-init-released",)
+    # lwl_stage2 is compared as what it is on YouTube-VOS; its DAVIS cell is marked as another model's
+    assert published.tables["lwl-table2"].rows[0].released_model is None
+    assert "lwl_stage2.pth" in published.tables["lwl-table3"].rows[0].released_model
 
 
-def test_a_released_row_needs_a_retrained_row(tmp_path):
+def test_a_released_row_needs_its_backbone(tmp_path):
     data = yaml.safe_load(PUBLISHED_FILE.read_text())
     data["tables"]["frtm-table3"]["rows"][3]["released_row"] = "frtm-ours-released"  # AGAME
     path = tmp_path / "published.yaml"
     path.write_text(yaml.safe_dump(data))
-    with pytest.raises(PublishedTableError, match="'AGAME' has a released_row but no row"):
+    with pytest.raises(PublishedTableError, match="'AGAME' has a released_row but no backbone"):
         load_published(path)
 
 
@@ -120,21 +143,28 @@ DAVIS_EVALUATIONS = {"d17": {"benchmark": "davis2017-val"}, "d16": {"benchmark":
 
 def test_cells_with_released_weights_read_published_released_retrained():
     summary = summary_frame(frtm_ours=("d17", 0.523, 3.66), frtm_ours_released=("d17", 0.729, 9.1),
-                            frtm_dv17_released=("d17", 0.671, 9.0))
+                            frtm_dv17_released=("d17", 0.671, 9.0), frtm_fast_released=("d17", 0.70, 20.0))
     published = load_published()
     text = "\n".join(render_paper_table(published.tables["frtm-table3"], published, summary, DAVIS_EVALUATIONS))
-    # J&F, J (= J&F + 1), F (= J&F - 1) on DAVIS 2017; nothing ran on DAVIS 2016
-    assert ("| Ours (released row `frtm-ours-released`; retrained row `frtm-ours`) | 73.4 / 72.9 (−0.5) / 52.3 "
-            "(−21.1) | 71.3 / 73.9 (+2.6) / 53.3 (−18.0) | 75.5 / 71.9 (−3.6) / 51.3 (−24.2) | 84.8 / n.m. / n.m. "
-            "| 85.0 / n.m. / n.m. | 84.5 / n.m. / n.m. | 14.6 / n.m. / n.m. |") in text
-    # the CVPR 2020 row shares both rows; a released row without its retrained one; neither ran
-    assert "| FRTM (CVPR 2020 version), additional data [FRTM (CVPR 2020, quoted by LWL)] (released row " \
-           "`frtm-ours-released`; retrained row `frtm-ours`) | 76.7 / 72.9 (−3.8) / 52.3 (−24.4) |" in text
-    assert "| Ours (DV17) (released row `frtm-dv17-released`; retrained row `frtm-dv17`) | 67.5 / 67.1 (−0.4) " \
-           "/ not run |" in text
+    # the arXiv v1 rows: the retrained row alone, beside its v1 figures
+    assert ("| Ours (row `frtm-ours`) | 73.4 / 52.3 (−21.1) | 71.3 / 53.3 (−18.0) | 75.5 / 51.3 (−24.2) | "
+            "84.8 / n.m. | 85.0 / n.m. | 84.5 / n.m. | 14.6 / n.m. |") in text
     assert "| Ours (fast) (row `frtm-fast`) | 70.9 / not run |" in text
+    # the released files beside the CVPR 2020 version's figures (LWL Table 3): J&F, J (= J&F + 1), F (= J&F - 1)
+    # on DAVIS 2017; DAVIS 2016 and FPS are not in the quoting source, so no difference there
+    assert ("| FRTM, ResNet-101, additional data (weights file rn101_all) [FRTM (CVPR 2020, LWL Tables 2-3)] "
+            "(released row `frtm-ours-released`) | 76.7 / 72.9 (−3.8) | 73.8 / 73.9 (+0.1) | 79.6 / 71.9 (−7.7) "
+            "| not found / n.m. | not found / n.m. | not found / n.m. | not found / n.m. |") in text
+    assert ("| FRTM, ResNet-101, DAVIS 2017 only (weights file rn101_dv) [FRTM (CVPR 2020, LWL Tables 2-3)] "
+            "(released row `frtm-dv17-released`) | 68.8 / 67.1 (−1.7) |") in text
+    # the ResNet-18 file: beside its own (not found) figures, never beside a ResNet-101 one
+    assert ("| FRTM fast, ResNet-18, additional data (weights file rn18_all) [FRTM (CVPR 2020, LWL Tables 2-3)] "
+            "(released row `frtm-fast-released`) | not found / 70.0 |") in text
+    assert "70.0 (" not in text
+    assert MARKS["not found"] in text and "Not found: LWL (ECCV 2020) Tables 2-3" in text
     report = render(summary, "paper", "test", {}, DAVIS_EVALUATIONS, published, PUBLISHED_FILE.parent.parent)
     assert "**published / released (released − published) / retrained (retrained − published)**" in report
+    assert "**published (CVPR 2020) / released**" in report
     assert "| frtm_ours (`frtm-ours`) |" in report  # a retrained row is not marked
     assert "(`frtm-ours-released`) † |" in report and "Rows marked † run the authors' released weights" in report
     # a released YouTube-VOS row awaiting the server's figures says so in its part of the cell
@@ -145,6 +175,20 @@ def test_cells_with_released_weights_read_published_released_retrained():
                                         {"v": {"benchmark": "ytvos2018-valid"}}))
     assert "| 81.5 / awaiting server scores / 81.5 (+0.0) | 80.4 / awaiting server scores / n.m. |" in text
     assert "*Awaiting server:*" in text
+
+
+def test_lwl_stage2_is_marked_as_another_model_beside_the_davis_fine_tuned_figures():
+    published = load_published()
+    summary = summary_frame(lwl_released=("d17", 0.80, 14.0), lwl_davis=("d17", 0.79, 14.0))
+    lines = render_paper_table(published.tables["lwl-table3"], published, summary, DAVIS_EVALUATIONS)
+    cells = table_row(lines, "| LWL (released row `lwl-released`").split(" | ")
+    assert "(released file: lwl_stage2.pth is LWL_ytvos, the network before the DAVIS 2017 fine-tuning" in cells[0]
+    assert cells[1] == "81.6 / [other model 80.0] / 79.0 (−2.6) from `lwl-davis`"  # no released difference
+    assert MARKS["other model"] in "\n".join(lines)
+    # on YouTube-VOS (LWL Table 2) the same file is the published model: a difference is taken
+    server = pd.DataFrame([{"row": "lwl-released", "evaluation": "v", "G": 0.811, "status": "official server"}])
+    lines = render_paper_table(published.tables["lwl-table2"], published, server, {"v": {"benchmark": "ytvos2018-valid"}})
+    assert table_row(lines, "| LWL (released row `lwl-released`").split(" | ")[1] == "81.5 / 81.1 (−0.4) / not run"
 
 
 def test_without_released_rows_the_cells_and_text_are_as_before():
@@ -226,9 +270,9 @@ def test_a_stand_in_value_is_labelled_and_has_no_difference():
                                summary_frame(frtm_ours=("d17", 0.523, 1.07)), DAVIS_EVALUATIONS)
     assert table_row(exact, "| Ours (row `frtm-ours`) |").startswith("| Ours (row `frtm-ours`) | 73.4 / 52.3 (−21.1) |")
     # the released-weights form labels both parts alike
-    both = summary_frame(frtm_ours=("synthetic", 0.523, 1.07), frtm_ours_released=("synthetic", 0.729, 9.1))
-    lines = render_paper_table(published.tables["frtm-table3"], published, both, EMBEDDED_LIKE)
-    assert table_row(lines, "| Ours (released row").split(" | ")[1] == "73.4 / [stand-in 72.9] / [stand-in 52.3]"
+    both = summary_frame(lwl_box_init=("synthetic", 0.523, 1.07), lwl_box_init_released=("synthetic", 0.729, 9.1))
+    lines = render_paper_table(published.tables["lwl-table4"], published, both, EMBEDDED_LIKE)
+    assert table_row(lines, "| LWL (released row").split(" | ")[6] == "70.8 / [stand-in 72.9] / [stand-in 52.3]"
 
 
 def test_a_davis_stand_in_never_fills_youtube_vos_columns():
@@ -320,18 +364,18 @@ def test_a_cell_that_several_rows_can_fill_names_the_row_that_did():
         assert row.split(" | ")[1] == f"81.6 / 80.0 (−1.6) from `{name}`"
         assert f"from `{other.replace('_', '-')}`" not in row
         assert MARKS["from"] in "\n".join(lines)
-    # FRTM Table 2's Ours: the released YouTube-VOS row fills G..., the released DAVIS row the FPS
+    # FRTM Table 2's CVPR 2020 row: the released YouTube-VOS row fills G..., the released DAVIS row the FPS
     summary = pd.DataFrame([
         {"row": "frtm-ours", "evaluation": "d16", "J&F-Mean": 0.8, "FPS": 13.0, "device": "cuda"},
         {"row": "frtm-ours-released", "evaluation": "d16", "J&F-Mean": 0.84, "FPS": 14.0, "device": "cuda"},
         {"row": "frtm-ours-released-ytvos", "evaluation": "v", "G": 0.72, "J-seen": 0.73, "device": "cuda",
          "status": "official server"}])
     lines = render_paper_table(published.tables["frtm-table2"], published, summary, evaluations)
-    cells = table_row(lines, "| Ours (released row").split(" | ")
-    assert cells[0] == ("| Ours (released row `frtm-ours-released-ytvos` or `frtm-ours-released`; "
-                        "retrained row `frtm-ours`)")
-    assert cells[1] == "71.0 / 72.0 (+1.0) from `frtm-ours-released-ytvos` / n.m."
-    assert cells[-1] == "14.6 / 14.0 (−0.6) from `frtm-ours-released` / 13.0 (−1.6) |"  # one candidate: no name
+    cells = table_row(lines, "| FRTM, ResNet-101, YouTube-VOS training").split(" | ")
+    assert cells[0].endswith("(released row `frtm-ours-released-ytvos` or `frtm-ours-released`)")
+    assert cells[1] == "72.1 / 72.0 (−0.1) from `frtm-ours-released-ytvos`"
+    assert cells[-1] == "not found / 14.0 from `frtm-ours-released` |"  # the FPS is not in LWL's tables
+    assert table_row(lines, "| Ours (row `frtm-ours`)").split(" | ")[-1] == "14.6 / 13.0 (−1.6) |"
 
 
 REGRESSION_PRESET = {"rows": {"first-frame-copy": {}, "frtm-ours": {"training": "frtm-refiner"},
