@@ -1,6 +1,7 @@
 # Two entry points for a fresh machine; each sets up the pinned virtual environment it needs.
 #   make run    the main job: the whole default DAG (embedded data, CPU) -> reports/tables.md, report.html
-#   make test   ruff, snakemake --lint, the test suite and the regression check (what CI runs: .ci/run)
+#   make test   ruff, snakemake --lint, the test suite (the official-equivalence tests also on one thread) and the
+#               regression check (what CI runs: .ci/run)
 #   make regression   the ci preset on the shared DAVIS 2016 data, compared with tests/regression/ci-baseline.yaml
 #   make regression-baseline / regression-weights   refresh the baseline (measured spread) / the fixed weights
 PYTHON ?= python3
@@ -17,7 +18,7 @@ SNAKEMAKE := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake
 # its thread count. Put it after the target: --set-threads takes every word that follows it.
 ONE_THREAD_JOBS := --set-threads train=1 infer=1 evaluate=1
 
-.PHONY: setup run test lint regression regression-baseline regression-weights bench clean-outputs
+.PHONY: setup run test test-one-thread lint regression regression-baseline regression-weights bench clean-outputs
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +40,14 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+	$(MAKE) test-one-thread
 	$(MAKE) regression
+
+# The official-equivalence tests again on one thread, as SLURM jobs and many CI runners give (under a minute): each
+# thread count sums in its own order, and their tolerances (tests/official_fixtures.py) must hold for every order.
+test-one-thread: $(STAMP)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/pytest tests/test_official_frtm.py tests/test_official_lwl.py \
+	  tests/test_official_refinement.py
 
 # The ci preset's rows against the committed baseline; skipped, saying why, without the shared data.
 # Jobs whose code changed rerun (each rule's code digest is a parameter: README, "Code changes rerun what they
