@@ -141,10 +141,10 @@ def check_learner_trace(net, net64, trace, trace64, fixture, prefix, test_featur
     assert len(trace["losses"]) == len(fixture[f"{prefix}.losses"])
     for name, what in (("losses", "losses"), ("ip_gg", "||g||^2"), ("ip_hh", "||h||^2")):
         assert_rounding_relative([float(x) for x in trace[name]], [float(x) for x in trace64[name]],
-                                 fixture[f"{prefix}.{name}"], f"{prefix}: {what}")
+                                 fixture[f"{prefix}.{name}"], f"learner, {prefix}: {what}")
     assert_rounding_close(iterate_scores(net, trace, test_features),
                           iterate_scores(net64, trace64, test_features.double()),
-                          fixture[f"{prefix}.test_scores_per_iter"][:, 0], f"{prefix}: test scores per iteration")
+                          fixture[f"{prefix}.test_scores_per_iter"][:, 0], f"learner, {prefix}: test scores per iteration")
 
 
 def test_init_learner_losses_step_norms_scores_and_filter(network_fixture, net, net64):
