@@ -66,7 +66,7 @@ STAGES = {
         "label generator E and weight predictor W (once per stored mask)": [LWL._sample],
         "target model learning at initialisation (N_init steps)": [(LWL._learn, LWL._new_object)],
         "target model learning in updates (N_update steps over the memory)": [(LWL._learn, LWL._track)],
-        "target model prediction T_tau(x)": [(FewShotLearner.predict, LWL.run_sequence)],
+        "target model prediction T_tau(x)": [(FewShotLearner.predict, LWL._segment)],
         "decoder": [RefinementNetwork.forward],
         "box encoder": [BoxEncoder.forward],
         "crops and pasting back": [crop, paste],

@@ -1,6 +1,6 @@
-"""LWL: search regions, the network's Table 1 switches, the tracker on small videos (objects entering
-mid-video, box initialisation, bad inputs). The learner is in test_lwl_learner.py, training in
-test_lwl_training.py."""
+"""LWL: search regions (the released tracker's geometry; its fixture checks are in test_official_lwl.py), the
+network's Table 1 switches, the tracker on small videos (objects entering mid-video, box initialisation, bad
+inputs). The learner is in test_lwl_learner.py, training in test_lwl_training.py."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 
 from methods.core.backbones import build_backbone
-from methods.lwl.crops import Box, box_from_probability, crop, paste, search_region
+from methods.core.merging import merge_lwl
+from methods.lwl.crops import Box, crop, paste, search_region
 from methods.lwl.networks import LWLNet, NetworkConfig, load_network, save_network
 from methods.lwl.settings import LWLSettings
 from methods.runner import build_method, run
@@ -54,26 +55,72 @@ def test_search_region_is_five_times_the_target_with_the_crop_aspect():
 
 
 def test_crop_then_paste_returns_the_region():
-    generator = np.random.default_rng(0)
-    frame = generator.random((90, 150)).astype(np.float32)
-    region = search_region(Box(70, 40, 12, 10), (90, 150), (60, 100), scale=3)
-    back = paste(crop(frame, region), region, (90, 150), fill=-1)
+    from methods.lwl.crops import Target, place_patch
+
+    ys, xs = torch.meshgrid(torch.arange(90.0), torch.arange(150.0), indexing="ij")
+    frame = torch.sin(xs / 7) * torch.cos(ys / 5)  # smooth: the integer placement moves it by < 1 px
+    target = Target.from_box((64, 35, 12, 10), (60, 100), 3.0)
+    patch = place_patch((90, 150), target.pos, target.scale * target.crop_size, (60, 100))
+    back = paste(crop(frame[None, None], patch)[0, 0], patch, (90, 150), fill=-1)
     inside = back > -1
-    assert inside.sum() > 0.8 * region.width * region.height
-    assert np.abs(back[inside] - frame[inside]).mean() < 0.08  # resampled twice, bilinear
+    assert inside.sum() > 0.8 * (patch.bottom - patch.top) * (patch.right - patch.left)
+    # the released crop and paste round their placements separately: the round trip lands within a pixel
+    errors = {(dy, dx): float((back[inside] - (torch.sin((xs + dx) / 7) * torch.cos((ys + dy) / 5))[inside])
+                              .abs().mean()) for dy in (-1, -0.5, 0, 0.5, 1) for dx in (-1, -0.5, 0, 0.5, 1)}
+    assert min(errors.values()) < 0.03
     assert (back[~inside] == -1).all()
 
 
-def test_box_follows_the_probability_mass_with_limited_scale_change():
-    p = np.zeros((100, 100), np.float32)
-    p[40:60, 20:30] = 1
-    box = box_from_probability(p)
-    assert (box.cx, box.cy) == (pytest.approx(24.5), pytest.approx(49.5))
-    grown = box_from_probability(np.ones((100, 100), np.float32), previous=box)
-    assert grown.width == pytest.approx(box.width * 1.1) and grown.height == pytest.approx(box.height * 1.1)
-    faint = box_from_probability(p * 0.1, previous=box)  # 20 pixels of mass < 100: keep the previous box
-    assert faint == box
-    assert box_from_probability(np.zeros((10, 10), np.float32), min_mass=0) is None  # nothing to follow
+def test_the_scale_changes_as_one_factor_within_its_limits():
+    """Released: the 4-sigma size (h, w) of the merged probability gives ONE scale, sqrt(h w / base area), whose
+    change per frame is clamped to [0.95, 1.1]; the aspect of the estimate plays no part (per axis, a target
+    turning from tall to wide would shrink in one axis and be clamped in the other)."""
+    from methods.lwl.crops import Target
+
+    target = Target.from_box((20, 40, 10, 20), (64, 96))  # x, y, w, h
+    start = float(target.scale)
+    tall = torch.zeros(100, 100)
+    tall[40:60, 20:30] = 1  # uniform over 20 x 10 pixels: 4 sigma = 4 sqrt((n^2 - 1) / 12) per axis
+    sigma_area = 4 * np.sqrt((20**2 - 1) / 12) * 4 * np.sqrt((10**2 - 1) / 12)
+    target.follow(tall)
+    assert target.pos.tolist() == pytest.approx([49.5, 24.5])
+    assert float(target.scale) == pytest.approx(start * 1.1, rel=1e-6)  # sqrt(265 / 200) = 1.15: clamped
+    wide = torch.zeros(100, 100)
+    wide[45:55, 15:35] = 1  # 10 x 20: the same area, the other aspect
+    target.follow(wide)
+    assert float(target.scale) == pytest.approx(start * np.sqrt(sigma_area / 200), rel=1e-5)  # x1.046: free
+    before = float(target.scale)
+    target.follow(torch.ones(100, 100))
+    assert float(target.scale) == pytest.approx(before * 1.1, rel=1e-6)
+    kept = target.pos.tolist(), float(target.scale)
+    target.follow(tall * 0.1)  # 20 pixels of mass < 100: keep the estimate
+    assert (target.pos.tolist(), float(target.scale)) == (kept[0], pytest.approx(kept[1], rel=1e-6))
+
+
+def test_memory_labels_are_cropped_nearest_with_zeros_outside():
+    """Released sample_patch(is_mask=True): a probability map is cropped with nearest sampling and zero
+    padding, never blended or replicated; the image crop of the same patch replicates its border."""
+    from methods.lwl.crops import place_patch
+
+    probability = torch.zeros(1, 1, 40, 60)
+    probability[..., :, :2] = 1.0  # the left border column
+    probability[..., 10:20, 20:40] = torch.linspace(0, 1, 20)
+    patch = place_patch((40, 60), torch.tensor([20.0, 5.0]), torch.tensor([40.0, 72.0]), (20, 36))
+    assert (patch.step, patch.left, patch.right) == (1, -6, 66)  # 72 wide on 60: centred, 6 px outside each side
+    label = crop(probability, patch, mask=True)[0, 0]
+    # nearest (F.interpolate): output column j reads patch column 2 j, frame column 2 j - 6
+    assert (label[:, :3] == 0).all() and (label[:, 3] == 1).all()
+    assert set(label.unique().tolist()) <= set(probability.unique().tolist())  # nearest: no new values
+    image = crop(probability, patch)[0, 0]
+    assert (image[:, 0] == 1).all()  # replicated border
+
+
+def test_the_box_is_the_one_the_released_evaluation_reads():
+    from methods.lwl.crops import mask_box
+
+    mask = np.zeros((30, 40), bool)
+    mask[5:15, 10:30] = True
+    assert mask_box(mask) == (10.0, 5.0, 19.0, 9.0)  # vos_base._mask_to_bbox: max - min per axis
 
 
 def test_settings_and_networks_are_checked_with_clear_messages(networks, tmp_path):
@@ -105,15 +152,33 @@ def test_baseline_cuts_the_graph_at_the_learner_and_the_others_do_not(networks):
 
 
 @pytest.mark.parametrize("kind", ["full", "baseline", "label-generator"])
-def test_every_network_kind_tracks_every_frame_and_object(small_embedded, networks, tmp_path, kind):
+def test_every_network_kind_tracks_every_frame_and_object(small_embedded, networks, tmp_path, kind, monkeypatch):
+    """Every frame is written; a given mask enters its frame's merge as +-100 logits (released merge_results),
+    so in the sequence's first frame the output is the given masks; later, a tracked object whose logits
+    exceed 100 keeps its pixels (untrained networks' logits reach hundreds)."""
+    merged_logits = []
+
+    def merge_spy(logits):
+        merged_logits.append(logits.clone())
+        return merge_lwl(logits)
+
+    monkeypatch.setattr("methods.lwl.tracker.merge_lwl", merge_spy)
     method = build_method("lwl", {**SMALL, "checkpoint": str(networks[kind])})
     dataset = build_dataset({"kind": "davis", "root": str(small_embedded), "split": "val"})
     record = run(method, dataset, tmp_path / "out", progress=False)
     assert record["frames"] == 12 and record["network"]["label_encoder"] == (kind != "baseline")
+    calls = iter(merged_logits)
     for sequence in dataset:
-        for object_id, frame in sequence.object_first_frames().items():
-            given = read_label_png(tmp_path / "out" / sequence.name / f"{frame}.png") == object_id
-            np.testing.assert_array_equal(given, sequence.read_mask(frame) == object_id)
+        first_frames = sequence.object_first_frames()
+        for frame in sequence.frames:
+            logits = next(calls)
+            for object_id in (oid for oid, first in first_frames.items() if first == frame):
+                given = sequence.read_mask(frame) == object_id
+                as_logits = (torch.from_numpy(given.astype(np.float32)) - 0.5) * 200
+                assert any(torch.equal(row, as_logits) for row in logits), (sequence.name, frame, object_id)
+                if frame == sequence.frames[0]:
+                    written = read_label_png(tmp_path / "out" / sequence.name / f"{frame}.png") == object_id
+                    np.testing.assert_array_equal(written, given)
 
 
 def test_a_network_file_without_the_variants_switches_is_refused(networks):
@@ -133,6 +198,144 @@ def test_box_initialisation_uses_only_the_box(small_embedded, networks, tmp_path
     assert len(outputs) == len(sequence.frames)
     with pytest.raises(ValueError, match="no box encoder"):
         list(build_method("lwl", {**settings, "checkpoint": str(networks["full"])}).run_sequence(sequence))
+
+
+class ArraySequence:
+    """A sequence held in memory (RGB frames, label masks by frame name) for the tracker's geometry tests."""
+
+    def __init__(self, images: list[np.ndarray], masks: dict[int, np.ndarray]) -> None:
+        self.name = "arrays"
+        self.frames = [f"{index:05d}" for index in range(len(images))]
+        self.images = dict(zip(self.frames, images, strict=True))
+        self.masks = {self.frames[index]: mask for index, mask in masks.items()}
+        self.size = images[0].shape[:2]
+
+    def read_image(self, frame):
+        return self.images[frame]
+
+    def read_mask(self, frame):
+        return self.masks[frame]
+
+    def object_first_frames(self):
+        first = {}
+        for frame in self.frames:
+            for object_id in np.unique(self.masks.get(frame, np.zeros(1, np.uint8))):
+                first.setdefault(int(object_id), frame) if object_id else None
+        return first
+
+    def image_path(self, frame):
+        return f"{frame}.jpg"
+
+    def mask_path(self, frame):
+        return f"{frame}.png"
+
+
+def ramp_frames(count: int, height: int = 128, width: int = 200) -> list[np.ndarray]:
+    """Frames whose red channel is the column and green the row: a crop's pixels say where they come from."""
+    ys, xs = np.mgrid[:height, :width]
+    return [np.stack([xs, ys, np.zeros_like(xs)], axis=-1).astype(np.uint8)] * count
+
+
+def l_shape() -> np.ndarray:
+    """An L in the middle of a ramp frame whose centroid (x 96.2, y 67.8) is far from its box centre (x 99,
+    y 64 with the released reader's box)."""
+    mask = np.zeros((128, 200), np.uint8)
+    mask[56:74, 90:94] = 1
+    mask[70:74, 90:110] = 1
+    return mask
+
+
+def spy_features(method) -> list[torch.Tensor]:
+    """Every image batch the tracker's network extracts features from, in order."""
+    seen, features = [], method.net.features
+
+    def spy(images):
+        seen.append(images.detach().cpu().clone())
+        return features(images)
+
+    method.net.features = spy
+    return seen
+
+
+def crop_centre(crop: torch.Tensor) -> tuple[float, float]:
+    """(y, x) of a ramp frame at a crop's centre (the mean of its four centre pixels)."""
+    h, w = crop.shape[-2:]
+    middle = crop[0, :, h // 2 - 1 : h // 2 + 1, w // 2 - 1 : w // 2 + 1].mean(dim=(1, 2))
+    return float(middle[1]), float(middle[0])
+
+
+def test_the_first_region_is_centred_on_the_ground_truth_box_not_the_centroid(networks):
+    """Released initialize: pos = the box centre (y + (h - 1) / 2, x + (w - 1) / 2, the box of the released
+    evaluation's reader), rounded for the first crop; the mask's centroid plays no part."""
+    method = build_method("lwl", {**SMALL, "checkpoint": str(networks["full"])})
+    crops = spy_features(method)
+    list(method.run_sequence(ArraySequence(ramp_frames(1), {0: l_shape()})))
+    y, x = crop_centre(crops[0])
+    assert (y, x) == (pytest.approx(64.0, abs=1.0), pytest.approx(99.0, abs=1.0))
+    ys, xs = np.nonzero(l_shape())
+    assert abs(x - xs.mean()) > 2.5 and abs(y - ys.mean()) > 2.5
+
+
+def test_tracked_regions_sit_half_a_feature_cell_off_the_estimate(networks):
+    """Released get_centered_sample_pos: where the crop's feature grid + the 3x3 filter is even (64x96 crops:
+    a 4x6 grid) the region's centre is pos + 8 x scale px per axis (half a stride-16 cell, in frame px)."""
+    from methods.lwl.crops import Target, mask_box
+
+    method = build_method("lwl", {**SMALL, "checkpoint": str(networks["full"])})
+    crops = spy_features(method)
+    list(method.run_sequence(ArraySequence(ramp_frames(2), {0: l_shape()})))
+    assert crops[0].shape[-2:] == (64, 96) and crops[1].shape[-2:] == (64, 96)
+    target = Target.from_box(mask_box(l_shape()), (64, 96))
+    target.follow(torch.from_numpy(l_shape().astype(np.float32)))  # the merged map of a given mask: the mask
+    shift = 8 * float(target.scale)
+    assert shift > 3
+    y, x = crop_centre(crops[1])
+    expected_y, expected_x = float(target.pos[0]) + shift, float(target.pos[1]) + shift
+    assert (y, x) == (pytest.approx(expected_y, abs=1.0), pytest.approx(expected_x, abs=1.0))
+
+
+def test_box_initialisation_runs_on_the_whole_frame_from_the_ground_truth_box(networks):
+    """Released LWL.initialize with init_with_box: backbone, box encoder and decoder on the whole frame at its
+    native size, the box rasterised there (bbox_to_mask of the evaluation's box); the first crop is placed
+    from that box, not from the predicted mask."""
+    settings = {**SMALL, "checkpoint": str(networks["box"]), "box_init": True, "update_interval": 5,
+                "memory_learning_rate": 0.2, "first_weight_floor": None, "lower_init_weight": True}
+    method = build_method("lwl", settings)
+    crops = spy_features(method)
+    boxes, box_logits = [], method.net.box_mask_logits
+
+    def box_spy(pyramid, features, box_masks, size):
+        boxes.append((box_masks.detach().cpu().clone(), tuple(size)))
+        return box_logits(pyramid, features, box_masks, size)
+
+    method.net.box_mask_logits = box_spy
+    frames = ramp_frames(1)
+    list(method.run_sequence(ArraySequence(frames, {0: l_shape()})))
+    torch.testing.assert_close(crops[0], torch.from_numpy(frames[0]).permute(2, 0, 1)[None].float())
+    expected = np.zeros((128, 200), np.float32)
+    expected[56:73, 90:109] = 1  # x 50, y 36, w = h = max - min: the last row and column are not in it
+    (box_masks, size), = boxes
+    assert size == (128, 200)
+    np.testing.assert_array_equal(box_masks[0, 0].numpy(), expected)
+    y, x = crop_centre(crops[1])  # the first crop: from the box, whatever the untrained decoder predicted
+    assert (y, x) == (pytest.approx(64.0, abs=1.0), pytest.approx(99.0, abs=1.0))
+
+
+def test_updates_come_after_frames_4_and_9_with_an_interval_of_5(networks):
+    """Released update_target_model: at frame_num n (1 = the first) the previous frame joins the memory and tau
+    is updated when (n - 1) % train_skipping == 0, i.e. after frames 4, 9, ... (0-based) for lwl_boxinit."""
+    settings = {**SMALL, "checkpoint": str(networks["full"]), "update_interval": 5}
+    method = build_method("lwl", settings)
+    frames_done, learned, learn = [], [], method.net.learn_encoded
+
+    def learn_spy(*args):
+        learned.append(len(frames_done))
+        return learn(*args)
+
+    method.net.learn_encoded = learn_spy
+    for frame, _ in method.run_sequence(ArraySequence(ramp_frames(12), {0: l_shape()})):
+        frames_done.append(frame)
+    assert learned == [0, 4, 9]
 
 
 def test_tracker_is_deterministic(small_embedded, networks):

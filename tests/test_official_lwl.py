@@ -15,7 +15,7 @@ import torch
 
 from methods.core.memory import SampleMemory
 from methods.core.merging import merge_lwl
-from methods.lwl.crops import Box, box_from_probability, box_mask
+from methods.lwl.crops import box_mask
 from methods.lwl.released import network_from_released_state
 from methods.lwl.training import TrainingConfig
 from tests.official_fixtures import (
@@ -282,16 +282,101 @@ def test_merge_labels_and_probabilities():
 
 def test_target_boxes_from_the_merged_probabilities():
     """get_target_state ('var', 4 sigma, previous box under 100 pixels of mass) on each merged map."""
+    from methods.lwl.crops import moments
+
     fixture = load_official("lwl_merge.pt")
     state = fixture["get_target_state"]
-    fallback_y, fallback_x = state["fallback_pos"].tolist()
-    fallback_h, fallback_w = state["fallback_target_sz"].tolist()
-    fallback = Box(fallback_x, fallback_y, fallback_w, fallback_h)
     for scenario in fixture["scenarios"]:
         for object_id in scenario["object_ids"]:
-            probability = scenario["segmentation_raw"][object_id].numpy()
-            box = box_from_probability(probability, fallback, state["min_mask_area"], (0.0, float("inf")))
-            xywh = [box.cx - (box.width - 1) / 2, box.cy - (box.height - 1) / 2, box.width, box.height]
-            # the released float32 sums over 64 x 112 pixels (torch's cascade summation: relative error about
-            # log2(7168) u32 = 13 u32) of coordinates up to 112: <= 1e-4 px; ours in float64
+            probability = scenario["segmentation_raw"][object_id]
+            if probability.sum() < state["min_mask_area"]:
+                pos, size = state["fallback_pos"], state["fallback_target_sz"]
+            else:
+                pos, size = moments(probability)
+            xywh = [float(pos[1] - (size[1] - 1) / 2), float(pos[0] - (size[0] - 1) / 2), float(size[1]),
+                    float(size[0])]
+            # both sides in float32 over 64 x 112 pixels (torch's cascade summation: relative error about
+            # log2(7168) u32 = 13 u32 each) of coordinates up to 112: <= 1e-4 px apart
             np.testing.assert_allclose(xywh, scenario["target_bbox"][object_id], rtol=1e-5, atol=2e-4)
+
+
+# --- the tracker's geometry ------------------------------------------------------------------------------
+def test_the_tracker_crops_and_pastes_where_the_released_tracker_does(network_fixture, tmp_path, monkeypatch):
+    """The released tracker on camel frames 0 and 4 at 80x144 crops (lwl_network.pt `crops.*`, `update.label`):
+    our tracker, run on the same frames with the released logits of frame 4 in place of its decoder's,
+    crops the first frame's mask and image (2x expanded crop around the rounded box centre, integer placement,
+    inside_major shift) and, after the merge, the memory label of frame 4 (the search region from the 4-sigma
+    box of frame 0's merged map with ONE scale clamped to 0.95, no half-cell shift on a 5x9 grid, nearest
+    with zero padding) as the released tracker did. The fixture's init box used masks_to_bboxes (max - min
+    + 1); the box our tracker reads (mask_box, as the released evaluation) is one pixel smaller, so the run
+    is given the fixture's box."""
+    from PIL import Image
+
+    from methods.core.backbones import build_backbone
+    from methods.lwl.networks import LWLNet, NetworkConfig, save_network
+    from methods.runner import build_method
+    from tests.test_lwl import ArraySequence
+    from vos_datasets.shared import shared_dir
+
+    f = network_fixture
+    davis = shared_dir() / "data" / "davis2016" if shared_dir() is not None else None
+    if davis is None or not (davis / "JPEGImages/480p/camel/00004.jpg").is_file():
+        pytest.skip("needs ../shared/data/davis2016 (camel frames 0 and 4)")
+    frames = [np.array(Image.open(davis / f"JPEGImages/480p/camel/{i:05d}.jpg").convert("RGB")) for i in (0, 4)]
+    mask = (np.array(Image.open(davis / "Annotations/480p/camel/00000.png")) != 0).astype(np.uint8)
+    torch.manual_seed(0)
+    network = LWLNet(NetworkConfig(backbone="efficientnet_lite0", feature_channels=16, label_channels=4,
+                                   decoder_widths=[16, 16, 16, 8]),
+                     backbone=build_backbone("efficientnet_lite0", pretrained=False))
+    save_network(tmp_path / "net.pt", network)
+    method = build_method("lwl", {"device": "cpu", "crop_size": list(f["settings.image_sample_size_used"]),
+                                  "init_iterations": 1, "update_iterations": 1, "checkpoint": str(tmp_path / "net.pt")})
+    x, y, w, h = f["frames.init_bbox_xywh"]
+    box = (x, y, w, h)
+    assert box == (261.0, 85.0, 448.0, 345.0)
+    monkeypatch.setattr("methods.lwl.tracker.mask_box", lambda _: box, raising=False)
+    images, labels = [], []
+    features, labels_and_weights = method.net.features, method.net.labels_and_weights
+
+    def features_spy(batch):
+        images.append(batch.clone())
+        return features(batch)
+
+    def labels_spy(masks, size):
+        labels.append(masks.clone())
+        return labels_and_weights(masks, size)
+
+    method.net.features, method.net.labels_and_weights = features_spy, labels_spy
+    method.net.segment = lambda pyramid, encoding, size: f["test.logits"].float()
+    list(method.run_sequence(ArraySequence(frames, {0: mask})))
+    assert torch.equal(labels[0], f["crops.init.mask"].float())
+    bgr = images[0][:, [2, 1, 0]] - torch.tensor(f["settings.mean"]).view(1, 3, 1, 1)
+    torch.testing.assert_close(bgr[..., :8, :8], f["crops.init.crop_image_bgr_normalised_patch"], rtol=0, atol=1e-4)
+    torch.testing.assert_close(labels[1], f["update.label"].float(), rtol=0, atol=1e-6)
+
+
+def test_the_target_state_of_the_second_frame_is_the_released_one(network_fixture):
+    """crops.init / crops.test: the first state from the init box (pos = box centre, scale from 5x its area at
+    80x144), the second from frame 0's merged map: 4-sigma centre, and its smaller 4-sigma area clamped as ONE
+    scale to 0.95x, the size keeping the first box's aspect."""
+    from methods.lwl.crops import Target
+
+    f = network_fixture
+    target = Target.from_box(tuple(f["frames.init_bbox_xywh"]), tuple(f["settings.image_sample_size_used"]))
+    torch.testing.assert_close(target.pos, f["crops.init.pos"], rtol=0, atol=0)
+    assert float(target.scale) == f["crops.init.target_scale"]
+    torch.testing.assert_close(target.base_size, f["crops.init.base_target_sz"], rtol=1e-6, atol=0)
+    assert torch.equal(f["crops.init.mask"].unique(), torch.tensor([0.0, 1.0]))
+    from vos_datasets.shared import shared_dir
+
+    davis = shared_dir() / "data" / "davis2016" if shared_dir() is not None else None
+    if davis is None or not (davis / "Annotations/480p/camel/00000.png").is_file():
+        pytest.skip("needs ../shared/data/davis2016 (camel frame 0)")
+    from PIL import Image
+
+    mask = torch.from_numpy((np.array(Image.open(davis / "Annotations/480p/camel/00000.png")) != 0).astype(np.float32))
+    _, merged = merge_lwl(((mask - 0.5) * 200)[None])
+    target.follow(merged[1])
+    torch.testing.assert_close(target.pos, f["crops.test.pos"], rtol=1e-6, atol=1e-4)
+    assert float(target.scale) == pytest.approx(f["crops.test.scale"], rel=1e-6)
+    torch.testing.assert_close(target.size, f["crops.test.target_sz"], rtol=1e-6, atol=1e-4)

@@ -52,7 +52,9 @@ class LWLSettings:
     search_area_scale: float = 5.0  # the region is 5x the target estimate
     init_iterations: int = 20  # N_init (inference)
     update_iterations: int = 3  # N_update (inference)
-    update_interval: int = 1  # every frame (box-init: 5)
+    # tau is updated after the frames n (counted from 1 at the object's first frame) where n + 1 is a multiple:
+    # every frame, or (box-init: 5) after frames 4, 9, ... counted from 0 (released train_skipping)
+    update_interval: int = 1
     memory_capacity: int = 32  # K_max
     memory_learning_rate: float = 0.1  # eta: each older frame's weight decays by 0.9
     # the first frame keeps at least this weight and is never replaced (box-init: none, so once K_max frames
@@ -61,9 +63,11 @@ class LWLSettings:
     # the first update gives the new sample weight 1 before normalising (released lwl_boxinit
     # `lower_init_weight`; otherwise the stored weights are divided by 1 - eta and the new one gets eta)
     lower_init_weight: bool = False
-    min_box_mass: float = 100.0  # keep the previous box if the target's probability sums to less
+    min_box_mass: float = 100.0  # keep the previous estimate if the target's probability sums to less
+    # the per-frame change of the search region's ONE scale factor, clamped (released max_scale_change)
     box_scale_change: list[float] = field(default_factory=lambda: [0.95, 1.1])
-    box_init: bool = False  # initialise from the first mask's bounding box through the box encoder (§3.7)
+    # initialise from the first mask's bounding box through the box encoder and decoder on the whole frame (§3.7)
+    box_init: bool = False
     device: str = "auto"
     seed: int = 0
 

@@ -1,17 +1,20 @@
-"""LWL inference (paper §3.5; notes §2.4): per object a search region, a few-shot-learned target model and a
-sample memory; the decoder's logits pasted back into the frame; objects merged by soft aggregation.
+"""LWL inference (paper §3.5; notes §2.4), as the released tracker runs it (pytracking `tracker/lwl/lwl.py`
+through `evaluation/multi_object_wrapper.py`): per object a search region, a few-shot-learned target model and
+a sample memory; the decoder's logits pasted back into the frame; objects merged by soft aggregation. The
+search-region geometry is in methods/lwl/crops.py.
 
-Per frame, for every tracked object: crop the region around its previous estimate, extract features,
-predict the mask encoding T_tau(x), decode it into logits at the crop size and paste them into the frame
-(-100 outside). The objects' logits are merged (RGMP, methods.core.merging.merge_lwl). Each object then
-adds (its crop's features, E and W of the merged probability map cropped to the same region) to its memory
-and, every `update_interval` tracked frames, runs `update_iterations` steepest-descent steps from its
-current tau over every stored sample; its next region comes from the merged probability map.
+Per frame, for every tracked object: crop the region around its estimate, extract features, predict the
+mask encoding T_tau(x), decode it into logits at the crop size and paste them into the frame (-100
+outside). Objects given in the frame enter the same merge (RGMP, methods.core.merging.merge_lwl) with their
+mask as +-100 logits, or with box initialisation (§3.7) with the logits the box encoder and decoder give on
+the whole frame. Each tracked object then adds (its crop's features, E and W of the merged probability map
+cropped to the same region) to its memory and runs `update_iterations` steepest-descent steps from its
+current tau over every stored sample when the frame's number since its first (that one counted as 1) plus
+one is a multiple of `update_interval`. Every object's next estimate comes from the merged probability map.
 
 An object given in a frame gets its target model there: tau = A(first crop, mask) with `init_iterations`
-steps from zero, its mask as the only memory sample. Box initialisation (§3.7) first turns the mask's
-bounding box into a mask with the box encoder and uses that instead (the output of that frame then shows
-the box-derived mask, not the annotation).
+steps from zero, its mask (box initialisation: the predicted probability) as the only memory sample; the
+crop is placed from the ground-truth box in both cases.
 """
 
 from __future__ import annotations
@@ -27,7 +30,17 @@ from methods.core.backbones import image_to_tensor
 from methods.core.device import resolve_device
 from methods.core.memory import SampleMemory
 from methods.core.merging import merge_lwl
-from methods.lwl.crops import Box, Region, box_from_probability, box_mask, crop, paste, search_region
+from methods.lwl.crops import (
+    Patch,
+    Target,
+    crop,
+    crop_initial,
+    initial_sample,
+    mask_box,
+    paste,
+    place_patch,
+    rasterise_box,
+)
 from methods.lwl.networks import load_network
 from methods.lwl.settings import LWLSettings
 from vos_datasets.download import sha256_of
@@ -35,15 +48,16 @@ from vos_datasets.sequence import Sequence
 
 
 class ObjectState:
-    """One object's target model, memory and search region."""
+    """One object's target model, memory and target estimate."""
 
-    def __init__(self, object_id: int, box: Box) -> None:
+    def __init__(self, object_id: int, target: Target) -> None:
         self.object_id = object_id
-        self.box = box
+        self.target = target
         self.tau: torch.Tensor | None = None
         self.memory: SampleMemory | None = None
-        self.region: Region | None = None
+        self.patch: Patch | None = None  # the current frame's crop
         self.features: torch.Tensor | None = None  # the current crop's target-model features
+        self.feature_size: tuple[int, int] | None = None  # the target model's grid on a crop
         self.tracked_frames = 0
 
 
@@ -65,13 +79,6 @@ class LWL:
                 "checkpoint_sha256": sha256_of(self.settings.checkpoint)}  # the backbone's weights are in it
 
     # --- pieces ------------------------------------------------------------------------------------
-    def _crop_features(self, image: np.ndarray, region: Region):
-        pyramid, features = self.net.features(image_to_tensor(crop(image, region), self.device))
-        return pyramid, features
-
-    def _mask_tensor(self, mask: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(mask.astype(np.float32)).to(self.device)[None]
-
     def _sample(self, features: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """A memory sample: a crop's features (C, h, w) and E(y), W(y) of its mask y (1, H, W). E and W see
         the mask alone, so they are computed once here rather than on every stored mask at every update."""
@@ -84,23 +91,27 @@ class LWL:
         state.tau = self.net.learn_encoded(state.tau, memory.stacked(0), memory.stacked(1), memory.stacked(2),
                                            gammas, iterations)
 
-    def _new_object(self, object_id: int, image: np.ndarray, mask: np.ndarray) -> tuple[ObjectState, np.ndarray]:
-        """Initialise an object given by its mask; returns its state and the mask used (box-init: predicted)."""
+    def _new_object(self, object_id: int, frame: torch.Tensor, mask: np.ndarray) -> tuple[ObjectState, torch.Tensor]:
+        """Initialise an object given by its mask (released LWL.initialize); returns its state and its logits
+        for the frame's merge: the mask as +-100 or, with box initialisation, the decoder's logits."""
         s = self.settings
-        crop_size = tuple(s.crop_size)
+        size = tuple(frame.shape[-2:])
+        box = mask_box(mask)
         if s.box_init:
-            mask = box_mask(mask)
-        box = box_from_probability(mask.astype(np.float32))
-        state = ObjectState(object_id, box)
-        region = search_region(box, mask.shape, crop_size, s.search_area_scale)
-        pyramid, features = self._crop_features(image, region)
-        label = self._mask_tensor(crop(mask.astype(np.float32), region, nearest=True))
-        if s.box_init:
-            logits = self.net.box_mask_logits(pyramid, features, label[None], crop_size)[0]
-            label = torch.sigmoid(logits)
-            predicted = paste(logits[0].cpu().numpy(), region, mask.shape) > 0
-            mask = predicted if predicted.any() else mask  # nothing found: the box itself is the first mask
-            state.box = box_from_probability(mask.astype(np.float32))
+            # the box encoder and decoder on the whole frame at its native size, from the ground-truth box
+            pyramid, features = self.net.features(frame)
+            box_masks = rasterise_box(box, size).to(self.device)
+            logits = self.net.box_mask_logits(pyramid, features, box_masks, size)
+            init_mask, logits = torch.sigmoid(logits), logits[0, 0].cpu()
+        else:
+            init_mask = torch.from_numpy(mask.astype(np.float32)).to(self.device)[None, None]
+            logits = (torch.from_numpy(mask.astype(np.float32)) - 0.5) * 200.0
+        # the search region comes from the box, also with box initialisation (not from the predicted mask)
+        state = ObjectState(object_id, Target.from_box(box, tuple(s.crop_size), s.search_area_scale))
+        sample = initial_sample(size, state.target)
+        _, features = self.net.features(crop_initial(frame, sample))
+        label = crop_initial(init_mask, sample, mask=True)[0]
+        state.feature_size = tuple(features.shape[-2:])
         # the released tracker's weights (methods.core.memory, rule "released"): the first frame is protected
         # exactly when it has a floor
         state.memory = SampleMemory(s.memory_capacity, s.memory_learning_rate, rule="released",
@@ -108,54 +119,58 @@ class LWL:
                                     first_weight_floor=s.first_weight_floor, lower_init_weight=s.lower_init_weight)
         state.memory.initialise([self._sample(features[0], label)], [1.0])
         self._learn(state, s.init_iterations)
-        return state, mask
+        return state, logits
+
+    def _segment(self, state: ObjectState, frame: torch.Tensor) -> torch.Tensor:
+        """The object's logits in the frame: its search region cropped, segmented and pasted back (-100 outside)."""
+        s = self.settings
+        height, width = frame.shape[-2:]
+        target = state.target
+        centre = target.centred_pos(state.feature_size, self.net.learner.filter_size)
+        state.patch = place_patch((height, width), centre, target.scale * target.crop_size, tuple(s.crop_size))
+        pyramid, state.features = self.net.features(crop(frame, state.patch))
+        encoding = self.net.learner.predict(state.tau, state.features)
+        crop_logits = self.net.segment(pyramid, encoding, tuple(s.crop_size))[0, 0]
+        return paste(crop_logits.cpu(), state.patch, (height, width))
 
     # --- the sequence ------------------------------------------------------------------------------
     @torch.no_grad()
     def run_sequence(self, sequence: Sequence) -> Iterator[tuple[str, np.ndarray]]:
         s = self.settings
         given = given_masks(sequence)
-        height, width = sequence.size
-        crop_size = tuple(s.crop_size)
         states: list[ObjectState] = []
-        for frame in sequence.frames:
-            image = read_frame_checked(sequence, frame)
-            labels = np.zeros((height, width), np.uint8)
-            probabilities = None
-            if states:
-                logits = []
-                for state in states:
-                    state.region = search_region(state.box, (height, width), crop_size, s.search_area_scale)
-                    pyramid, state.features = self._crop_features(image, state.region)
-                    encoding = self.net.learner.predict(state.tau, state.features)
-                    crop_logits = self.net.segment(pyramid, encoding, crop_size)[0, 0]
-                    logits.append(paste(crop_logits.cpu().numpy(), state.region, (height, width)))
-                merged, probs = merge_lwl(torch.from_numpy(np.stack(logits)))
-                ids = torch.tensor([0] + [st.object_id for st in states])
-                labels = ids[merged].to(torch.uint8).numpy()
-                probabilities = probs[1:].numpy()
+        for frame_name in sequence.frames:
+            frame = image_to_tensor(read_frame_checked(sequence, frame_name), self.device)
+            logits = [self._segment(state, frame) for state in states]
             new_states = []
-            for object_id, mask in sorted(given.get(frame, {}).items()):
-                check_mask_size(sequence, frame, mask)
-                state, used = self._new_object(object_id, image, mask)
-                labels[used] = object_id
-                if probabilities is not None:  # the given object enters the merge as certain (+-100 logits)
-                    probabilities = probabilities * (1 - used)
+            for object_id, mask in sorted(given.get(frame_name, {}).items()):
+                check_mask_size(sequence, frame_name, mask)
+                state, init_logits = self._new_object(object_id, frame, mask)
                 new_states.append(state)
-            if probabilities is not None:
-                for index, state in enumerate(states):
-                    self._track(state, probabilities[index])
+                logits.append(init_logits)
+            if not logits:  # no object yet
+                yield frame_name, np.zeros(sequence.size, np.uint8)
+                continue
+            # every object's logits merged (released merge_results); a given mask enters as +-100
+            merged, probabilities = merge_lwl(torch.stack(logits))
+            ids = torch.tensor([0] + [state.object_id for state in states + new_states])
+            labels = ids[merged].to(torch.uint8).numpy()
+            for index, state in enumerate(states):
+                self._track(state, probabilities[index + 1])
             states += new_states
+            for index, state in enumerate(states):  # the next frame's estimate, new objects' too
+                state.target.follow(probabilities[index + 1], s.min_box_mass, tuple(s.box_scale_change))
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
-            yield frame, labels
+            yield frame_name, labels
 
-    def _track(self, state: ObjectState, probability: np.ndarray) -> None:
+    def _track(self, state: ObjectState, probability: torch.Tensor) -> None:
+        """The frame's sample joins the memory (its merged probability cropped as the frame was: nearest, zero
+        outside) and, every `update_interval` frames counting the first, tau is updated: the released tracker
+        updates after frames 4, 9, ... with an interval of 5 (the frame numbering starts at 1 there)."""
         s = self.settings
         state.tracked_frames += 1
-        label = self._mask_tensor(crop(probability, state.region))
+        label = crop(probability[None, None], state.patch, mask=True)[0].to(self.device)
         state.memory.add(self._sample(state.features[0], label))
-        if s.update_iterations and state.tracked_frames % s.update_interval == 0:
+        if s.update_iterations and (state.tracked_frames + 1) % s.update_interval == 0:
             self._learn(state, s.update_iterations)
-        state.box = box_from_probability(probability, state.box, s.min_box_mass, tuple(s.box_scale_change))
-
