@@ -176,11 +176,16 @@ def place_patch(image_size: tuple[int, int], pos: torch.Tensor, sample_size: tor
 
 def _window(x: torch.Tensor, top: int, left: int, bottom: int, right: int, replicate: bool) -> torch.Tensor:
     """x[..., top:bottom, left:right] of (N, C, H, W), beyond the edges replicated or zero (F.pad)."""
-    if replicate:
-        rows = torch.arange(top, bottom, device=x.device).clamp(0, x.shape[-2] - 1)
-        cols = torch.arange(left, right, device=x.device).clamp(0, x.shape[-1] - 1)
+    height, width = x.shape[-2:]
+    if not replicate:
+        return F.pad(x, (-left, right - width, -top, bottom - height))
+    inner = x[..., max(top, 0) : min(bottom, height), max(left, 0) : min(right, width)]
+    if inner.numel() == 0:  # entirely outside: every pixel is the nearest edge pixel
+        rows = torch.arange(top, bottom, device=x.device).clamp(0, height - 1)
+        cols = torch.arange(left, right, device=x.device).clamp(0, width - 1)
         return x[..., rows, :][..., cols]
-    return F.pad(x, (-left, right - x.shape[-1], -top, bottom - x.shape[-2]))
+    pads = (max(-left, 0), max(right - width, 0), max(-top, 0), max(bottom - height, 0))
+    return F.pad(inner, pads, mode="replicate") if any(pads) else inner
 
 
 def crop(image: torch.Tensor, patch: Patch, mask: bool = False) -> torch.Tensor:
