@@ -38,14 +38,57 @@ def preset_names() -> list[str]:
 
 
 def load_preset(name_or_path: str) -> tuple[str, dict]:
-    """(its file, its YAML) for a preset name (config/presets/<name>.yaml) or a YAML file's path."""
+    """(its file, its YAML) for a preset name (config/presets/<name>.yaml) or a YAML file's path; a preset that is
+    part of another (`subset_of`) with that one's entries it takes (expand_subset)."""
     path = Path(name_or_path)
     if not path.is_file():
         path = config_dir() / "presets" / f"{name_or_path}.yaml"
     if not path.is_file():
         raise ValueError(f"--preset {name_or_path}: no such preset; known: {', '.join(preset_names())} "
                          "(or give a preset file's path)")
-    return str(path), yaml.safe_load(path.read_text())
+    config = yaml.safe_load(path.read_text())
+    if config.get("subset_of"):
+        expand_subset(config, path)
+    return str(path), config
+
+
+def expand_subset(config: dict, preset_file: Path) -> dict[tuple[str, str], str]:
+    """A preset that is part of another (`subset_of`: the released preset of the paper preset's rows) gets, in
+    place, the other preset's rows named in `rows` (with `released_rows`, every row that runs a released_weights
+    file too) on the evaluations named in `evaluations` only, the datasets those read and its method_defaults;
+    never its trainings. A row left with no evaluation leaves. Entries the preset itself (or the command line)
+    gives win. Returns where each entry taken from the other preset is written: (kind, name) -> its file."""
+    subset = config["subset_of"]
+    if not isinstance(subset, dict) or not {"preset", "evaluations"} <= set(subset):
+        raise ValueError(f"{preset_file.name} subset_of: needs `preset` and `evaluations` (README, 'Presets')")
+    base_file = preset_file.parent / f"{subset['preset']}.yaml"
+    if base_file.resolve() == preset_file.resolve() or not base_file.is_file():
+        raise ValueError(f"{preset_file.name} subset_of.preset: {subset['preset']!r} is not another preset")
+    base = yaml.safe_load(base_file.read_text())
+    unknown = [name for name in subset["evaluations"] if name not in base["evaluations"]]
+    if unknown:
+        raise ValueError(f"{preset_file.name} subset_of.evaluations: {unknown[0]!r} is not an evaluation of "
+                         f"{base_file.name}; known: {sorted(base['evaluations'])}")
+    evaluations = {name: base["evaluations"][name] for name in subset["evaluations"]}
+    rows = {}
+    for name, row in base["rows"].items():
+        kept = name in subset.get("rows", []) or (subset.get("released_rows") and "released" in row)
+        evaluate_on = [evaluation for evaluation in row["evaluate_on"] if evaluation in evaluations]
+        if kept and evaluate_on:
+            rows[name] = {**row, "evaluate_on": evaluate_on}
+    used = {evaluation["dataset"] for evaluation in evaluations.values()}
+    taken = {"datasets": {name: spec for name, spec in base["datasets"].items() if name in used},
+             "evaluations": evaluations, "rows": rows, "method_defaults": base.get("method_defaults") or {}}
+    where = f"config/presets/{base_file.name}"
+    files = {}
+    for kind, entries in taken.items():
+        own = config.get(kind) or {}
+        if kind == "method_defaults":  # per setting: the preset's own settings of a method win
+            config[kind] = {method: {**entries.get(method, {}), **own.get(method, {})} for method in {**entries, **own}}
+        else:
+            config[kind] = {**entries, **own}
+        files.update({(kind, name): where for name in entries if name not in own})
+    return files
 
 
 @dataclass

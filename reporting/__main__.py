@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     prov.add_argument("--preset", required=True)
     prov.add_argument("--config", required=True, help="the resolved config as JSON")
     prov.add_argument("--heads", nargs="*", default=[], help="trained weight files")
+    prov.add_argument("--released", type=Path, nargs="*", default=[],
+                      help="the records of the released weights files (results/<preset>/released/<file>.json)")
     prov.add_argument("--datasets", required=True, help="JSON: dataset name -> root")
     prov.add_argument("--out", type=Path, required=True)
 
@@ -106,7 +108,8 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "plot-training":
         training_curves(args.histories, args.out)
     elif args.command == "provenance":
-        manifest = build_manifest(args.preset, json.loads(args.config), args.heads, json.loads(args.datasets), REPO)
+        manifest = build_manifest(args.preset, json.loads(args.config), args.heads, json.loads(args.datasets), REPO,
+                                  released=[json.loads(path.read_text()) for path in args.released])
         write_manifest(manifest, args.out)
     elif args.command == "render":
         summary, published = pd.read_csv(args.summary), load_published(args.published)

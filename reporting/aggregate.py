@@ -19,7 +19,7 @@ from vos_datasets.fileio import atomic_path
 YOUTUBE_VOS_COLUMNS = ["G", "J-seen", "J-unseen", "F-seen", "F-unseen"]
 TRAINING_COLUMNS = ["training", "training_seed", "training_epochs", "training_samples", "heldout_J"]
 SUMMARY_COLUMNS = ["preset", "row", "label", "method", "evaluation", *GLOBAL_COLUMNS, *YOUTUBE_VOS_COLUMNS,
-                   "objects", "FPS", "device", "threads", "status", *TRAINING_COLUMNS]
+                   "objects", "FPS", "device", "threads", "status", *TRAINING_COLUMNS, "released_sha256"]
 
 
 def read_server_results(path: str | Path | None, preset: str) -> dict:
@@ -83,6 +83,13 @@ def training_figures(row_spec: dict, trainings_dir: Path) -> dict:
             "heldout_J": measured[-1] if measured else None}
 
 
+def released_sha256(spec: dict, results_dir: Path) -> str | None:
+    """The sha256 of the released weights file a row ran (its record, results/<preset>/released/<file>.json)."""
+    if not spec.get("released"):
+        return None
+    return json.loads((results_dir / "released" / f"{spec['released']}.json").read_text())["sha256"]
+
+
 def collect(preset: str, rows: dict, results_dir: str | Path, protocols: dict | None = None,
             server_results: str | Path | None = None) -> pd.DataFrame:
     """rows: the preset's `rows` config; results_dir holds <evaluation>/<row>/{scores,timing.json} and the
@@ -121,6 +128,7 @@ def collect(preset: str, rows: dict, results_dir: str | Path, protocols: dict | 
                 "device": timing["device"],
                 "threads": timing.get("threads"),
                 **training_of(spec),
+                "released_sha256": released_sha256(spec, results_dir),
             })
     return pd.DataFrame.from_records(records, columns=SUMMARY_COLUMNS)
 

@@ -96,8 +96,11 @@ def device_description() -> dict:
             "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else []}
 
 
-def build_manifest(preset: str, config: dict, heads: list[str], datasets: dict[str, str], repo: Path) -> dict:
-    """heads: trained weight files of the run; datasets: name -> resolved root."""
+def build_manifest(preset: str, config: dict, heads: list[str], datasets: dict[str, str], repo: Path,
+                   released: list[dict] = ()) -> dict:
+    """heads: trained weight files of the run; datasets: name -> resolved root; released: the records of the
+    authors' released files the run used (methods.core.released_check.record: name, size, sha256, method,
+    backbone)."""
     backbones = set()
     for method, defaults in config.get("method_defaults", {}).items():
         if method == "frtm" or "backbone" in defaults:
@@ -116,6 +119,7 @@ def build_manifest(preset: str, config: dict, heads: list[str], datasets: dict[s
         "packages": package_versions(),
         "pretrained_backbones": backbone_weights(backbones),
         "trained_weights": {head: sha256_of(head) for head in sorted(heads)},
+        "released_weights": {record["name"]: record for record in sorted(released, key=lambda r: r["name"])},
         "datasets": {name: dataset_fingerprint(root) for name, root in sorted(datasets.items())},
         "config": config,
     }

@@ -489,6 +489,8 @@ def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict,
         unmeasured = False
         for _, row in group.iterrows():
             mark = " †" if row["row"] in released_rows else ""
+            if not _missing(row.get("released_sha256")):  # which file ran: the first 12 hex of its sha256
+                mark += f" (sha256 `{row['released_sha256'][:12]}`)"
             values = {c: None if _missing(row.get(c)) else 100 * row[c] for c in SHOWN}
             values["FPS"] = None if _missing(row.get("FPS")) else row["FPS"]
             unmeasured = unmeasured or any(v is None for v in values.values()) or _missing(row.get("objects"))

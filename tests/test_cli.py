@@ -14,7 +14,7 @@ import yaml
 from PIL import Image
 
 from methods.cli import main
-from methods.rows import load_variants, resolve_row, resolve_variant
+from methods.rows import load_preset, load_variants, resolve_row, resolve_variant
 from vos_datasets.frames_folder import folder_sequence
 from vos_datasets.masks import read_label_png, write_label_png
 
@@ -180,8 +180,10 @@ def test_every_preset_row_resolves_and_every_variant_is_listed(capsys):
         for name in entries:
             assert f"{method}/{name}" in listed
     for preset in sorted((REPO / "config/presets").glob("*.yaml")):
-        for row in yaml.safe_load(preset.read_text())["rows"]:
+        for row in load_preset(preset.stem)[1]["rows"]:  # the released preset's: the paper preset's (subset_of)
             assert resolve_row(preset.stem, row).method in ("first_frame_copy", "frtm", "lwl")
+    released = resolve_row("released", "frtm-fast-released")
+    assert released.settings["backbone"] == "resnet18" and released.settings["device"] == "cuda"
 
 
 def test_help_shows_an_example_and_imports_no_torch():

@@ -40,18 +40,19 @@ from typing import Any
 
 import torch
 
-FRTM_PREFIX = "refiner."
-FRTM_BACKBONE_PROBE = "refiner.TSE.layer4.reduce.0.weight"  # its in-channels tell the backbone (evaluate.py)
-FRTM_BACKBONE_BY_WIDTH = {256: "resnet18", 1024: "resnet101"}
-LWL_PREFIXES = ("target_model.", "decoder.")
-LWL_BACKBONE = "resnet50_mrcnn"
-LWL_BOX_PREFIX = "box_label_encoder."
+# the released layouts, shared with the torch-free check the workflow runs when it builds the DAG
+from methods.core.released_check import (
+    FRTM_BACKBONE_BY_WIDTH,
+    FRTM_BACKBONE_PROBE,
+    FRTM_PREFIX,
+    HELP,
+    LWL_BACKBONE,
+    LWL_BOX_PREFIX,
+    LWL_PREFIXES,
+    OFFICIAL_NAMESPACES,
+)
 
-# Where the official code's own pickled objects live (pytracking: ltr, its legacy name dlframework,
-# pytracking; FRTM: lib, model) and numpy (scalars in training statistics). Only these become stand-ins.
-OFFICIAL_NAMESPACES = ("ltr.", "dlframework.", "pytracking.", "lib.", "model.", "numpy.")
 MAX_STAND_INS = 64  # a released file pickles a handful of such classes; more means it is something else
-HELP = "give the authors' file as downloaded (README, 'Released weights')"
 
 
 class PickledObject:

@@ -12,7 +12,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from methods import registry  # what the rules know of each method, without torch (methods/registry.py)
-from methods.rows import merged_settings  # a row's settings, merged as vos-infer merges them
+from methods.rows import expand_subset, merged_settings  # as vos-infer reads presets and merges settings
 from reporting.seeds import repeat_name, repeat_of, with_seed_repeats
 
 PRESET = config["preset"]
@@ -23,6 +23,14 @@ if not _PRESET_FILE.is_file():
 
 
 configfile: str(_PRESET_FILE)
+
+
+# a preset that is part of another (`subset_of`, the released preset): that one's entries it takes, and where each
+# is written, for the messages naming it (validation.smk)
+try:
+    ENTRY_FILES = expand_subset(config, _PRESET_FILE) if config.get("subset_of") else {}
+except ValueError as err:
+    raise WorkflowError(str(err)) from None
 
 
 _SCHEMA_FILE = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -113,6 +121,13 @@ SHARED_DIR = os.environ.get("VOS_SHARED") or config.get("shared_dir", "../shared
 VARIANTS = yaml.safe_load((Path(workflow.basedir) / "config" / "variants.yaml").read_text())
 PRESET_FILE = f"config/presets/{PRESET}.yaml"
 
+
+def entry_file(kind, name):
+    """The preset file that writes an entry (rows, method_defaults, ...): this preset's, or for a `subset_of`
+    preset the other preset's it comes from."""
+    return ENTRY_FILES.get((kind, name), PRESET_FILE)
+
+
 # Rows run again on their trainings retrained at other seeds (`seed_repeats`): added here as ordinary rows and
 # trainings named <name>.seed-<n>, so every rule runs them; the report gives their spread (reporting/seeds.py).
 try:
@@ -136,12 +151,27 @@ def released_file(name):
 
 
 def leave_out_released_rows():
-    """Without released_weights, the rows that need them leave the DAG (after their check), saying so."""
+    """Rows whose released file is not there leave the DAG (after their settings' check), one line each naming
+    the file and where the authors publish it; the other rows run. Without released_weights, all of them."""
+    from methods.core.released_check import SOURCES
+
     rows = sorted(name for name, row in config["rows"].items() if "released" in row)
-    if rows and not RELEASED_DIR:
+    absent = [
+        row
+        for row in rows
+        if not RELEASED_DIR or not Path(released_file(config["rows"][row]["released"])).is_file()
+    ]
+    if absent and not RELEASED_DIR:
         print(
             f"note: rows {', '.join(rows)} need the authors' released weights; left out (set "
             "released_weights in config.yaml, README 'Released weights')",
             file=sys.stderr,
         )
-        config["rows"] = {name: row for name, row in config["rows"].items() if "released" not in row}
+    for row in absent if RELEASED_DIR else []:
+        spec = config["rows"][row]
+        print(
+            f"note: row {row} left out: {released_file(spec['released'])} not found; the authors publish "
+            f"{spec['released']} in {SOURCES.get(spec['method'], 'their repository')}",
+            file=sys.stderr,
+        )
+    config["rows"] = {name: row for name, row in config["rows"].items() if name not in absent}

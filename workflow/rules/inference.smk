@@ -35,10 +35,46 @@ rule train:
         " > {log:q} 2>&1"
 
 
+# seconds each (the file's pickled key listing and its sha256), and before any GPU job
+localrules:
+    check_released,
+
+
+rule check_released:
+    """A released-weights file checked again as its row's jobs will read it (validation.smk checked it when the
+    DAG was built; a file replaced since is caught here) and recorded for the provenance and the tables."""
+    input:
+        lambda wildcards: released_file(wildcards.released),
+    output:
+        released_record(),
+    log:
+        log_path("check_released", "{released}"),
+    benchmark:
+        benchmark_path("check_released", "{released}")
+    wildcard_constraints:
+        released=alternatives(
+            sorted({spec["released"] for spec in config["rows"].values() if "released" in spec})
+        ),
+    conda:
+        EVALUATION_ENV
+    resources:
+        **RESOURCES["check_released"],
+    params:
+        expected=lambda wildcards: released_check_arguments(wildcards.released),
+    shell:
+        "python -m methods.core.released_check {input:q} {params.expected:q} --out {output:q} > {log:q} 2>&1"
+
+
 rule infer:
     input:
         dataset=lambda wildcards: dataset_root(evaluation_dataset(wildcards.evaluation)),
         head=row_head,
+        # a released file's record: its check passed before the row's (GPU) inference starts
+        released=lambda wildcards: (
+            [released_record(config["rows"][wildcards.row]["released"])]
+            if config["rows"][wildcards.row].get("released")
+            else []
+        ),
     output:
         masks=directory(row_path("masks")),
         timing=row_path("timing.json"),

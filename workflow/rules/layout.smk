@@ -33,6 +33,11 @@ def training_history(training="{training}"):
     return training_path("head.json", training)
 
 
+def released_record(name="{released}"):
+    """The record of a released-weights file (name, size, sha256, method, backbone): results/<preset>/released/."""
+    return f"{RESULTS}/released/{name}.json"
+
+
 def report_path(name):
     """reports/<preset>/<name>: figures/..., provenance.json, tables.md."""
     return f"{REPORTS}/{name}"
@@ -107,6 +112,13 @@ def evaluation_files(evaluation, kind):
 def training_histories():
     """The histories of the trainings some row needs."""
     return [training_history(training) for training in used_trainings()]
+
+
+def released_records():
+    """The records of the released files the preset's rows run."""
+    return sorted(
+        {released_record(spec["released"]) for spec in config["rows"].values() if spec.get("released")}
+    )
 
 
 def alternatives(names):

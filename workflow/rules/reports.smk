@@ -18,6 +18,8 @@ rule aggregate:
         timings=timing_files(),
         # the trainings' histories: the tables cite a row's training length and held-out J where it scores low
         histories=training_histories(),
+        # the released files' records: their sha256 beside the rows that ran them
+        released=released_records(),
         server_results=config["server_results"],
     output:
         SUMMARY,
@@ -145,8 +147,13 @@ rule provenance:
     input:
         heads=sorted(
             {trained_head(training) for training in used_trainings()}
-            | {row_weights(row) for row in config["rows"] if row_weights(row)}
+            | {
+                row_weights(row)
+                for row, spec in config["rows"].items()
+                if row_weights(row) and not spec.get("released")
+            }
         ),
+        released=released_records(),
         datasets=[dataset_root(name) for name in used_datasets()],
     output:
         report(report_path("provenance.json"), caption="../report/provenance.rst", category="Provenance"),
@@ -165,7 +172,7 @@ rule provenance:
         code=lambda wildcards: reporting_code(),
     shell:
         "python -m reporting provenance --preset {params.preset:q} --config {params.config:q} --heads {input.heads:q}"
-        " --datasets {params.datasets:q} --out {output:q} > {log:q} 2>&1"
+        " --released {input.released:q} --datasets {params.datasets:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule render_tables:

@@ -40,6 +40,7 @@ RESOURCES = {
     "plot_training": SMALL_JOB,
     "plot_evaluation": dict(mem_mb=2000, runtime=10, gpu=0),
     "provenance": dict(mem_mb=1000, runtime=30, gpu=0),
+    "check_released": SMALL_JOB,
     "render_tables": SMALL_JOB,
     "crosscheck_official": dict(mem_mb=8000, runtime=60, gpu=0),
 }

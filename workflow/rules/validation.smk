@@ -137,11 +137,11 @@ def _check_held_out(name, held_out, sources):
 def _setting_source(row, key):
     """Which file (and entry) gave a row the setting `key`: the row's own settings win over the preset's
     method_defaults, which win over the variant's (row_settings)."""
-    spec, preset_file = config["rows"][row], PRESET_FILE
+    spec, preset_file = config["rows"][row], entry_file("rows", row)
     if key in spec.get("settings", {}):
         return f"{preset_file} rows.{row}.settings"
     if key in config.get("method_defaults", {}).get(spec["method"], {}):
-        return f"{preset_file} method_defaults.{spec['method']} (row {row})"
+        return f"{entry_file('method_defaults', spec['method'])} method_defaults.{spec['method']} (row {row})"
     if key in VARIANTS.get(spec["method"], {}).get(spec.get("variant"), {}).get("settings", {}):
         return f"config/variants.yaml {spec['method']}.{spec['variant']} (preset {PRESET}, row {row})"
     return f"{preset_file} rows.{row}"
@@ -191,7 +191,53 @@ def _check_seed_repeats():
             )
 
 
+def released_expectation(row):
+    """What a released-weights row needs its file to be (methods.core.released_check.Expected): FRTM's backbone
+    (the row's settings: ResNet-18 or -101), LWL's stage-2 or box-init network (the row's box_init)."""
+    from methods.core.released_check import Expected
+
+    spec = config["rows"][row]
+    settings = registry.inference_settings(spec["method"], job_settings(row))
+    if spec["method"] == "frtm":
+        return Expected("frtm", backbone=settings.backbone)
+    return Expected("lwl", model="box-init" if settings.box_init else "stage2")
+
+
+def released_check_arguments(name):
+    """`python -m methods.core.released_check` arguments for the file `name`: what its (first) row needs."""
+    row = next(row for row, spec in config["rows"].items() if spec.get("released") == name)
+    expected = released_expectation(row)
+    extra = [
+        f"--{key}={value}"
+        for key, value in (("backbone", expected.backbone), ("model", expected.model))
+        if value
+    ]
+    return [f"--method={expected.method}", *extra, f"--row={row}"]
+
+
+def _check_released_files():
+    """Every released file a row runs is what the row needs (safely readable, its method, backbone and
+    network, a plausible size), read without torch and without its weights (methods.core.released_check: the
+    pickled key listing only, so every `snakemake -n` can afford it); one line naming the file and the fix
+    otherwise, before any job runs."""
+    from methods.core.released_check import SOURCES, check
+
+    for name, spec in config["rows"].items():
+        if "released" not in spec:
+            continue
+        if spec["method"] not in SOURCES:
+            raise WorkflowError(
+                f"{entry_file('rows', name)} rows.{name}.released: {spec['method']} has no released weights; rows of "
+                f"{sorted(SOURCES)} have"
+            )
+        try:
+            check(released_file(spec["released"]), released_expectation(name), name)
+        except (ValueError, OSError) as err:
+            raise WorkflowError(str(err)) from None
+
+
 _check_references()
 _check_settings()
 _check_seed_repeats()
 leave_out_released_rows()
+_check_released_files()
