@@ -38,11 +38,12 @@ def ignored_caches(source: Path) -> dict:
 WITHOUT_TORCH = "import sys; sys.modules['torch'] = None; from snakemake.cli import main; sys.exit(main())"
 
 
-def snakemake(work: Path, *args: str, check: bool = True, torch: bool = True) -> subprocess.CompletedProcess:
+def snakemake(work: Path, *args: str, check: bool = True, torch: bool = True,
+              timeout: int = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     command = [str(SNAKEMAKE)] if torch else [sys.executable, "-c", WITHOUT_TORCH]
     done = subprocess.run([*command, "--cores", "2", *args], cwd=work, env=env, capture_output=True,
-                          text=True, timeout=900)
+                          text=True, timeout=timeout)
     if check and done.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return done
