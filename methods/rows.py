@@ -60,7 +60,7 @@ def expand_subset(config: dict, preset_file: Path) -> dict[tuple[str, str], str]
     gives win. Returns where each entry taken from the other preset is written: (kind, name) -> its file."""
     subset = config["subset_of"]
     if not isinstance(subset, dict) or not {"preset", "evaluations"} <= set(subset):
-        raise ValueError(f"{preset_file.name} subset_of: needs `preset` and `evaluations` (README, 'Presets')")
+        raise ValueError(f"{preset_file.name} subset_of: needs `preset` and `evaluations` (as config/presets/released.yaml)")
     base_file = preset_file.parent / f"{subset['preset']}.yaml"
     if base_file.resolve() == preset_file.resolve() or not base_file.is_file():
         raise ValueError(f"{preset_file.name} subset_of.preset: {subset['preset']!r} is not another preset")
