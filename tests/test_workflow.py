@@ -218,6 +218,22 @@ def youtube_vos_paths(tmp_path: Path) -> str:
     return f"paths={{youtube_vos_2018: {roots['2018']}, youtube_vos_2019: {roots['2019']}}}"
 
 
+def test_a_youtube_vos_evaluation_without_its_all_frames_folder_is_refused_before_any_job(tmp_path):
+    """The methods run on every frame (valid_all_frames, train_all_frames for the held-out videos), as the
+    authors'; a folder with only the every-5th-frame valid/ stops the DAG naming the missing folder."""
+    work = workflow_copy(tmp_path)
+    paths = youtube_vos_paths(tmp_path)
+    (tmp_path / "ytvos2018" / "valid" / "JPEGImages").mkdir(parents=True)
+    done = snakemake(work, "-n", "results/paper/ytvos2018-valid/frtm-ours/masks", "--config", "preset=paper", paths,
+                     check=False)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert (f"evaluations.ytvos2018-valid: {tmp_path / 'ytvos2018' / 'valid_all_frames' / 'JPEGImages'}: not found "
+            f"(only the every-5th-frame {tmp_path / 'ytvos2018' / 'valid' / 'JPEGImages'} is there)") in out, out[-3000:]
+    (tmp_path / "ytvos2018" / "valid_all_frames" / "JPEGImages").mkdir(parents=True)
+    snakemake(work, "-n", "results/paper/ytvos2018-valid/frtm-ours/masks", "--config", "preset=paper", paths)
+
+
 def test_paper_preset_dry_runs_through_the_slurm_profile(tmp_path):
     """Every paper row from download to tables, as SLURM jobs: GPUs mapped, torchrun for multi-GPU trainings."""
     work = workflow_copy(tmp_path)
@@ -230,6 +246,8 @@ def test_paper_preset_dry_runs_through_the_slurm_profile(tmp_path):
                         ("evaluate_youtube_vos", 10), ("submission_zip", 5), ("render_tables", 1)):
         assert re.search(rf"^{rule}\s+{count}$", out, re.MULTILINE), (rule, count)
     assert "torchrun --standalone --nproc_per_node 4 -m methods.lwl.training" in out
+    # trainings read YouTube-VOS's annotated frames (no all-frames folder), the infer jobs every frame
+    assert '"videos_list": "frtm_ytvos2018_jjtrain", "all_frames": false}' in out
     # the partition follows the gpu resource (config.yaml slurm_partitions; tests/test_envs.py)
     assert re.search(r"runtime=4320, gpu=4, slurm_partition=gpu$", out, re.MULTILINE)  # LWL trainings: 4 GPUs
     assert re.search(r"runtime=720, gpu=1, slurm_partition=gpu$", out, re.MULTILINE)  # inference of a GPU row

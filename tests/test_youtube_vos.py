@@ -468,3 +468,37 @@ def test_submission_cli_refuses_an_rgb_mask_in_one_line(ytvos_valid, tmp_path, c
     err = capsys.readouterr().err
     assert err.startswith(f"error: {bad}: RGB image") and err.count("\n") == 1
     assert not (tmp_path / "out.zip").exists()
+
+
+@pytest.mark.parametrize("split", ["valid", "train"])
+def test_a_missing_all_frames_folder_is_an_error_not_a_fallback(ytvos_valid, tmp_path, split, capsys):
+    """The authors run on every frame (frtm-vos evaluate.py: valid_all_frames; the held-out train videos on
+    train_all_frames): with only the every-5th-frame folder the run stops, naming the missing folder."""
+    import shutil
+
+    from methods.__main__ import main as methods_main
+    from vos_datasets.build import build_dataset
+
+    root = tmp_path / "every-5th"
+    shutil.copytree(ytvos_valid / "valid", root / split)  # the every-5th-frame folder only
+    missing = root / f"{split}_all_frames" / "JPEGImages"
+    spec = {"kind": "youtube_vos", "root": str(root), "split": split}
+    with pytest.raises(DatasetError) as error:
+        build_dataset(spec)
+    assert str(error.value).startswith(f"{missing}: not found (only the every-5th-frame {root / split / 'JPEGImages'}")
+    assert f"download {split}_all_frames from https://youtube-vos.org/dataset/vos/" in str(error.value)
+    out = tmp_path / "masks"
+    assert methods_main(["infer", "--method", "first_frame_copy", "--dataset", json.dumps(spec), "--out", str(out),
+                         "--quiet"]) == 1
+    assert capsys.readouterr().err.strip() == f"error: {error.value}" and not out.exists()
+    # trainings read the annotated frames only (workflow: all_frames false), and so does the submission zip
+    annotated = build_dataset({**spec, "all_frames": False})
+    assert annotated.sequence("vid_a").frames == tuple(ANNOTATED)
+    if split == "valid":
+        from vos_datasets.youtube_vos import main as submit_main
+
+        predictions = tmp_path / "pred"
+        for video in VIDEOS:
+            for frame in ANNOTATED:
+                write_label_png(predictions / video / f"{frame}.png", np.zeros((HEIGHT, WIDTH), np.uint8))
+        assert submit_main(["submit", str(root), split, str(predictions), str(tmp_path / "s.zip")]) == 0

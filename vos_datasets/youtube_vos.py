@@ -3,7 +3,8 @@
     <root>/train/{JPEGImages,Annotations}/<video>/<frame>.{jpg,png}, train/meta.json
     <root>/valid/JPEGImages/<video>/*.jpg           every 5th frame: the frames the server scores
     <root>/valid/Annotations/<video>/*.png          each object's mask at its first appearance
-    <root>/valid_all_frames/JPEGImages/<video>/*.jpg all frames (what the methods should run on)
+    <root>/valid_all_frames/JPEGImages/<video>/*.jpg all frames (what the methods run on; train_all_frames for
+                                                     the held-out train videos; absent: an error, no fallback)
 
 meta.json: {"videos": {video: {"objects": {"<id>": {"category": str, "frames": [frame, ...]}}}}};
 objects may appear mid-video: their first listed frame is where their mask is given.
@@ -30,6 +31,14 @@ REGISTRATION_HINT = (
     "https://youtube-vos.org/dataset/vos/ (2018 or 2019 edition, train and valid, plus valid_all_frames) "
     "and point the workflow at the folder that holds train/ and valid/"
 )
+
+
+def missing_all_frames(root: str | Path, split: str) -> str:
+    """The error of a run on every frame of `split` whose <split>_all_frames folder is absent."""
+    root = Path(root)
+    return (f"{root / f'{split}_all_frames' / 'JPEGImages'}: not found (only the every-5th-frame "
+            f"{root / split / 'JPEGImages'} is there); methods run on every frame, as the authors': download "
+            f"{split}_all_frames from https://youtube-vos.org/dataset/vos/ into {root}")
 
 
 @dataclass(frozen=True)
@@ -63,9 +72,11 @@ class YouTubeVOSDataset:
             raise DatasetError(f"{meta_path}: not a YouTube-VOS meta.json ({err})") from err
         self.annotation_root = split_dir / "Annotations"
         self.scored_root = split_dir / "JPEGImages"
-        all_frames_root = self.root / f"{split}_all_frames" / "JPEGImages"
-        # The paper numbers (and LWL's 81.1 vs 77.4) come from running on every frame of valid.
-        self.image_root = all_frames_root if (all_frames and all_frames_root.is_dir()) else self.scored_root
+        # The authors run on every frame (frtm-vos evaluate.py: valid_all_frames, jjval on train_all_frames;
+        # LWL's 81.1 vs 77.4): never fall back to the every-5th-frame folder in silence.
+        self.image_root = self.all_frames_root if all_frames else self.scored_root
+        if all_frames and not self.image_root.is_dir():
+            raise DatasetError(missing_all_frames(self.root, split))
         names = sorted(self.meta)
         if videos is not None:
             unknown = sorted(set(videos) - set(names))
@@ -73,6 +84,10 @@ class YouTubeVOSDataset:
                 raise DatasetError(f"videos {unknown[:5]} (and {max(0, len(unknown) - 5)} more) not in {meta_path}")
             names = [n for n in names if n in set(videos)]
         self.video_names = names
+
+    @property
+    def all_frames_root(self) -> Path:
+        return self.root / f"{self.split}_all_frames" / "JPEGImages"
 
     def __len__(self) -> int:
         return len(self.video_names)
@@ -165,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     submit.add_argument("out_zip", type=Path)
     args = parser.parse_args(argv)
     try:
-        count = write_submission_zip(YouTubeVOSDataset(args.root, args.split), args.predictions, args.out_zip)
+        # the zip holds the scored (every 5th) frames: the all-frames folder is not read
+        dataset = YouTubeVOSDataset(args.root, args.split, all_frames=False)
+        count = write_submission_zip(dataset, args.predictions, args.out_zip)
     except DatasetError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -67,7 +67,7 @@ rule check_released:
 
 rule infer:
     input:
-        dataset=lambda wildcards: dataset_root(evaluation_dataset(wildcards.evaluation)),
+        dataset=infer_dataset,
         head=row_head,
         # a released file's record: its check passed before the row's (GPU) inference starts
         released=lambda wildcards: (

@@ -61,6 +61,20 @@ def evaluation_dataset(evaluation):
     return config["evaluations"][evaluation]["dataset"]
 
 
+def infer_dataset(wildcards):
+    """An infer job's dataset folder. A YouTube-VOS evaluation's methods run on <split>_all_frames
+    (vos_datasets.youtube_vos): where <split>/ is there without it, the DAG is refused naming it."""
+    entry = config["evaluations"][wildcards.evaluation]
+    root = dataset_root(entry["dataset"])
+    if config["datasets"][entry["dataset"]]["kind"] == "youtube_vos":
+        split = entry["split"]
+        if (Path(root) / split).is_dir() and not (Path(root) / f"{split}_all_frames").is_dir():
+            from vos_datasets.youtube_vos import missing_all_frames
+
+            raise WorkflowError(f"evaluations.{wildcards.evaluation}: {missing_all_frames(root, split)}")
+    return root
+
+
 def dataset_spec(evaluation):
     """The dataset entry handed to `python -m methods infer` as JSON."""
     entry = config["evaluations"][evaluation]
@@ -85,6 +99,9 @@ def source_spec(source, resolve=True):
         "year": spec.get("year", "2017"),
         **video_selection(source),
     }
+    if spec["kind"] == "youtube_vos":
+        # trainings read the annotated frames of <split>/ only, as the released trainings (no all-frames folder)
+        dataset["all_frames"] = False
     share = {key: source[key] for key in ("repeats", "pairs", "weight") if key in source}
     return {"dataset": dataset, **share}
 
