@@ -148,7 +148,7 @@ def frtm_rows(plan: Plan, sequences, device: torch.device, scratch: Path, varian
     rows = [("FRTM backbone only (ResNet-101)", backbone_fps(backbone, sequences, None, device))]
     for name, label in (("ours", "FRTM Ours (ResNet-101)"), ("fast", "FRTM Ours fast (ResNet-101)")):
         settings = {**variants["frtm"][name].get("settings", {}), "device": str(device), "backbone": FRTM_BACKBONE,
-                    "backbone_weights": backbone_weights, "checkpoint": str(head)}
+                    "backbone_weights_file": backbone_weights, "checkpoint": str(head)}
         rows.append((label, method_fps(build_method("frtm", settings), sequences, device)))
     return rows
 

@@ -105,10 +105,10 @@ def speed_runs(method: str, backbone_name: str, input_size: list[int] | None, de
     else:
         import torchvision
 
-        random_backbone["backbone_weights"] = str(scratch / "backbone.pt")
+        random_backbone["backbone_weights_file"] = str(scratch / "backbone.pt")
         torch.save(getattr(torchvision.models, backbone_name)(weights=None).state_dict(),
-                   random_backbone["backbone_weights"])
-        backbone = build_backbone(backbone_name, random_backbone["backbone_weights"])
+                   random_backbone["backbone_weights_file"])
+        backbone = build_backbone(backbone_name, random_backbone["backbone_weights_file"])
     base: dict = {"device": device}
     random_files: dict[str, str] = {}
 

@@ -52,7 +52,8 @@ class Method:
     training_module: str | None = None
     weights: bool = False  # a row names its variant and exactly one weights file (training/checkpoint/released)
     # how a row's settings (as its job gets them) are checked against its training's: function(row, training)
-    # raising ValueError (LWL: the variant's network switches must be those the training builds)
+    # raising ValueError (LWL: the variant's network switches must be those the training builds; FRTM: the
+    # backbone and its weights must be those the head was trained on)
     check_training: str | None = None
     # extra output of its infer job: the target model's coarse score maps of the figures' sequence, for rows
     # whose settings object this says yes to (methods.runner, --score-maps)
@@ -79,6 +80,7 @@ METHODS: dict[str, Method] = {
         training="methods.frtm.training_settings:TrainingConfig",
         training_module="methods.frtm.training",
         weights=True,
+        check_training="methods.frtm.settings:check_training",
         score_maps=lambda settings: settings.head != "base_net",  # Base net rows have no target model D
     ),
     "lwl": Method(

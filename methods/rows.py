@@ -162,3 +162,37 @@ def resolve_row(preset: str, row: str, variants: dict | None = None) -> Resolved
 def variant_names(variants: dict | None = None) -> list[str]:
     variants = load_variants() if variants is None else variants
     return [f"{method}/{name}" for method, entries in variants.items() for name in entries]
+
+
+def backbone_weights_of_preset(config: dict, variants: dict | None = None) -> dict[str, object]:
+    """The pretrained backbone weights (backbone_names.PretrainedWeights) each training (`trainings.<name>`)
+    and row (`rows.<name>`) of a preset starts from, as their jobs resolve them: a training with init_from
+    those of the training it starts from, an LWL row its training's (its network holds the backbone), an FRTM
+    row its own settings' (the backbone is not in a head file). A row without a pretrained backbone maps to a
+    line saying why: the first-frame copy has none, a released LWL file carries its own."""
+    from methods import registry
+
+    variants = load_variants() if variants is None else variants
+    trainings = config.get("trainings", {})
+
+    def training_weights(name: str):
+        entry = trainings[name]
+        if entry.get("init_from"):
+            return training_weights(entry["init_from"])
+        settings_class = registry.load(registry.method(entry["method"]).training)
+        return settings_class(**entry.get("settings", {})).pretrained_weights()
+
+    weights: dict[str, object] = {f"trainings.{name}": training_weights(name) for name in trainings}
+    for name, spec in config.get("rows", {}).items():
+        settings_name = registry.method(spec["method"]).settings
+        settings_class = registry.load(settings_name) if settings_name else None
+        if settings_class is not None and hasattr(settings_class, "pretrained_weights"):
+            settings = merged_settings(spec, variants, config.get("method_defaults", {}))
+            weights[f"rows.{name}"] = settings_class(**settings).pretrained_weights()
+        elif spec.get("training"):
+            weights[f"rows.{name}"] = weights[f"trainings.{spec['training']}"]
+        elif spec.get("released") or spec.get("checkpoint"):
+            weights[f"rows.{name}"] = "the backbone the weights file carries"
+        else:
+            weights[f"rows.{name}"] = "no pretrained backbone"
+    return weights

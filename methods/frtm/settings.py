@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from methods.core.backbone_names import BACKBONES, target_feature_scale
+from methods.core.backbone_names import BACKBONES, PretrainedWeights, pretrained_weights, target_feature_scale
 from methods.core.settings import from_known_keys
 
 HEADS = ("refiner", "scale_offset", "base_net")  # methods.frtm.networks builds each
@@ -37,7 +37,10 @@ TARGET_INITS = ("code", "kaiming_normal")
 class FRTMSettings:
     # Offline parts
     backbone: str = "resnet101"
-    backbone_weights: str | None = None  # a local state-dict file instead of torchvision's download
+    # the backbone's pretrained weights by name (backbone_names.PRETRAINED_WEIGHTS); None: the released code's,
+    # IMAGENET1K_V1 for the ResNets (frtm-vos `resnet101(pretrained=True)`; docs/frtm.md, "Backbone weights")
+    backbone_weights: str | None = None
+    backbone_weights_file: str | None = None  # a local state-dict file of those weights instead of the download
     checkpoint: str | None = None  # trained head (R, D-only scale/offset, or Base net); from the train rule
     head: str = "refiner"  # refiner | scale_offset (D-only) | base_net (Base net rows)
     # Target model D (paper §3.5, "Ours")
@@ -79,6 +82,10 @@ class FRTMSettings:
                 raise ValueError(f"FRTM setting {message}")
 
         need(self.backbone in BACKBONES, f"backbone={self.backbone!r}: choose one of {list(BACKBONES)}")
+        try:
+            self.pretrained_weights()
+        except ValueError as error:
+            raise ValueError(f"FRTM setting {error}") from None
         need(self.head in HEADS, f"head={self.head!r}: choose one of {list(HEADS)}")
         need(self.checkpoint is not None, "checkpoint is not set: give the trained head's file (the train rule's output)")
         need(self.target_channels >= 1, f"target_channels={self.target_channels}: must be >= 1")
@@ -117,6 +124,9 @@ class FRTMSettings:
             pixel_weighting=self.pixel_weighting, feature_scale=self.resolved_feature_scale(),
             init=self.target_init, cg_forgetting_rate=self.cg_forgetting_rate, upsampling=self.target_upsampling)
 
+    def pretrained_weights(self) -> PretrainedWeights:
+        return pretrained_weights(self.backbone, self.backbone_weights)
+
     def resolved_feature_scale(self) -> float:
         if self.target_feature_scale is not None:
             return self.target_feature_scale
@@ -124,3 +134,15 @@ class FRTMSettings:
 
     def replace(self, **changes) -> FRTMSettings:
         return dataclasses.replace(self, **changes)
+
+
+def check_training(row: dict, training: dict) -> None:
+    """A row's backbone and its pretrained weights (as its job reads its settings) must be those its
+    training fitted the head on (`training`: the training's settings); ValueError otherwise."""
+    from methods.frtm.training_settings import TrainingConfig
+
+    runs = pretrained_weights(row.get("backbone", FRTMSettings.backbone), row.get("backbone_weights"))
+    fitted = pretrained_weights(training.get("backbone", TrainingConfig.backbone), training.get("backbone_weights"))
+    if runs != fitted:
+        raise ValueError(f"it runs backbone {runs.backbone} with weights {runs.name}, but its training fits the head "
+                         f"on {fitted.backbone} with {fitted.name}; set backbone / backbone_weights alike")

@@ -55,7 +55,7 @@ class FRTM:
         self.settings = FRTMSettings.from_dict(settings)
         s = self.settings
         self.device = resolve_device(s.device)
-        self.backbone = build_backbone(s.backbone, s.backbone_weights).to(self.device)
+        self.backbone = build_backbone(s.backbone, s.backbone_weights_file, weights=s.backbone_weights).to(self.device)
         self.head = load_head(s.checkpoint, s.head, s.backbone, self.backbone.channels).to(self.device)
         self.score_maps: dict[tuple[str, int], np.ndarray] | None = {} if s.keep_score_maps else None
 
@@ -70,7 +70,7 @@ class FRTM:
     def describe(self) -> dict:
         """What the timing record stores about this run."""
         return {"settings": asdict(self.settings), "device": str(self.device),
-                "backbone_weights_sha256": self.backbone.weights_sha256()}
+                "backbone_weights": self.backbone.weights_record()}
 
     # --- per-object initialisation ----------------------------------------------------------------
     def _augmented_features(self, features: dict[int, torch.Tensor], image: np.ndarray, mask: np.ndarray,

@@ -243,7 +243,8 @@ class FRTMTrainingJob(TrainingJob):
     def build(self, device: torch.device) -> torch.nn.Module:
         config = self.config
         self.device = device
-        self.backbone = build_backbone(config.backbone, config.backbone_weights).to(device)
+        self.backbone = build_backbone(config.backbone, config.backbone_weights_file,
+                                       weights=config.backbone_weights).to(device)
         head = build_head(config.head, self.backbone.channels).to(device)
         self.sources = [(source, load_objects(source, config)) for source in config.sources]
         if config.head != "base_net":
@@ -330,7 +331,9 @@ class FRTMTrainingJob(TrainingJob):
         config = self.config
         save_head(out, module, config.head, config.backbone,
                   extra={"training": self.settings_json, "history": json.dumps(history)})
-        atomic_write_text(out.with_suffix(".json"), json.dumps({"config": asdict(config), "history": history}, indent=1))
+        atomic_write_text(out.with_suffix(".json"), json.dumps({"config": asdict(config),
+                                                                "backbone_weights": self.backbone.weights_record(),
+                                                                "history": history}, indent=1))
 
 
 def train(config: TrainingConfig, out: str | Path, progress: bool = True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from methods.core.backbone_names import target_feature_scale
+from methods.core.backbone_names import PretrainedWeights, pretrained_weights, target_feature_scale
 from methods.core.settings import from_known_keys
 from methods.core.training_settings import validation_settings
 from methods.frtm.settings import HEADS, TargetModelSettings
@@ -15,7 +15,8 @@ from methods.frtm.settings import HEADS, TargetModelSettings
 class TrainingConfig:
     head: str = "refiner"
     backbone: str = "resnet101"
-    backbone_weights: str | None = None
+    backbone_weights: str | None = None  # by name; None: the released code's (see methods.frtm.settings)
+    backbone_weights_file: str | None = None  # a local state-dict file of those weights instead of the download
     # sources: [{"dataset": {...build_dataset spec...}, "repeats": 8} | {"dataset": ..., "pairs": 4000}]
     sources: list[dict] = field(default_factory=list)
     frame_size: list[int] = field(default_factory=lambda: [480, 854])  # H, W (released code: 854x480)
@@ -58,6 +59,7 @@ class TrainingConfig:
         config = from_known_keys(cls, values, "FRTM training settings")
         if config.head not in HEADS:
             raise ValueError(f"training head={config.head!r}: choose one of {list(HEADS)}")
+        config.pretrained_weights()  # a backbone or weights name it does not know
         if not config.sources:
             raise ValueError("training sources is empty: name at least one dataset to train on")
         for source in config.sources:
@@ -69,6 +71,9 @@ class TrainingConfig:
             raise ValueError(f"num_workers={config.num_workers}: 0 (load in the training process) or more workers")
         config.validation = validation_settings(config.validation)
         return config
+
+    def pretrained_weights(self) -> PretrainedWeights:
+        return pretrained_weights(self.backbone, self.backbone_weights)
 
     def target_model_settings(self) -> TargetModelSettings:
         return TargetModelSettings(channels=self.cache_channels, regularisation=tuple(self.cache_regularisation),

@@ -220,7 +220,14 @@ class LWLTrainingJob(TrainingJob):
         from methods.core.backbones import build_backbone
 
         self.device = device
-        backbone = build_backbone(self.network_config.backbone, self.config.backbone_weights)
+        c = self.config
+        # with init_from every weight, the backbone's included, comes from that network (load_initial_weights):
+        # no pretrained file is read, as pytracking's lwl_stage2.py / lwl_boxinit.py load only the earlier net
+        pretrained = not c.init_from
+        backbone = build_backbone(self.network_config.backbone, c.backbone_weights_file if pretrained else None,
+                                  pretrained=pretrained, weights=c.backbone_weights)
+        self.backbone_weights = (backbone.weights_record() if pretrained else
+                                 {"backbone": backbone.name, "weights": None, "from": c.init_from})
         net = LWLNet(self.network_config, backbone=backbone).to(device)
         net.decoder_batch_statistics = self.config.decoder_batch_statistics
         net.train_only_box_encoder = self.config.box_encoder  # released LWTLBoxNet.train: all else in eval
@@ -326,8 +333,9 @@ class LWLTrainingJob(TrainingJob):
 
     def save(self, out: Path, module: LWLNet, history: list[dict]) -> None:
         save_network(out, module, extra={"training": self.settings_json, "history": json.dumps(history)})
-        atomic_write_text(out.with_suffix(".json"), json.dumps({"config": asdict(self.config), "history": history},
-                                                               indent=1))
+        atomic_write_text(out.with_suffix(".json"), json.dumps({"config": asdict(self.config),
+                                                                "backbone_weights": self.backbone_weights,
+                                                                "history": history}, indent=1))
 
 
 def train(config: TrainingConfig, out: str | Path, progress: bool = True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from methods.core.backbone_names import PretrainedWeights, pretrained_weights
 from methods.core.settings import from_known_keys
 from methods.core.training_settings import validation_settings
 from methods.lwl.settings import NetworkConfig
@@ -19,7 +20,11 @@ PAPER_LEARNING_RATES = {"learner": 1e-4, "target_features": 2e-5, "decoder": 1e-
 @dataclass
 class TrainingConfig:
     network: dict = field(default_factory=dict)  # NetworkConfig (backbone, E, W, end-to-end, ...)
+    # the backbone's pretrained weights by name (backbone_names.PRETRAINED_WEIGHTS); None: the released code's,
+    # MASK_RCNN_R50_FPN_1X for resnet50_mrcnn (lwl_stage1.py), IMAGENET1K_V1 for resnet50 (docs/lwl.md).
+    # A training with init_from takes every weight from there and reads no pretrained file.
     backbone_weights: str | None = None
+    backbone_weights_file: str | None = None  # a local file of those weights instead of the download / cache
     # sources: [{"dataset": {...build_dataset spec...}, "weight": 6}]: mini-sequences drawn in these proportions
     sources: list[dict] = field(default_factory=list)
     stage: int = 1  # 1: backbone frozen; 2: backbone levels below stride 4 learn too
@@ -69,6 +74,10 @@ class TrainingConfig:
     num_workers: int = 0
     mixed_precision: bool = False  # forward passes under autocast (methods.core.trainer.MixedPrecision)
 
+    def pretrained_weights(self) -> PretrainedWeights:
+        """The named weights its backbone starts from (NetworkConfig.from_dict refuses a bad network first)."""
+        return pretrained_weights(NetworkConfig.from_dict(self.network).backbone, self.backbone_weights)
+
     @property
     def forward_update_iterations(self) -> int:
         """The update steps the training forward runs: none where they reach no prediction (released code)."""
@@ -77,7 +86,7 @@ class TrainingConfig:
     @classmethod
     def from_dict(cls, values: dict) -> TrainingConfig:
         config = from_known_keys(cls, values, "LWL training settings")
-        NetworkConfig.from_dict(config.network)
+        config.pretrained_weights()  # a backbone or weights name it does not know
         unknown = sorted(set(config.learning_rates) - set(PAPER_LEARNING_RATES))
         if unknown:
             raise ValueError(f"learning_rates: unknown parts {unknown}; known: {sorted(PAPER_LEARNING_RATES)}")
