@@ -43,7 +43,7 @@ from methods.lwl.crops import crop, paste  # noqa: E402
 from methods.lwl.learner import FewShotLearner  # noqa: E402
 from methods.lwl.networks import BoxEncoder, TargetFeatures  # noqa: E402
 from methods.lwl.tracker import LWL  # noqa: E402
-from methods.runner import build_method, device_description, run  # noqa: E402
+from methods.runner import build_method, cpu_model, run  # noqa: E402
 from vos_datasets.build import build_dataset  # noqa: E402
 from vos_datasets.shared import require_shared  # noqa: E402
 
@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     profiler = cProfile.Profile()
     with tempfile.TemporaryDirectory(prefix="stage-profile-") as scratch:
         profiler.enable()
-        record = run(method, dataset, Path(scratch) / "masks", progress=False)
+        # streaming: frame reading stays inside the timed total, as the "everything else" share says
+        record = run(method, dataset, Path(scratch) / "masks", progress=False, fps_protocol="streaming")
         profiler.disable()
     stats = pstats.Stats(profiler)
     frames = record["frames"]
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"### {args.method.upper()} {variant}: time per stage ({backbone}, input {size}, cpu, profiled)",
              "",
              f"Command: `python benchmarks/stage_profile.py {' '.join(argv if argv is not None else sys.argv[1:])}`  ",
-             f"Machine: {device_description()}, torch {torch.__version__}, {args.threads} threads  ",
+             f"Machine: {cpu_model()}, torch {torch.__version__}, {args.threads} threads  ",
              f"Frames: {frames} in {len(sequences)} DAVIS 2016 val sequences; {total:.1f} s timed under cProfile "
              f"({frames / total:.2f} FPS with the profiler's overhead)",
              "",

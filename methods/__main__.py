@@ -15,7 +15,7 @@ from vos_datasets.build import build_dataset
 from vos_datasets.masks import MaskFormatError
 from vos_datasets.sequence import DatasetError
 
-from .runner import METHODS, build_method, run
+from .runner import FPS_PROTOCOLS, METHODS, build_method, run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     infer.add_argument("--score-maps", type=Path, help="also save the target model's coarse scores (FRTM) here")
     infer.add_argument("--score-map-sequences", nargs="+", metavar="SEQUENCE",
                        help="whose score maps to save (default: the first sequence by name; 'all': every one)")
-    infer.add_argument("--warm-up", action="store_true", help="run the first sequence once, untimed (FPS protocol)")
+    infer.add_argument("--fps-protocol", choices=FPS_PROTOCOLS, default="authors",
+                       help="how FPS is timed (methods/runner.py): the authors' (default) or streaming")
+    infer.add_argument("--warm-up-frames", type=int, default=0, metavar="N",
+                       help="before each sequence, run the method untimed on its first N frames (frtm-vos: 2)")
     infer.add_argument("--quiet", action="store_true")
     fix = sub.add_parser("fix-weights", help="a compact fixed copy of trained weights (regression check)")
     fix.add_argument("--checkpoint", type=Path, required=True, help="an FRTM head or LWL network file")
@@ -52,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         method = build_method(args.method, json.loads(args.settings))
         dataset = build_dataset(json.loads(args.dataset))
         record = run(method, dataset, args.out, args.timing, progress=not args.quiet, extra={"label": args.label},
-                     warm_up=args.warm_up, score_maps_dir=args.score_maps,
+                     warm_up_frames=args.warm_up_frames, fps_protocol=args.fps_protocol,
+                     score_maps_dir=args.score_maps,
                      score_map_sequences=args.score_map_sequences)
     except (DatasetError, MaskFormatError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)

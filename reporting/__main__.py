@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     prov.add_argument("--released", type=Path, nargs="*", default=[],
                       help="the records of the released weights files (results/<preset>/released/<file>.json)")
     prov.add_argument("--datasets", required=True, help="JSON: dataset name -> root")
+    prov.add_argument("--timings", nargs="*", default=[], type=Path,
+                      help="the rows' timing.json files: the devices the infer jobs ran on")
     prov.add_argument("--out", type=Path, required=True)
 
     ren = sub.add_parser("render", help="render the tables (markdown) from a summary CSV")
@@ -109,7 +111,8 @@ def _run(args: argparse.Namespace) -> int:
         training_curves(args.histories, args.out)
     elif args.command == "provenance":
         manifest = build_manifest(args.preset, json.loads(args.config), args.heads, json.loads(args.datasets), REPO,
-                                  released=[json.loads(path.read_text()) for path in args.released])
+                                  released=[json.loads(path.read_text()) for path in args.released],
+                                  timings=args.timings)
         write_manifest(manifest, args.out)
     elif args.command == "render":
         summary, published = pd.read_csv(args.summary), load_published(args.published)

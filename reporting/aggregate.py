@@ -19,7 +19,8 @@ from vos_datasets.fileio import atomic_path
 YOUTUBE_VOS_COLUMNS = ["G", "J-seen", "J-unseen", "F-seen", "F-unseen"]
 TRAINING_COLUMNS = ["training", "training_seed", "training_epochs", "training_samples", "heldout_J"]
 SUMMARY_COLUMNS = ["preset", "row", "label", "method", "evaluation", *GLOBAL_COLUMNS, *YOUTUBE_VOS_COLUMNS,
-                   "objects", "FPS", "device", "threads", "status", *TRAINING_COLUMNS, "released_sha256"]
+                   "objects", "FPS", "device", "device_model", "threads", "fps_protocol", "status",
+                   *TRAINING_COLUMNS, "released_sha256"]
 
 
 def read_server_results(path: str | Path | None, preset: str) -> dict:
@@ -126,7 +127,9 @@ def collect(preset: str, rows: dict, results_dir: str | Path, protocols: dict | 
                 **figures,
                 "FPS": timing["mean_fps_over_sequences"],
                 "device": timing["device"],
+                "device_model": timing.get("device_model"),  # absent from records written before it was kept
                 "threads": timing.get("threads"),
+                "fps_protocol": timing.get("fps_protocol"),
                 **training_of(spec),
                 "released_sha256": released_sha256(spec, results_dir),
             })

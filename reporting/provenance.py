@@ -108,16 +108,31 @@ def device_description() -> dict:
             "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else []}
 
 
+INFERENCE_KEYS = ("device", "device_model", "threads", "fps_protocol", "warm_up_frames")
+
+
+def inference_devices(timings: list[str | Path]) -> dict[str, dict]:
+    """Per row's timing.json: the device its infer job ran on, its model, the threads and the FPS protocol, as
+    that job recorded them on its own machine (this manifest may be written on another, a CPU node)."""
+    devices = {}
+    for path in sorted(map(str, timings)):
+        record = json.loads(Path(path).read_text())
+        devices[path] = {key: record.get(key) for key in INFERENCE_KEYS}
+    return devices
+
+
 def build_manifest(preset: str, config: dict, heads: list[str], datasets: dict[str, str], repo: Path,
-                   released: list[dict] = ()) -> dict:
+                   released: list[dict] = (), timings: list[str | Path] = ()) -> dict:
     """heads: trained weight files of the run; datasets: name -> resolved root; released: the records of the
     authors' released files the run used (methods.core.released_check.record: name, size, sha256, method,
-    backbone)."""
+    backbone); timings: the rows' timing.json. `device` is the machine writing the manifest; `inference` where
+    each row ran."""
     return {
         "preset": preset,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "commit": git_commit(repo),
         "device": device_description(),
+        "inference": inference_devices(timings),
         "packages": package_versions(),
         "pretrained_backbones": backbone_weights(config),
         "trained_weights": {head: sha256_of(head) for head in sorted(heads)},

@@ -351,10 +351,10 @@ def lower_bound(group: pd.DataFrame) -> float | None:
     return None if copy.empty or _missing(copy.iloc[0]) else float(copy.iloc[0])
 
 
-def _device_cell(where: str | None, threads) -> str:
-    """The Device column: "GPU", or the CPU/device label with the thread count the timing recorded."""
+def _device_cell(where: str | None, threads, model=None) -> str:
+    """The Device column: "GPU" with its name, or the CPU/device label with the thread count the timing recorded."""
     if where is None:
-        return "GPU"
+        return "GPU" if _missing(model) else f"GPU ({model})"
     if _missing(threads):
         return where
     return f"{where}, {int(threads)} thread{'s' if int(threads) > 1 else ''}"
@@ -409,6 +409,21 @@ def measured_on(summary: pd.DataFrame) -> str:
     return " and ".join(sorted(found)) or "a device not recorded"
 
 
+def fps_machines(summary: pd.DataFrame) -> str:
+    """The device models and FPS protocols the infer jobs recorded in their timing.json (on the machine each
+    ran on, which may not be the one rendering), e.g. "NVIDIA H100 80GB HBM3 (protocol authors)"."""
+    if "device_model" not in summary:
+        return "not recorded"
+    seen = {}
+    for _, row in summary.iterrows():
+        model = "not recorded" if _missing(row.get("device_model")) else str(row["device_model"])
+        protocol = "not recorded" if _missing(row.get("fps_protocol")) else str(row["fps_protocol"])
+        seen.setdefault(f"{model} (protocol {protocol})", []).append(row["row"])
+    if len(seen) == 1:
+        return f"{next(iter(seen))}, every row"
+    return "; ".join(f"{machine}: {', '.join(sorted(set(rows)))}" for machine, rows in seen.items()) or "not recorded"
+
+
 def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict, evaluations: dict,
            published: Published, repo: Path, figures: list[tuple[str, str]] = (),
            provenance: str | None = None, machine: str | None = None) -> str:
@@ -424,6 +439,7 @@ def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict,
                                     + (f", {spec['root']}" if spec.get("root") else "") + ")"
                                     for name, spec in datasets.items()),
         f"- **Hardware:** {machine or hardware()}",
+        f"- **FPS measured on:** {fps_machines(summary)}",
         f"- **Commit:** {git_commit(repo)}",
         f"- **Date:** {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
     ]
@@ -497,7 +513,7 @@ def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict,
             cells = [f"{row['label']} (`{row['row']}`){mark}"] + [_number(v, c) for c, v in values.items()]
             where = fps_device(row.get("device"))
             objects = NOT_MEASURED if _missing(row.get("objects")) else str(int(row["objects"]))
-            cells += [_device_cell(where, row.get("threads")), objects]
+            cells += [_device_cell(where, row.get("threads"), row.get("device_model")), objects]
             if bound is not None:
                 copy_row = row["method"] == LOWER_BOUND_METHOD or values["J&F-Mean"] is None
                 cells.append("" if copy_row else f"{values['J&F-Mean'] - 100 * bound:+.1f}"

@@ -294,3 +294,28 @@ def test_fine_tuning_keeps_batchnorm_statistics(heads):
     fine_tune(head, pyramid, torch.ones(1, 64, 64), [pyramid], torch.ones(1, 64, 64), settings, seed=0)
     after = head.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_the_authors_fps_protocol_gives_the_masks_and_maps_of_the_streamed_run(small_embedded, heads, tmp_path):
+    """Frames preloaded on the device, labels left there until the sequence ends, a warm-up before each
+    sequence (methods.runner, "authors"): the same masks and score maps as frame-by-frame, and the warm-up's
+    frames neither written nor counted."""
+    dataset = build_dataset({"kind": "davis", "root": str(small_embedded), "split": "val"})
+    records = {}
+    for protocol in ("streaming", "authors"):
+        method = build_method("frtm", {**SMALL, "checkpoint": str(heads["refiner"])})
+        records[protocol] = run(method, dataset, tmp_path / protocol, progress=False, fps_protocol=protocol,
+                                warm_up_frames=2, score_maps_dir=tmp_path / f"maps-{protocol}",
+                                score_map_sequences=["all"])
+        assert method.preloaded == {} and method.labels_on_device is False  # freed and reset after each sequence
+    assert records["authors"]["frames"] == records["streaming"]["frames"] == sum(len(s.frames) for s in dataset)
+    assert records["authors"]["fps_protocol"] == "authors" and records["authors"]["warm_up_frames"] == 2
+    for sequence in dataset:
+        for frame in sequence.frames:
+            np.testing.assert_array_equal(read_label_png(tmp_path / "authors" / sequence.name / f"{frame}.png"),
+                                          read_label_png(tmp_path / "streaming" / sequence.name / f"{frame}.png"))
+        authors = np.load(tmp_path / "maps-authors" / f"{sequence.name}.npz")
+        streamed = np.load(tmp_path / "maps-streaming" / f"{sequence.name}.npz")
+        assert sorted(authors.files) == sorted(streamed.files)
+        for key in authors.files:
+            np.testing.assert_array_equal(authors[key], streamed[key])

@@ -53,3 +53,93 @@ def test_unknown_method_and_settings():
         build_method("nope")
     with pytest.raises(ValueError, match="takes no settings"):
         build_method("first_frame_copy", {"c": 96})
+
+
+# --- the FPS protocols (methods.runner) -------------------------------------------------------------------
+class RecordingMethod:
+    """Copies the first mask and records how the runner drives it: the frames of each call, whether it was
+    handed the preloaded sequence, and (a stand-in for device work) sleeps on the frames of a warm-up call."""
+
+    name = "recording"
+
+    def __init__(self, device: str = "cpu", warm_up_sleep: float = 0.0) -> None:
+        self.device, self.warm_up_sleep = device, warm_up_sleep
+        self.calls: list[tuple[str, tuple[str, ...], str]] = []
+        self.preloads: list[str | None] = []
+
+    def preload(self, sequence) -> None:
+        self.preloads.append(None if sequence is None else sequence.name)
+
+    def run_sequence(self, sequence):
+        import time
+
+        warm_up = not any(name == sequence.name for name, _, _ in self.calls)
+        self.calls.append((sequence.name, tuple(sequence.frames), type(sequence).__name__))
+        first = min(sequence.object_first_frames().values())
+        labels = sequence.read_mask(first)
+        for frame in sequence.frames:
+            sequence.read_image(frame)
+            if warm_up:
+                time.sleep(self.warm_up_sleep)
+            yield frame, labels.copy()
+
+
+def test_warm_up_frames_run_before_each_sequence_and_are_not_timed(embedded, tmp_path):
+    dataset = build_dataset({"kind": "davis", "root": str(embedded), "split": "val"})
+    method = RecordingMethod(warm_up_sleep=0.05)
+    record = run(method, dataset, tmp_path / "out", progress=False, warm_up_frames=3)
+    for sequence in dataset:
+        calls = [(frames, kind) for name, frames, kind in method.calls if name == sequence.name]
+        # the warm-up on the first 3 frames, then the timed pass over every frame, both on the preloaded frames
+        assert calls == [(sequence.frames[:3], "PreloadedSequence"), (sequence.frames, "PreloadedSequence")]
+        timed = record["sequences"][sequence.name]
+        assert timed["frames"] == len(sequence.frames) and timed["seconds"] < 0.05  # the warm-up's sleeps: 0.15 s
+        assert sorted(p.stem for p in (tmp_path / "out" / sequence.name).iterdir()) == list(sequence.frames)
+    assert method.preloads == [x for s in dataset for x in (s.name, None)]  # a method's own preload, then freed
+    streamed = RecordingMethod()
+    record = run(streamed, dataset, tmp_path / "streamed", progress=False, fps_protocol="streaming")
+    assert [kind for _, _, kind in streamed.calls] == ["Sequence"] * len(list(dataset))  # read as it comes
+    assert record["fps_protocol"] == "streaming" and record["warm_up_frames"] == 0
+    with pytest.raises(ValueError, match="fps_protocol='fast': choose one of \\['authors', 'streaming'\\]"):
+        run(method, dataset, tmp_path / "x", progress=False, fps_protocol="fast")
+
+
+def test_the_timing_record_names_the_device_its_model_and_the_threads(embedded, tmp_path):
+    """As the machine that ran the method saw it: the job writes timing.json there."""
+    from methods.runner import cpu_model
+
+    dataset = build_dataset({"kind": "davis", "root": str(embedded), "split": "val"})
+    run(build_method("first_frame_copy"), dataset, tmp_path / "out", tmp_path / "t.json", progress=False)
+    record = json.loads((tmp_path / "t.json").read_text())
+    assert record["device"] == "cpu" and record["device_model"] == cpu_model() and "cores" in cpu_model()
+    assert "threads" in record
+
+
+def test_a_cuda_method_is_synchronised_once_per_sequence_and_named_by_its_gpu(embedded, tmp_path, monkeypatch):
+    import torch
+
+    synchronised = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: synchronised.append(str(device)))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA Test GPU")
+    dataset = build_dataset({"kind": "davis", "root": str(embedded), "split": "val"})
+    record = run(RecordingMethod(device="cuda:0"), dataset, tmp_path / "out", progress=False, warm_up_frames=2)
+    assert record["device"] == "cuda:0" and record["device_model"] == "NVIDIA Test GPU"
+    sequences = len(list(dataset))
+    assert synchronised == ["cuda:0"] * (2 * sequences)  # after each warm-up and at each sequence's end
+    synchronised.clear()
+    run(RecordingMethod(device="cuda:0"), dataset, tmp_path / "streamed", progress=False, fps_protocol="streaming")
+    assert len(synchronised) == sum(len(s.frames) for s in dataset)  # streaming: once per frame
+
+
+def test_on_the_cpu_the_synchronise_is_a_no_op(monkeypatch):
+    import torch
+
+    from methods.runner import synchronise
+
+    def refuse(device=None):
+        raise AssertionError("synchronised a CPU run")
+
+    monkeypatch.setattr(torch.cuda, "synchronize", refuse)
+    synchronise("cpu")
+    with pytest.raises(AssertionError):
+        synchronise("cuda:0")

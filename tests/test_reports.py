@@ -685,3 +685,33 @@ def test_the_machine_lines_come_from_where_the_methods_ran(tmp_path):
                          "--provenance", str(tmp_path / "provenance.json"), "--out", str(tmp_path / "t.md")]) == 0
     assert "- **Hardware:** GPU NVIDIA H200; CPU x86_64" in (tmp_path / "t.md").read_text()
 
+
+def test_the_fps_device_comes_from_the_infer_jobs_timing(tmp_path):
+    """timing.json is written on the node that ran the method: the summary, the tables and the provenance
+    manifest (which a CPU node may write) name the device model it recorded, not their own machine's."""
+    from reporting.aggregate import collect
+    from reporting.render import fps_machines
+
+    rows = {"frtm-ours": {"method": "frtm", "evaluate_on": ["d16"]}}
+    folder = tmp_path / "d16" / "frtm-ours"
+    (folder / "scores").mkdir(parents=True)
+    timing = {"mean_fps_over_sequences": 21.9, "device": "cuda:0", "device_model": "NVIDIA H100 80GB HBM3",
+              "threads": 16, "fps_protocol": "authors", "warm_up_frames": 2}
+    (folder / "timing.json").write_text(json.dumps(timing))
+    figures = {"J&F-Mean": 0.8, "J-Mean": 0.8, "J-Recall": 0.9, "J-Decay": 0.0, "F-Mean": 0.8, "F-Recall": 0.9,
+               "F-Decay": 0.0}
+    (folder / "scores" / "protocol-d16.json").write_text(json.dumps({"global": figures}))
+    pd.DataFrame([{"J-Mean": 0.8}]).to_csv(folder / "scores" / "per-object_results-d16.csv", index=False)
+    summary = collect("paper", rows, tmp_path)
+    assert summary.loc[0, "device_model"] == "NVIDIA H100 80GB HBM3" and summary.loc[0, "fps_protocol"] == "authors"
+    assert fps_machines(summary) == "NVIDIA H100 80GB HBM3 (protocol authors), every row"
+    report = render(summary, "paper", "t", {}, {"d16": {"benchmark": "davis2016-val"}}, load_published(),
+                    PUBLISHED_FILE.parent.parent)
+    assert "- **FPS measured on:** NVIDIA H100 80GB HBM3 (protocol authors), every row" in report
+    assert "| GPU (NVIDIA H100 80GB HBM3) |" in report
+    out = tmp_path / "provenance.json"
+    assert reports_main(["provenance", "--preset", "t", "--config", json.dumps({"rows": {}}), "--datasets", "{}",
+                         "--timings", str(folder / "timing.json"), "--out", str(out)]) == 0
+    inference = json.loads(out.read_text())["inference"]
+    assert inference == {str(folder / "timing.json"): {key: timing[key] for key in (
+        "device", "device_model", "threads", "fps_protocol", "warm_up_frames")}}

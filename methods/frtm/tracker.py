@@ -58,6 +58,10 @@ class FRTM:
         self.backbone = build_backbone(s.backbone, s.backbone_weights_file, weights=s.backbone_weights).to(self.device)
         self.head = load_head(s.checkpoint, s.head, s.backbone, self.backbone.channels).to(self.device)
         self.score_maps: dict[tuple[str, int], np.ndarray] | None = {} if s.keep_score_maps else None
+        # the runner's FPS protocol (methods.runner, "authors"): frames put on the device before the clock
+        # (`preload`), labels left there until the sequence is done (no synchronise per frame)
+        self.preloaded: dict[str, tuple[np.ndarray, torch.Tensor]] = {}
+        self.labels_on_device = False
 
     def enable_score_maps(self) -> None:
         """Keep D's coarse scores of every (frame, object) in `score_maps` (the runner saves them)."""
@@ -66,6 +70,23 @@ class FRTM:
 
     def disable_score_maps(self) -> None:
         self.score_maps = None
+
+    def preload(self, sequence: Sequence | None) -> None:
+        """Read every frame of `sequence` and put it on the device, as frtm-vos's run_dataset does
+        (`sequence.preload(device)`) before timing a sequence; None frees them."""
+        self.preloaded = {} if sequence is None else {
+            frame: self._frame_input(sequence, frame) for frame in sequence.frames}
+
+    def _frame_input(self, sequence: Sequence, frame: str) -> tuple[np.ndarray, torch.Tensor]:
+        """The frame at the size the networks run at, as an RGB array and as a uint8 tensor on the device."""
+        if frame in self.preloaded:
+            return self.preloaded[frame]
+        image = read_frame_checked(sequence, frame)
+        height, width = sequence.size
+        size = tuple(self.settings.input_size) if self.settings.input_size else (height, width)
+        if size != (height, width):
+            image = cv2.resize(image, size[::-1], interpolation=cv2.INTER_LINEAR)
+        return image, torch.from_numpy(np.array(image, copy=True)).to(self.device).permute(2, 0, 1)[None]
 
     def describe(self) -> dict:
         """What the timing record stores about this run."""
@@ -163,11 +184,9 @@ class FRTM:
         size = tuple(s.input_size) if s.input_size else (height, width)  # where the networks run
         trackers: list[ObjectTracker] = []
         for frame in sequence.frames:
-            image = read_frame_checked(sequence, frame)
-            if size != (height, width):
-                image = cv2.resize(image, size[::-1], interpolation=cv2.INTER_LINEAR)
+            image, pixels = self._frame_input(sequence, frame)
             with torch.no_grad():
-                features = self.backbone(image_to_tensor(image, self.device))
+                features = self.backbone(pixels.float())
             given_here = sorted(given.get(frame, {}).items())
             for _, mask in given_here:
                 check_mask_size(sequence, frame, mask)
@@ -184,7 +203,9 @@ class FRTM:
                     native_masks = [torch.from_numpy(m).to(native) for _, m in given_here]
                     indices = frame_labels(merge_frame(native, native_masks), single_object)
                 ids = torch.tensor([0] + [t.object_id for t in trackers] + list(new_objects), device=indices.device)
-                labels = ids[indices].to(torch.uint8).cpu().numpy()
+                labels = ids[indices].to(torch.uint8)
+                if not self.labels_on_device:
+                    labels = labels.cpu().numpy()
                 if self.score_maps is not None:
                     for tracker, score in zip(trackers, scores, strict=True):
                         # kept on the device: copying to the CPU here would synchronise a GPU inside the timed loop
@@ -206,7 +227,7 @@ class FRTM:
                 else:
                     self._initialise_target_model(tracker, features, image, mask, seed)
                 trackers.append(tracker)
-            if self.device.type == "cuda":
+            if self.device.type == "cuda" and not self.labels_on_device:
                 torch.cuda.synchronize(self.device)
             yield frame, labels
 

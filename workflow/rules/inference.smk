@@ -94,8 +94,15 @@ rule infer:
         dataset=lambda wildcards: json.dumps(dataset_spec(wildcards.evaluation)),
         label=lambda wildcards: f"preset={PRESET} row={wildcards.row} evaluation={wildcards.evaluation}",
         maps=score_map_arguments,
+        fps=lambda wildcards: [
+            "--fps-protocol",
+            config["fps"]["protocol"],
+            "--warm-up-frames",
+            str(config["fps"]["warm_up_frames"]),
+        ],
         code=lambda wildcards: inference_code(config["rows"][wildcards.row]["method"]),
     shell:
         "python -m methods infer --method {params.method:q} --settings {params.settings:q}"
         " --dataset {params.dataset:q} --out {output.masks:q} --timing {output.timing:q}"
-        " --label {params.label:q} {params.maps:q} --quiet > {log:q} 2>&1 && mkdir -p {output.maps:q}"
+        " --label {params.label:q} {params.maps:q} {params.fps:q} --quiet > {log:q} 2>&1"
+        " && mkdir -p {output.maps:q}"

@@ -155,6 +155,8 @@ rule provenance:
         ),
         released=released_records(),
         datasets=[dataset_root(name) for name in used_datasets()],
+        # the devices the infer jobs ran on, as they recorded them (this job may run on another node)
+        timings=timing_files(),
     output:
         report(report_path("provenance.json"), caption="../report/provenance.rst", category="Provenance"),
     log:
@@ -172,7 +174,8 @@ rule provenance:
         code=lambda wildcards: reporting_code(),
     shell:
         "python -m reporting provenance --preset {params.preset:q} --config {params.config:q} --heads {input.heads:q}"
-        " --released {input.released:q} --datasets {params.datasets:q} --out {output:q} > {log:q} 2>&1"
+        " --released {input.released:q} --datasets {params.datasets:q} --timings {input.timings:q} --out {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule render_tables:
