@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import platform
 import sys
 import time
@@ -45,8 +46,6 @@ FPS_PROTOCOLS = ("authors", "streaming")
 
 def cpu_model() -> str:
     """The CPU's model name (/proc/cpuinfo on Linux, else what platform reports) and its core count."""
-    import os
-
     name = ""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
