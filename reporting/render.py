@@ -463,7 +463,7 @@ def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict,
         "evaluation of or for the column's benchmark, the row did not run on it, or that evaluation does not "
         f"give the measure); **{NOT_RUN}** = this preset does not run the row; each table lists those it uses. "
         "Rows without a reproduction (other methods) show the published value only. Figures are percentages; "
-        "FPS is frames per second, published on the papers' GPUs, reproduced on the hardware above. Methods "
+        "FPS is frames per second, published on the papers' GPUs, reproduced on the devices of the FPS line above. Methods "
         "are rows in every table (LWL's Tables 2 and 3 print them as columns).",
         "",
     ]
