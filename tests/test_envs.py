@@ -196,8 +196,8 @@ def dry_run_jobs(*arguments: str) -> list[tuple[str, dict]]:
 def test_the_paper_presets_jobs_asking_no_gpu_go_to_a_cpu_partition(tmp_path):
     """The paper preset's dry run with the SLURM profile shows each job's partition: `cpu` for every job asking
     no GPU (the first-frame copy's inference too), `gpu` for the others; renamed partitions follow the config."""
-    for edition in ("2018", "2019"):
-        for split in ("train", "valid"):
+    for edition in ("2018", "2019"):  # with the all-frames folders the infer jobs need (workflow: infer_dataset)
+        for split in ("train", "valid", "train_all_frames", "valid_all_frames"):
             (tmp_path / edition / split).mkdir(parents=True)
     paths = f"paths={{youtube_vos_2018: {tmp_path / '2018'}, youtube_vos_2019: {tmp_path / '2019'}}}"
     chosen = {}
