@@ -61,6 +61,9 @@ def expand_subset(config: dict, preset_file: Path) -> dict[tuple[str, str], str]
     subset = config["subset_of"]
     if not isinstance(subset, dict) or not {"preset", "evaluations"} <= set(subset):
         raise ValueError(f"{preset_file.name} subset_of: needs `preset` and `evaluations` (as config/presets/released.yaml)")
+    if not isinstance(subset.get("released_rows", False), bool):
+        raise ValueError(f"{preset_file.name} subset_of.released_rows: {subset['released_rows']!r} is not a "
+                         "boolean; write true or false")
     base_file = preset_file.parent / f"{subset['preset']}.yaml"
     if base_file.resolve() == preset_file.resolve() or not base_file.is_file():
         raise ValueError(f"{preset_file.name} subset_of.preset: {subset['preset']!r} is not another preset")

@@ -218,6 +218,23 @@ def test_without_the_folder_only_the_first_frame_copy_is_planned(tmp_path):
         "first-frame-copy"}
 
 
+@pytest.mark.parametrize("released_rows", ["false", "maybe"])
+def test_released_rows_given_on_the_command_line_is_read_as_a_boolean(tmp_path, released_folder, released_rows):
+    """Snakemake hands a --config mapping's values over as strings: 'false' was truthy and kept every released
+    row; now it is read as false, and a word that is no boolean is refused in one line."""
+    subset = (f"subset_of={{preset: paper, rows: [first-frame-copy], released_rows: {released_rows}, "
+              "evaluations: [davis2017-val, davis2016-val]}")
+    done = dry_run(tmp_path, released_folder, subset, check=False)
+    if released_rows == "false":
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert {re.search(r"row=(\S+)", job).group(1) for job in planned_jobs(done.stdout)["infer"]} == {
+            "first-frame-copy"}
+    else:
+        assert done.returncode != 0 and "Job stats" not in done.stdout
+        assert ("released.yaml subset_of.released_rows: 'maybe' is not a boolean; write true or false"
+                in done.stdout + done.stderr)
+
+
 # ---- the record: sha256 for the provenance and the tables ----
 
 def test_the_check_job_writes_the_record_or_refuses(tmp_path, released_folder):

@@ -25,14 +25,6 @@ if not _PRESET_FILE.is_file():
 configfile: str(_PRESET_FILE)
 
 
-# a preset that is part of another (`subset_of`, the released preset): that one's entries it takes, and where each
-# is written, for the messages naming it (validation.smk)
-try:
-    ENTRY_FILES = expand_subset(config, _PRESET_FILE) if config.get("subset_of") else {}
-except ValueError as err:
-    raise WorkflowError(str(err)) from None
-
-
 _SCHEMA_FILE = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 _SCHEMA_TYPES = {"integer": int, "number": (int, float), "boolean": bool, "null": type(None)}
 
@@ -107,6 +99,13 @@ def _config_error(error):
 
 _SCHEMA = yaml.safe_load(_SCHEMA_FILE.read_text())
 _coerce_to_schema(config, _SCHEMA)
+# a preset that is part of another (`subset_of`, the released preset): that one's entries it takes, and where each
+# is written, for the messages naming it (validation.smk). After the coercion: `--config 'subset_of={...,
+# released_rows: false}'` gives the string 'false', which would keep the rows.
+try:
+    ENTRY_FILES = expand_subset(config, _PRESET_FILE) if config.get("subset_of") else {}
+except ValueError as err:
+    raise WorkflowError(str(err)) from None
 try:
     validate(config, "../schemas/config.schema.yaml")
 except WorkflowError:
