@@ -275,29 +275,37 @@ def test_the_tables_show_the_files_sha256_beside_the_row(tmp_path):
 
 # ---- the CPU path: the DAVIS-only released check end to end ----
 
-TINY_SEQUENCES = ["blackswan", "horsejump-high"]  # in DAVIS 2016 val and 2017 val; the second has 2 objects
-TINY_FRAMES = 6
+# one sequence per dataset: DAVIS 2016's is the figures' qualitative sequence, DAVIS 2017's has two objects
+TINY_SEQUENCES = {"2016": "blackswan", "2017": "horsejump-high"}
+TINY_FRAMES = 3  # the first frame and two tracked ones (DAVIS 2017 scores all but the first and the last)
+TINY_SIZE = (96, 160)  # (H, W): the frames shrunk from 480x854, the objects kept
 
 
 def tiny_davis(shared: Path, out: Path, year: str) -> Path:
-    """A DAVIS folder of TINY_SEQUENCES' first frames from ../shared: 2016 with its ground truth; 2017 with the
-    DAVIS 2016 frames and the shared OSVOS DAVIS 2017 val masks as stand-in ground truth (several objects)."""
+    """A DAVIS folder of TINY_SEQUENCES[year]'s first frames from ../shared, shrunk to TINY_SIZE (images bilinear,
+    masks nearest, their palette kept): 2016 with its ground truth; 2017 with the DAVIS 2016 frames and the
+    shared OSVOS DAVIS 2017 val masks as stand-in ground truth (several objects)."""
     import shutil
 
-    source = shared / "data/davis2016"
-    for sequence in TINY_SEQUENCES:
-        masks = source / "Annotations/480p" if year == "2016" else shared / "data/davis2017-val-osvos"
-        for index in range(TINY_FRAMES):
-            for folder, origin, suffix in (("JPEGImages", source / "JPEGImages/480p", "jpg"),
-                                           ("Annotations", masks, "png")):
-                target = out / folder / "480p" / sequence / f"{index:05d}.{suffix}"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy(origin / sequence / f"{index:05d}.{suffix}", target)
+    import numpy as np
+    from PIL import Image
+
+    source, sequence = shared / "data/davis2016", TINY_SEQUENCES[year]
+    masks = source / "Annotations/480p" if year == "2016" else shared / "data/davis2017-val-osvos"
+    for index in range(TINY_FRAMES):
+        for folder, origin, suffix, resample in (("JPEGImages", source / "JPEGImages/480p", "jpg", Image.BILINEAR),
+                                                 ("Annotations", masks, "png", Image.NEAREST)):
+            target = out / folder / "480p" / sequence / f"{index:05d}.{suffix}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with Image.open(origin / sequence / f"{index:05d}.{suffix}") as image:
+                small = image.resize(TINY_SIZE[::-1], resample)
+                if suffix == "png":
+                    assert set(np.unique(small)) == set(np.unique(image)), f"{target}: an object vanished"
+                small.save(target, quality=95) if suffix == "jpg" else small.save(target)
     split = out / "ImageSets" / ("480p" if year == "2016" else "2017") / "val.txt"
     split.parent.mkdir(parents=True)
-    split.write_text("".join(
-        f"/JPEGImages/480p/{s}/00000.jpg /Annotations/480p/{s}/00000.png\n" if year == "2016" else f"{s}\n"
-        for s in TINY_SEQUENCES))
+    split.write_text(f"/JPEGImages/480p/{sequence}/00000.jpg /Annotations/480p/{sequence}/00000.png\n"
+                     if year == "2016" else f"{sequence}\n")
     shutil.copy(source / "db_info.yml", out / "db_info.yml")
     return out
 
@@ -305,10 +313,11 @@ def tiny_davis(shared: Path, out: Path, year: str) -> Path:
 @pytest.mark.slow
 def test_the_released_check_runs_end_to_end_on_the_cpu(tmp_path, released_folder, shared):
     """The DAVIS-only form of the released preset from its files to the tables, on the CPU: the seven files built
-    from the official fixtures, tiny DAVIS 2016 / 2017 folders from ../shared standing in for the downloads, the
-    rows' devices set to the CPU, their input and optimisation shrunk. The FRTM backbones are random ResNet-18/101 state dicts
-    given as `backbone_weights` (torchvision's ImageNet weights cannot be downloaded here), LWL's the random
-    Mask R-CNN ResNet-50 the built files carry: every row's label says so, as the tables then do."""
+    from the official fixtures, tiny DAVIS 2016 / 2017 folders from ../shared standing in for the downloads (one
+    sequence each, 3 frames of 96x160), the rows' devices set to the CPU, their optimisation cut to one step of
+    each kind. The FRTM backbones are random ResNet-18/101 state dicts given as `backbone_weights` (torchvision's
+    ImageNet weights cannot be downloaded here), LWL's the random Mask R-CNN ResNet-50 the built files carry: every
+    row's label says so, as the tables then do."""
     import torch
     import torchvision
 
@@ -338,18 +347,21 @@ def test_the_released_check_runs_end_to_end_on_the_cpu(tmp_path, released_folder
         datasets={f"davis{year}": {"kind": "davis", "year": year,
                                    "root": str(tiny_davis(shared, tmp_path / f"davis{year}", year))}
                   for year in ("2016", "2017")},
-        # CPU-length: smaller input, fewer augmented samples and optimiser steps than the released settings
-        method_defaults={"frtm": {"device": "cpu", "input_size": [240, 432], "augmented_samples": 2,
-                                  "init_cg_iterations": [2], "update_cg_iterations": 2},
-                         "lwl": {"device": "cpu", "crop_size": [240, 432], "init_iterations": 3,
+        # CPU-length: the tiny frames at their size, one augmented copy, one optimiser step of each kind
+        method_defaults={"frtm": {"device": "cpu", "augmented_samples": 2, "init_cg_iterations": [1],
+                                  "update_cg_iterations": 1},
+                         "lwl": {"device": "cpu", "crop_size": list(TINY_SIZE), "init_iterations": 1,
                                  "update_iterations": 1}},
         rows=rows)
     preset.write_text(yaml.safe_dump(data))
-    # 11 inferences of up to about a CPU minute each (FRTM ResNet-101: 72 s of CPU time on an AMD EPYC core)
-    snakemake(work, "reports/released/tables.md", "--config", "preset=released", f"released_weights={released_folder}",
-              timeout=3600)
+    # one thread a job, two jobs at a time: on two cores the small convolutions gain little from a second thread,
+    # and each job's start (torch's import, the backbone's build) is single-threaded
+    snakemake(work, "reports/released/tables.md", "--set-threads", "infer=1", "evaluate=1", "--config",
+              "preset=released", f"released_weights={released_folder}", timeout=900)
     tables = (work / "reports/released/tables.md").read_text()
     summary = __import__("pandas").read_csv(work / "results/released/summary.csv")
+    assert set(rows) == {"first-frame-copy", "frtm-ours-released", "frtm-fast-released", "frtm-dv17-released",
+                         "lwl-released", "lwl-box-init-released"}  # every kind: rn101, rn18, DV17, LWL x2, copy
     assert set(summary["row"]) == set(rows) and len(summary) == 11
     records = {path.name: json.loads(path.read_text()) for path in (work / "results/released/released").glob("*.json")}
     assert set(records) == {f"{spec['released']}.json" for spec in rows.values() if "released" in spec}
@@ -361,3 +373,7 @@ def test_the_released_check_runs_end_to_end_on_the_cpu(tmp_path, released_folder
     assert "[CPU path: random resnet101 backbone, fixture refiner]" in tables
     assert not manifest["trained_weights"]  # nothing trained
     assert summary["J&F-Mean"].notna().all()
+    # the papers' tables: each released row's DAVIS cells read published / released (released - published)
+    for row in set(rows) - {"first-frame-copy"}:
+        lines = [line for line in tables.splitlines() if f"released row `{row}`" in line]
+        assert any(re.search(r"\| \d+\.\d / -?\d+\.\d \([−+]\d+\.\d\)", line) for line in lines), row
