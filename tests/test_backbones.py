@@ -119,7 +119,7 @@ def test_the_loader_asks_torchvision_for_the_named_enum(name, weights, enum, mon
 
 def _expected_file(entry: str, preset: str) -> str:
     """The weights file the released code loads for each paper row and training (docs/frtm.md, docs/lwl.md)."""
-    if preset != "paper":
+    if preset not in ("paper", "released"):  # `released`: the paper preset's released rows
         return "efficientnet-lite0-57934424.pth"  # the CPU presets' backbone
     if entry.startswith("rows.frtm-fast-released"):
         return "resnet18-f37072fd.pth"

@@ -315,7 +315,7 @@ def test_the_released_check_runs_end_to_end_on_the_cpu(tmp_path, released_folder
     """The DAVIS-only form of the released preset from its files to the tables, on the CPU: the seven files built
     from the official fixtures, tiny DAVIS 2016 / 2017 folders from ../shared standing in for the downloads (one
     sequence each, 3 frames of 96x160), the rows' devices set to the CPU, their optimisation cut to one step of
-    each kind. The FRTM backbones are random ResNet-18/101 state dicts given as `backbone_weights` (torchvision's
+    each kind. The FRTM backbones are random ResNet-18/101 state dicts given as `backbone_weights_file` (torchvision's
     ImageNet weights cannot be downloaded here), LWL's the random Mask R-CNN ResNet-50 the built files carry: every
     row's label says so, as the tables then do."""
     import torch
@@ -336,7 +336,7 @@ def test_the_released_check_runs_end_to_end_on_the_cpu(tmp_path, released_folder
         spec = {**spec, "evaluate_on": [e for e in spec["evaluate_on"] if e in davis]}
         if spec["method"] == "frtm":
             backbone = spec.get("settings", {}).get("backbone", "resnet101")
-            spec["settings"] = {**spec.get("settings", {}), "backbone_weights": str(backbones[backbone])}
+            spec["settings"] = {**spec.get("settings", {}), "backbone_weights_file": str(backbones[backbone])}
             spec["label"] += f" [CPU path: random {backbone} backbone, fixture refiner]"
         elif spec["method"] == "lwl":
             spec["label"] += " [CPU path: random Mask R-CNN ResNet-50, fixture network]"
@@ -373,7 +373,11 @@ def test_the_released_check_runs_end_to_end_on_the_cpu(tmp_path, released_folder
     assert "[CPU path: random resnet101 backbone, fixture refiner]" in tables
     assert not manifest["trained_weights"]  # nothing trained
     assert summary["J&F-Mean"].notna().all()
-    # the papers' tables: each released row's DAVIS cells read published / released (released - published)
+    # the papers' tables: each released row's DAVIS cells read published / released (released - published), but
+    # lwl_stage2's beside LWL Table 3's DAVIS-fine-tuned figures, which are of another model, [other model x], and
+    # the ResNet-18 files' beside FRTM fast ResNet-18 rows, of which no cited source gives a figure: not found
+    published_released = r"\d+\.\d / -?\d+\.\d \([−+]\d+\.\d\)"
+    cells = {"lwl-released": r"\d+\.\d / \[other model -?\d+\.\d\]", "frtm-fast-released": r"not found / -?\d+\.\d"}
     for row in set(rows) - {"first-frame-copy"}:
         lines = [line for line in tables.splitlines() if f"released row `{row}`" in line]
-        assert any(re.search(r"\| \d+\.\d / -?\d+\.\d \([−+]\d+\.\d\)", line) for line in lines), row
+        assert any(re.search(r"\| " + cells.get(row, published_released), line) for line in lines), row
