@@ -16,7 +16,18 @@ on the corrections of the official toolkit's quirks (metrics/README.md)."""
 
 from .davis import EvaluationError, EvaluationResult, Protocol, evaluate
 from .tables import write_tables
-from .youtube_vos import YouTubeVOSResult, evaluate_youtube_vos, write_youtube_vos_tables
 
 __all__ = ["EvaluationError", "EvaluationResult", "Protocol", "YouTubeVOSResult", "evaluate",
            "evaluate_youtube_vos", "write_tables", "write_youtube_vos_tables"]
+
+_YOUTUBE_VOS = {"YouTubeVOSResult", "evaluate_youtube_vos", "write_youtube_vos_tables"}
+
+
+def __getattr__(name: str):
+    # The YouTube-VOS evaluator (and pandas, which it uses) is imported on first use only: the DAVIS
+    # command line never needs it, and a cold run's start-up is a large share of its time.
+    if name in _YOUTUBE_VOS:
+        from . import youtube_vos
+
+        return getattr(youtube_vos, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

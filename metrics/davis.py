@@ -21,7 +21,7 @@ import numpy as np
 from vos_datasets.masks import VOID_ID, Convention
 
 from . import gt_cache
-from .errors import EvaluationError, require_predictions
+from .errors import EvaluationError, png_stems, require_predictions
 from .measures import BOUNDARY_THRESHOLD, boundary_radius, frame_scores, statistics
 from .parallel import map_videos
 from .reading import read_ground_truth, read_mask, read_regular, require_regular
@@ -133,10 +133,11 @@ def plan_jobs(gt_root: Path, pred_root: Path, sequences: SequenceT[str] | None, 
                 raise EvaluationError(f"{pred_root / name}: requested sequence has no prediction folder")
     jobs = []
     for name in sequences:
-        gt_files = sorted((gt_root / name).glob("*.png"))
-        for path in gt_files:
+        gt_dir, pred_dir = gt_root / name, pred_root / name
+        gt_frames = png_stems(gt_dir)
+        gt_paths = [gt_dir / f"{frame}.png" for frame in gt_frames]
+        for path in gt_paths:
             require_regular(path)
-        gt_frames = [p.stem for p in gt_files]
         if not gt_frames:
             raise EvaluationError(f"{gt_root / name}: no ground-truth PNGs")
         scored = gt_frames[1:-1] if protocol.skip_first_last else gt_frames
@@ -146,13 +147,14 @@ def plan_jobs(gt_root: Path, pred_root: Path, sequences: SequenceT[str] | None, 
                 "protocol skips the first and the last frame); a sequence needs 3 or more annotated frames: "
                 "leave it out of --sequences, or pass --keep-first-last"
             )
-        require_predictions(pred_root / name, scored, name, "annotated frame")
-        for frame in scored:
-            require_regular(pred_root / name / f"{frame}.png")
+        require_predictions(pred_dir, scored, name, "annotated frame")
+        pred_paths = [pred_dir / f"{frame}.png" for frame in scored]
+        for path in pred_paths:
+            require_regular(path)
         jobs.append(_Job(
             sequence=name,
-            gt_paths=[gt_root / name / f"{f}.png" for f in gt_frames],
-            pred_paths=[pred_root / name / f"{f}.png" for f in scored],
+            gt_paths=gt_paths,
+            pred_paths=pred_paths,
             gt_convention=gt_convention,
             pred_convention=pred_convention,
             protocol=protocol,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -14,10 +15,20 @@ def require_predictions(pred_dir: Path, scored: list[str], video: str, which: st
 
     which: the frames a result must cover, in words, for the message.
     """
-    available = {p.stem for p in pred_dir.glob("*.png")}
+    available = set(png_stems(pred_dir))
     absent = [frame for frame in scored if frame not in available]
     if absent:
         raise EvaluationError(
             f"{pred_dir / (absent[0] + '.png')}: missing prediction ({len(absent)} of {len(scored)} scored "
             f"frames absent in {video}); results need one PNG per {which}, named as the annotation"
         )
+
+
+def png_stems(folder: Path) -> list[str]:
+    """The names, without ".png", of the entries `<name>.png` of `folder` in the order of their file names
+    (what sorted(folder.glob("*.png")) lists, without a Path object per file); [] when it cannot be listed."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    return [name[:-4] for name in sorted(names) if name.endswith(".png")]

@@ -35,7 +35,7 @@ import numpy as np
 
 from vos_datasets.fileio import atomic_path
 
-from .measures import _disk, boundary_map
+from .measures import boundary_map, dilate_disk
 
 CACHE_VERSION = 2  # 2: content-hash keys; conventions decided per sequence
 _LABELS, _BOUNDARY, _DILATED = 0, 1, 2
@@ -68,7 +68,6 @@ def build_frame(ids: np.ndarray, radius: int, ignore_void: bool, with_boundaries
     boundaries: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     if not with_boundaries:
         return GroundTruthFrame(ids, void, boundaries)
-    kernel = _disk(radius)
     height, width = ids.shape
     for oid in np.flatnonzero(np.bincount(ids.ravel(), minlength=256)):
         if oid == 0:
@@ -85,7 +84,7 @@ def build_frame(ids: np.ndarray, radius: int, ignore_void: bool, with_boundaries
             y1, x1 = min(y + h + margin, height), min(x + w + margin, width)
             crop_b = boundary_map(mask[y0:y1, x0:x1])
             bmap[y0:y1, x0:x1] = crop_b
-            dilated[y0:y1, x0:x1] = cv2.dilate(crop_b.view(np.uint8), kernel).view(bool)
+            dilated[y0:y1, x0:x1] = dilate_disk(crop_b.view(np.uint8), radius).view(bool)
         boundaries[int(oid)] = (bmap, dilated)
     return GroundTruthFrame(ids, void, boundaries)
 
