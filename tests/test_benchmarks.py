@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -183,3 +184,59 @@ def test_coarse_ceiling_keeps_what_the_grid_can_draw_and_loses_what_it_cannot():
     at_native = jaccard(line, best_coarse_mask(line, (480, 864), line.shape))
     assert at_cpu_size < 0.5
     assert at_native > at_cpu_size  # a finer grid draws more of it
+
+
+def _osvos_like(root: Path) -> Path:
+    """A folder laid out as ../shared/data/davis2017-val-osvos: two multi-object sequences, one single."""
+    from vos_datasets.masks import write_label_png
+
+    rng = np.random.default_rng(0)
+    for name, n_objects in (("zebra", 1), ("apes", 3), ("bees", 2)):
+        for frame in range(5):
+            ids = np.zeros((40, 60), np.uint8)
+            for oid in range(1, n_objects + 1):
+                y, x = rng.integers(0, 30), rng.integers(0, 50)
+                ids[y:y + 10, x:x + 10] = oid
+            write_label_png(root / name / f"{frame:05d}.png", ids)
+    return root
+
+
+def test_toolkit_side_by_side_set_choice_and_layout(tmp_path):
+    """The side-by-side set: multi-object sequences first; the toolkit's DAVIS folder (ImageSets naming them,
+    the ground truth as it is, an empty JPEG per mask) and predictions with only the first frame's ids."""
+    from benchmarks.evaluator_vs_toolkit import build_set, choose_sequences
+    from vos_datasets.masks import read_label_png
+
+    osvos = _osvos_like(tmp_path / "osvos")
+    assert choose_sequences(osvos) == ["apes", "bees", "zebra"]
+    assert choose_sequences(osvos, 2) == ["apes", "bees"]
+    paths = build_set(tmp_path / "work", osvos, ["apes", "zebra"])
+    assert (paths["root"] / "ImageSets/2017/val.txt").read_text() == "apes\nzebra\n"
+    for name, n_objects in (("apes", 3), ("zebra", 1)):
+        for png in sorted((osvos / name).glob("*.png")):
+            np.testing.assert_array_equal(read_label_png(paths["gt"] / name / png.name), read_label_png(png))
+            pred = read_label_png(paths["pred"] / name / png.name)
+            assert pred.shape == (40, 60) and int(pred.max()) <= n_objects
+            assert (paths["root"] / "JPEGImages/480p" / name / f"{png.stem}.jpg").stat().st_size == 0
+
+
+def test_toolkit_side_by_side_predictions_are_perturbed_and_reproducible():
+    from benchmarks.evaluator_vs_toolkit import perturbed_prediction
+
+    ids = np.zeros((120, 160), np.uint8)
+    ids[10:60, 10:70], ids[50:110, 80:150], ids[0:20, 100:160] = 1, 2, 4  # id 4: above the objects scored
+    first = [perturbed_prediction(ids, 3, np.random.default_rng(seed)) for seed in range(20)]
+    again = [perturbed_prediction(ids, 3, np.random.default_rng(seed)) for seed in range(20)]
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert all(set(np.unique(p).tolist()) <= {0, 1, 2, 3} for p in first)
+    assert sum(not np.array_equal(p, np.where(ids > 3, 0, ids)) for p in first) >= 10
+
+
+def test_toolkit_side_by_side_needs_the_toolkit(monkeypatch, capsys):
+    from benchmarks.evaluator_vs_toolkit import main
+
+    monkeypatch.delenv("DAVIS2017_TOOLKIT_PYTHON", raising=False)
+    monkeypatch.delenv("DAVIS2017_TOOLKIT_SOURCE", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2 and "--toolkit-python" in capsys.readouterr().err
