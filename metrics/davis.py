@@ -22,7 +22,7 @@ from vos_datasets.masks import VOID_ID, Convention
 
 from . import gt_cache
 from .errors import EvaluationError, png_stems, require_predictions
-from .measures import BOUNDARY_THRESHOLD, boundary_radius, frame_scores, statistics
+from .measures import BOUNDARY_THRESHOLD, boundary_radius, frame_scores, present_labels, statistics
 from .parallel import map_videos
 from .reading import read_ground_truth, read_mask, read_regular, require_regular
 
@@ -165,8 +165,7 @@ def plan_jobs(gt_root: Path, pred_root: Path, sequences: SequenceT[str] | None, 
 
 def present_ids(ids: np.ndarray) -> list[int]:
     """Object ids present in a label map (void excluded), without sorting the pixels."""
-    counts = np.bincount(ids.ravel(), minlength=256)
-    return [int(i) for i in np.flatnonzero(counts) if 0 < i < VOID_ID]
+    return [int(i) for i in present_labels(ids) if 0 < i < VOID_ID]
 
 
 def load_ground_truth(job: _Job) -> list[gt_cache.GroundTruthFrame]:

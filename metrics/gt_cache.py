@@ -35,7 +35,7 @@ import numpy as np
 
 from vos_datasets.fileio import atomic_path
 
-from .measures import boundary_map, dilate_disk
+from .measures import boundary_map, dilate_disk, present_labels
 
 CACHE_VERSION = 2  # 2: content-hash keys; conventions decided per sequence
 _LABELS, _BOUNDARY, _DILATED = 0, 1, 2
@@ -69,7 +69,7 @@ def build_frame(ids: np.ndarray, radius: int, ignore_void: bool, with_boundaries
     if not with_boundaries:
         return GroundTruthFrame(ids, void, boundaries)
     height, width = ids.shape
-    for oid in np.flatnonzero(np.bincount(ids.ravel(), minlength=256)):
+    for oid in present_labels(ids):
         if oid == 0:
             continue
         mask = ids == oid

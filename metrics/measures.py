@@ -51,6 +51,18 @@ def boundary_map(seg: np.ndarray) -> np.ndarray:
     return gradient.view(bool)
 
 
+def present_labels(ids: np.ndarray) -> np.ndarray:
+    """The values that occur in a label map, ascending (what np.unique gives, without sorting the pixels).
+
+    A label map holds few ids: below 32, one comparison per candidate id is the fastest exact test
+    (np.bincount first widens every pixel to 64 bits; a histogram costs several passes).
+    """
+    top = int(ids.max(initial=0))
+    if ids.dtype == np.uint8 and top < 32:
+        return np.array([value for value in range(top + 1) if np.count_nonzero(ids == value)], np.int64)
+    return np.unique(ids)
+
+
 def boundary_radius(shape: tuple[int, int], bound_th: float = BOUNDARY_THRESHOLD) -> int:
     """Dilation radius in pixels: ceil(bound_th * diagonal), 8 at 854x480."""
     if bound_th >= 1:

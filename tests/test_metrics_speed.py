@@ -23,6 +23,7 @@ from metrics.measures import (
     frame_scores,
     jaccard,
     matched_pixels,
+    present_labels,
 )
 from metrics.tables import csv_bytes
 
@@ -229,3 +230,15 @@ def test_png_stems_list_what_sorted_glob_lists(tmp_path):
     assert png_stems(folder) == [p.stem for p in sorted(folder.glob("*.png"))]
     assert png_stems(tmp_path / "absent") == []
 
+
+
+def test_present_labels_equal_numpy_unique():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        values = [0, 1, 2, 7, 31] if rng.random() < 0.5 else [0, 3, 32, 254, 255]  # below 32, and not
+        size = (int(rng.integers(1, 40)), int(rng.integers(1, 40)))
+        ids = rng.choice(values, size=size).astype(np.uint8)
+        np.testing.assert_array_equal(present_labels(ids), np.unique(ids))
+        np.testing.assert_array_equal(present_labels(ids[:, ::2]), np.unique(ids[:, ::2]))
+    wide = np.array([[0, 300], [5, 5]], np.int32)
+    np.testing.assert_array_equal(present_labels(wide), [0, 5, 300])
