@@ -3,8 +3,9 @@ toolkit (davis2017-evaluation) defines them.
 
 `jaccard`, `boundary_map` and `f_measure` are the plain full-frame definitions; `frame_scores`
 computes the same figures for every object of a frame at once with less work, each step exact:
-- each object is scored on a crop around it (the boundary of a mask only involves a pixel's E, S and
-  SE neighbours, and dilation never reaches outside the crop that holds both boundaries);
+- ids are compared only inside the box of a frame's labelled pixels, and each object is scored on a
+  crop around it (the boundary of a mask only involves a pixel's E, S and SE neighbours, and dilation
+  never reaches outside the crop that holds both boundaries);
 - a boundary pixel that lies on the other mask's boundary too is matched without any dilation, and
   the other boundary is dilated only around the pixels left (a pixel more than the radius away
   cannot reach them), so identical boundaries need no dilation at all;
