@@ -168,39 +168,45 @@ def present_ids(ids: np.ndarray) -> list[int]:
     return [int(i) for i in present_labels(ids) if 0 < i < VOID_ID]
 
 
-def load_ground_truth(job: _Job) -> list[gt_cache.GroundTruthFrame]:
+@dataclass
+class GroundTruthFrame:
+    """A scored frame's labels, void turned into background, and the void mask when void is ignored."""
+
+    ids: np.ndarray
+    void: np.ndarray | None
+
+
+def ground_truth_frame(ids: np.ndarray, ignore_void: bool) -> GroundTruthFrame:
+    """Labels without void (the toolkit turns void into background), and the void mask when it is ignored."""
+    void_mask = ids == VOID_ID
+    if not void_mask.any():
+        return GroundTruthFrame(ids, None)
+    return GroundTruthFrame(np.where(void_mask, 0, ids).astype(np.uint8), void_mask if ignore_void else None)
+
+
+def load_ground_truth(job: _Job) -> list[GroundTruthFrame]:
     """The first GT frame and the scored ones, decoded (or read from the cache).
 
     One mask convention for the whole sequence (metrics.reading.read_ground_truth); files are read as
-    regular files only. The cache key hashes the files' content (metrics.gt_cache).
+    regular files only, once each. The cache key hashes the bytes that are decoded (metrics.gt_cache).
     """
     protocol = job.protocol
     needed = [job.gt_paths[0], *(job.gt_paths[1:-1] if protocol.skip_first_last else job.gt_paths[1:])]
-    # The whole files when they are hashed for the cache key, else their PNG header (for the colour type).
-    contents = [read_regular(path, None if job.cache_dir is not None else 64) for path in needed]
-    cache_file = key = None
+    contents = [read_regular(path) for path in needed]
+    labels = cache_file = None
     if job.cache_dir is not None:
-        key = gt_cache.cache_key([p.name for p in needed], contents, job.gt_convention, protocol.bound_th,
-                                 protocol.ignore_void)
-        cache_file = Path(job.cache_dir) / f"{job.sequence}-{key}.npz"
-        cached = gt_cache.load_or_discard(cache_file, len(needed))
-        if cached is not None:
-            return cached
-    labels = read_ground_truth(needed, contents, job.gt_convention, job.sequence)
-    radius = boundary_radius(labels[0].shape, protocol.bound_th)
-    # Without a cache the boundaries are cheaper to compute on the crops that frame_scores uses.
-    keep = cache_file is not None
-    frames = [gt_cache.build_frame(ids, radius, protocol.ignore_void, keep) for ids in labels]
-    if cache_file is not None:
-        again = gt_cache.cache_key([p.name for p in needed], [read_regular(path) for path in needed],
-                                   job.gt_convention, protocol.bound_th, protocol.ignore_void)
-        if again == key:  # else a file changed while it was decoded: store nothing
+        key = gt_cache.cache_key([p.name for p in needed], contents, job.gt_convention)
+        cache_file = gt_cache.entry_path(job.cache_dir, job.sequence, key)
+        labels = gt_cache.load_or_discard(cache_file, len(needed))
+    if labels is None:
+        labels = read_ground_truth(needed, contents, job.gt_convention, job.sequence)
+        if cache_file is not None:
             try:
-                gt_cache.save(cache_file, frames)
+                gt_cache.save(cache_file, labels)
             except OSError as err:
                 print(f"note: {cache_file}: cannot store the decoded ground truth ({err.strerror}); "
                       "scoring without the cache", file=sys.stderr)
-    return frames
+    return [ground_truth_frame(ids, protocol.ignore_void) for ids in labels]
 
 
 def score_sequence(job: _Job) -> SequenceScores:
@@ -243,8 +249,7 @@ def score_sequence(job: _Job) -> SequenceScores:
                 f"(annotated objects: {sorted(known) or 'none'}); predictions must use the annotation's ids"
                 + ("; objects that enter mid-video are scored with --objects all" if protocol.objects == "first-frame" else "")
             )
-        j_all[row], f_all[row] = frame_scores(gt.ids, pred_ids, object_ids, radius, gt.void,
-                                              gt.boundaries if job.cache_dir is not None else None)
+        j_all[row], f_all[row] = frame_scores(gt.ids, pred_ids, object_ids, radius, gt.void)
     frame_names = [p.stem for p in job.pred_paths]
     for column, oid in enumerate(object_ids):
         scores.frames[oid] = frame_names[start[oid]:]

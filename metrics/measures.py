@@ -129,22 +129,18 @@ def f_measure(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None,
                                int((gt_b & pred_dil).sum()))
 
 
-def matched_pixels(bmap: np.ndarray, other: np.ndarray, radius: int,
-                   other_dilated: np.ndarray | None = None) -> int:
+def matched_pixels(bmap: np.ndarray, other: np.ndarray, radius: int) -> int:
     """How many pixels of the boundary map `bmap` lie within the disk of `radius` around a pixel of the
     boundary map `other` (the official count: bmap & dilate(other, disk)), both boolean and of one shape.
 
     Pixels of `bmap` on `other` itself match without any dilation; `other` is dilated only on the box
-    of the pixels left, grown by the radius (no pixel farther away reaches them). `other_dilated`, its
-    full dilation when it is known already (metrics.gt_cache), is used instead.
+    of the pixels left, grown by the radius (no pixel farther away reaches them).
     """
     left = bmap & ~other
     x, y, w, h = cv2.boundingRect(left.view(np.uint8))
     n_on_other = np.count_nonzero(bmap) - np.count_nonzero(left[y:y + h, x:x + w])
     if w == 0:
         return n_on_other
-    if other_dilated is not None:
-        return n_on_other + np.count_nonzero(left[y:y + h, x:x + w] & other_dilated[y:y + h, x:x + w])
     height, width = bmap.shape
     y0, x0 = max(y - radius, 0), max(x - radius, 0)
     y1, x1 = min(y + h + radius, height), min(x + w + radius, width)
@@ -154,13 +150,8 @@ def matched_pixels(bmap: np.ndarray, other: np.ndarray, radius: int,
 
 
 def frame_scores(gt_ids: np.ndarray, pred_ids: np.ndarray, object_ids: list[int], radius: int,
-                 void: np.ndarray | None = None,
-                 gt_boundaries: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """J and F of each object in `object_ids` on one frame (same figures as `jaccard`/`f_measure`).
-
-    gt_boundaries: optional precomputed full-frame (boundary map, dilated boundary map) per object of
-    the ground truth (see metrics.gt_cache); their crops equal what is computed here otherwise.
-    """
+                 void: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """J and F of each object in `object_ids` on one frame (same figures as `jaccard`/`f_measure`)."""
     height, width = gt_ids.shape
     j_values = np.ones(len(object_ids))  # an object absent from both: J = F = 1 (toolkit's convention)
     f_values = np.ones(len(object_ids))
@@ -191,19 +182,10 @@ def frame_scores(gt_ids: np.ndarray, pred_ids: np.ndarray, object_ids: list[int]
         j_values[index] = np.count_nonzero(gt_crop & pred_crop) / np.count_nonzero(gt_crop | pred_crop)
         # The crop keeps one row/column above-left (the boundary reaches there) and one below-right
         # (all background, so the toolkit's last-row/column rule gives the same map as full-frame).
-        pred_b = boundary_map(pred_crop)
-        gt_dil = None
-        if gt_boundaries is None:
-            gt_b = boundary_map(gt_crop)
-        elif object_id in gt_boundaries:
-            full_b, full_dil = gt_boundaries[object_id]
-            rows, cols = slice(top + y0, top + y1), slice(left + x0, left + x1)
-            gt_b, gt_dil = full_b[rows, cols], full_dil[rows, cols]
-        else:
-            gt_b = np.zeros_like(pred_b)
+        pred_b, gt_b = boundary_map(pred_crop), boundary_map(gt_crop)
         n_gt, n_pred = np.count_nonzero(gt_b), np.count_nonzero(pred_b)
         if n_gt and n_pred:
-            f_values[index] = _precision_recall_f(n_pred, n_gt, matched_pixels(pred_b, gt_b, radius, gt_dil),
+            f_values[index] = _precision_recall_f(n_pred, n_gt, matched_pixels(pred_b, gt_b, radius),
                                                   matched_pixels(gt_b, pred_b, radius))
         else:
             f_values[index] = _precision_recall_f(n_pred, n_gt, 0, 0)

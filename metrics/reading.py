@@ -3,7 +3,8 @@
 * Regular files only, at most MAX_MASK_BYTES: a FIFO named like a frame would block the read forever, a
   link to /dev/zero would fill the memory, a folder named `<frame>.png` would end in a traceback. Each
   becomes an EvaluationError naming the file. Files are opened non-blocking and checked on the open
-  descriptor, so nothing waits on a FIFO.
+  descriptor, so nothing waits on a FIFO. Each mask is opened once: the bytes checked and read there are
+  the bytes decoded (and, for the ground-truth cache, hashed).
 * Pillow's decompression-bomb guard becomes an EvaluationError naming the file.
 * The mask convention of a ground-truth sequence is decided once, from all its frames
   (`read_ground_truth`), not frame by frame.
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vos_datasets.masks import Convention, read_label_png
+from vos_datasets.masks import Convention, decode_label_bytes
 
 from .errors import EvaluationError
 
@@ -84,21 +85,19 @@ def read_regular(path: Path, limit: int | None = None) -> bytes:
         os.close(fd)
 
 
-def decode(path: Path, convention: Convention) -> np.ndarray:
-    """vos_datasets.masks.read_label_png, with Pillow's decompression-bomb error naming the file."""
+def decode(path: Path, data: bytes, convention: Convention) -> np.ndarray:
+    """vos_datasets.masks.decode_label_bytes on the bytes `read_regular` gave (the file is opened once),
+    with Pillow's decompression-bomb error naming the file."""
     try:
-        return read_label_png(path, convention)
+        return decode_label_bytes(path, data, convention)
     except Image.DecompressionBombError as err:
         raise EvaluationError(f"{path}: too many pixels for a mask ({err}); re-export it at the size of "
                               "the annotations") from err
-    except IsADirectoryError as err:  # replaced by a folder since it was checked
-        raise EvaluationError(f"{path}: a folder, not a PNG file; remove or rename it") from err
 
 
 def read_mask(path: Path, convention: Convention) -> np.ndarray:
-    """A prediction or ground-truth mask as object ids: a checked regular file, then decoded."""
-    read_regular(path, limit=0)
-    return decode(path, convention)
+    """A prediction or ground-truth mask as object ids: a checked regular file, read once, then decoded."""
+    return decode(path, read_regular(path), convention)
 
 
 def png_colour_type(data: bytes) -> int | None:
@@ -122,7 +121,7 @@ def frame_convention(ids: np.ndarray, colour_type: int | None) -> str | None:
 _WORDS = {"davis2016": "DAVIS 2016 masks (0/255, 255 = the object)", "davis2017": "DAVIS 2017 ids (255 = void)"}
 
 
-def read_ground_truth(paths: Sequence[Path], headers: Sequence[bytes], convention: Convention,
+def read_ground_truth(paths: Sequence[Path], contents: Sequence[bytes], convention: Convention,
                       sequence: str) -> list[np.ndarray]:
     """The label maps of one ground-truth sequence, every frame read with the same convention.
 
@@ -130,12 +129,12 @@ def read_ground_truth(paths: Sequence[Path], headers: Sequence[bytes], conventio
     either reading; every other frame must read the same way ("davis2016": grey 0/255 PNGs,
     "davis2017": palette PNGs or grey ones holding ids). A frame that disagrees with the others (one
     stray grey pixel in a DAVIS 2016 mask, which would turn 255 into void) is an error naming it.
-    headers: each file's first bytes (at least 26), for its PNG colour type. All frames must have
-    the size of the first.
+    contents: each file's bytes, as `read_regular` gave them (decoded, and their header tells the PNG
+    colour type). All frames must have the size of the first.
     """
     labels = []
-    for path in paths:
-        ids = decode(path, "davis2017" if convention == "auto" else convention)
+    for path, data in zip(paths, contents, strict=True):
+        ids = decode(path, data, "davis2017" if convention == "auto" else convention)
         if labels and ids.shape != labels[0].shape:
             raise EvaluationError(
                 f"{path}: mask is {ids.shape[1]}x{ids.shape[0]} but {paths[0]} is "
@@ -144,7 +143,7 @@ def read_ground_truth(paths: Sequence[Path], headers: Sequence[bytes], conventio
         labels.append(ids)
     if convention != "auto":
         return labels
-    readings = [frame_convention(ids, png_colour_type(header)) for ids, header in zip(labels, headers, strict=True)]
+    readings = [frame_convention(ids, png_colour_type(data)) for ids, data in zip(labels, contents, strict=True)]
     counts = {kind: readings.count(kind) for kind in _WORDS}
     if counts["davis2016"] and counts["davis2017"]:
         minority = min(counts, key=lambda kind: (counts[kind], kind == "davis2016"))

@@ -24,7 +24,7 @@ from PIL import Image
 
 import metrics.parallel
 import metrics.tables
-from metrics import EvaluationError, evaluate
+from metrics import EvaluationError, evaluate, gt_cache
 from metrics.__main__ import main as cli
 from tests.conftest import write_sequence
 
@@ -163,7 +163,7 @@ def test_damaged_cache_entry_is_discarded_and_rewritten(tmp_path, capsys, good, 
     gt, pred = good
     cache = tmp_path / "cache"
     expected = evaluate(gt, pred, workers=1, progress=False, cache_dir=cache).global_statistics()
-    (entry,) = cache.glob("*.npz")
+    (entry,) = cache.glob(f"*{gt_cache.SUFFIX}")
     data = entry.read_bytes()
     entry.write_bytes({"empty": b"", "truncated": data[:len(data) // 2], "garbage": b"x" * len(data)}[damage])
     capsys.readouterr()
@@ -182,7 +182,7 @@ def test_cache_entries_are_written_durably(tmp_path, good, monkeypatch):
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd)))
     evaluate(gt, pred, workers=1, progress=False, cache_dir=tmp_path / "cache")
-    (entry,) = (tmp_path / "cache").glob("*.npz")
+    (entry,) = (tmp_path / "cache").glob(f"*{gt_cache.SUFFIX}")
     assert any(Path(name).parent == entry.parent and Path(name).name.startswith(f".{entry.name}.")
                for name in synced), synced  # the temporary file, before its rename
 
@@ -373,10 +373,10 @@ def test_decompression_bomb_error_from_pillow_names_the_file(tmp_path, monkeypat
     """Item 14: whatever raises Pillow's DecompressionBombError, the evaluator's error names the file."""
     import metrics.reading
 
-    def bomb(path, convention):
+    def bomb(path, data, convention):
         raise Image.DecompressionBombError("Image size (400000000 pixels) exceeds limit")
 
-    monkeypatch.setattr(metrics.reading, "read_label_png", bomb)
+    monkeypatch.setattr(metrics.reading, "decode_label_bytes", bomb)
     path = tmp_path / "00001.png"
     path.write_bytes(png_declaring(20000, 20000))
     with pytest.raises(EvaluationError, match=str(path)):

@@ -8,7 +8,7 @@ from PIL import Image
 
 from metrics import EvaluationError, Protocol, evaluate
 from metrics.__main__ import main as cli
-from metrics.gt_cache import build_frame
+from metrics.davis import ground_truth_frame
 from metrics.measures import boundary_map, f_measure, frame_scores, jaccard, statistics
 from tests.conftest import write_sequence
 
@@ -35,8 +35,9 @@ def test_boundary_map_rules():
 
 @pytest.mark.parametrize("seed", range(6))
 def test_fast_scores_equal_reference(seed):
-    """Cropped per-object scoring (with and without cached GT boundaries) equals the full-frame formulas,
-    including masks on the image border, single pixels, empty and void regions."""
+    """Cropped per-object scoring (on hand-cleaned labels, and on the frame the evaluator builds from the
+    decoded labels) equals the full-frame formulas, including masks on the image border, single pixels,
+    empty and void regions."""
     rng = np.random.default_rng(seed)
     shape = (37, 53)
     for _ in range(40):
@@ -51,8 +52,8 @@ def test_fast_scores_equal_reference(seed):
         objects = [1, 2, 3]
         radius = 2
         j, f = frame_scores(clean, pred, objects, radius, void)
-        frame = build_frame(gt, radius, ignore_void)
-        j_cached, f_cached = frame_scores(frame.ids, pred, objects, radius, frame.void, frame.boundaries)
+        frame = ground_truth_frame(gt, ignore_void)
+        j_cached, f_cached = frame_scores(frame.ids, pred, objects, radius, frame.void)
         for index, oid in enumerate(objects):
             expected_j = jaccard(clean == oid, pred == oid, void)
             expected_f = f_measure(clean == oid, pred == oid, void, bound_th=radius)

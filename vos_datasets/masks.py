@@ -58,7 +58,12 @@ def read_label_png(path: str | os.PathLike, convention: Convention = "auto") -> 
     "auto" (palette PNGs are DAVIS 2017; grayscale PNGs holding only 0 and 255 are DAVIS 2016).
     """
     path = Path(path)
-    data = path.read_bytes()  # FileNotFoundError names the path
+    return decode_label_bytes(path, path.read_bytes(), convention)  # FileNotFoundError names the path
+
+
+def decode_label_bytes(path: str | os.PathLike, data: bytes, convention: Convention = "auto") -> np.ndarray:
+    """`read_label_png` on the bytes of `path` already read (`path` names the file in errors)."""
+    path = Path(path)
     _check_pixels(path, png_size(data))
     fast = decode_label_png(data, Image.MAX_IMAGE_PIXELS)
     ids, mode = fast if fast is not None else _decode_with_pillow(path, data)
