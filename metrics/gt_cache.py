@@ -4,7 +4,7 @@ Every method of the suite is scored against the same annotations, and decoding s
 than scoring them: DAVIS 2016's grayscale PNGs are Paeth-filtered, which only Pillow decodes (~1.3 ms
 each). So the first evaluation stores the sequence's decoded label maps (after the mask convention,
 void still in them), each deflated by zlib-ng at level 1 into one file per sequence (~8 KB a 480p frame,
-written in ~0.15 ms and inflated in ~0.2 ms), and later evaluations read that instead. Nothing
+written in ~0.15 ms and inflated in ~0.2-0.3 ms), and later evaluations read that instead. Nothing
 derived from the labels is stored: the void mask and the boundary maps are recomputed from them on
 every run, as cheaply as they would be read back, so one entry serves every protocol setting.
 
