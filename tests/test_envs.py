@@ -9,6 +9,7 @@ import importlib.metadata
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -212,3 +213,31 @@ def test_the_paper_presets_jobs_asking_no_gpu_go_to_a_cpu_partition(tmp_path):
     renamed = dry_run_jobs("--config", "preset=paper", paths, "slurm_partitions={cpu: short, gpu: a100}")
     assert {(int(r.get("gpu", 0)) > 0, r["slurm_partition"]) for rule, r in renamed if rule != "all"} == {
         (False, "short"), (True, "a100")}
+
+
+# --- the Makefile's virtual environment -----------------------------------------------------------------------
+def make_dry_run(folder: Path, target: str) -> str:
+    """The commands `make <target>` would run in `folder` (make -n runs none of them)."""
+    return subprocess.run(["make", "-n", target], cwd=folder, capture_output=True, text=True, check=True).stdout
+
+
+def test_make_run_installs_only_the_requirements_and_make_test_adds_the_test_tools(tmp_path):
+    """The main job needs no test or lint tools: `make run` installs requirements.txt and the suite, `make lint`
+    (and so `make test`) adds requirements-dev.txt to the same .venv. Each set has its own stamp, so each is
+    installed once, whichever command comes first."""
+    for name in ("Makefile", "requirements.txt", "requirements-dev.txt", "pyproject.toml"):
+        shutil.copy(REPO / name, tmp_path / name)
+        os.utime(tmp_path / name, (1_000_000_000, 1_000_000_000))  # older than any stamp made below
+    run = make_dry_run(tmp_path, "run")
+    assert "-m venv .venv" in run and "-r requirements.txt" in run and "snakemake" in run
+    assert "requirements-dev.txt" not in run
+    lint = make_dry_run(tmp_path, "lint")
+    assert "-r requirements.txt" in lint and "-r requirements-dev.txt" in lint and "ruff check" in lint
+    # after `make run`: `make lint` / `make test` add the test tools only
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / ".installed").touch()
+    lint = make_dry_run(tmp_path, "lint")
+    assert "-r requirements-dev.txt" in lint and "-m venv" not in lint and "-r requirements.txt" not in lint
+    # after `make test`: `make run` installs nothing
+    (tmp_path / ".venv" / ".installed-dev").touch()
+    assert "pip install" not in make_dry_run(tmp_path, "run") and "pip install" not in make_dry_run(tmp_path, "lint")
