@@ -139,6 +139,37 @@ def test_settings_and_networks_are_checked_with_clear_messages(networks, tmp_pat
         net.box_mask_logits({}, torch.zeros(1), torch.zeros(1), (8, 8))
 
 
+def test_the_label_encoders_residual_block_is_torchvisions_basic_block_without_torchvision():
+    """ResidualBlock is what the networks built with torchvision's BasicBlock (no BatchNorm, a 3x3 conv with bias
+    as shortcut): the same parameter names, drawn in the same order at a seed, the same output bit for bit
+    (forward and input gradient); LWL's network modules load without importing torchvision."""
+    import subprocess
+    import sys
+
+    from torchvision.models.resnet import BasicBlock
+
+    from methods.lwl.networks import ResidualBlock
+
+    for stride in (1, 2):
+        torch.manual_seed(7)
+        shortcut = torch.nn.Conv2d(5, 6, 3, stride=stride, padding=1)
+        released = BasicBlock(5, 6, stride=stride, downsample=shortcut, norm_layer=lambda channels: torch.nn.Identity())
+        torch.manual_seed(7)
+        ours = ResidualBlock(5, 6, stride)
+        theirs_state, our_state = released.state_dict(), ours.state_dict()
+        assert list(our_state) == list(theirs_state)
+        assert all(torch.equal(our_state[name], tensor) for name, tensor in theirs_state.items())
+        x = torch.randn(2, 5, 12, 16, requires_grad=True)
+        expected = released(x)
+        (expected_grad,) = torch.autograd.grad(expected.square().sum(), x)
+        got = ours(x)
+        (got_grad,) = torch.autograd.grad(got.square().sum(), x)
+        assert torch.equal(got, expected) and torch.equal(got_grad, expected_grad)
+    imported = subprocess.run([sys.executable, "-c", "import sys, methods.lwl.training, methods.lwl.tracker; "
+                               "print('torchvision' in sys.modules)"], capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "False"
+
+
 def test_baseline_cuts_the_graph_at_the_learner_and_the_others_do_not(networks):
     images = torch.rand(1, 3, 3, 64, 96) * 255
     masks = torch.zeros(1, 3, 1, 64, 96)

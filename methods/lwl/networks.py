@@ -35,7 +35,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models.resnet import BasicBlock
 
 from methods.core.backbones import Backbone, build_backbone
 from methods.core.checkpoints import read_payload
@@ -56,12 +55,25 @@ def he_normal_fan_out(module: nn.Module, zero_bias: bool = False) -> None:
         nn.init.zeros_(module.bias)
 
 
-def residual_block(in_channels: int, out_channels: int, stride: int) -> BasicBlock:
-    """The released label encoders' residual block: BasicBlock without BatchNorm (conv1 3x3 stride s and
-    conv2 3x3, no bias) whose shortcut is a 3x3 stride-s conv WITH bias (released `ds1`, `ds2`)."""
-    shortcut = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1)
-    return BasicBlock(in_channels, out_channels, stride=stride, downsample=shortcut,
-                      norm_layer=lambda channels: nn.Identity())
+class ResidualBlock(nn.Module):
+    """The released label encoders' residual block: torchvision's BasicBlock without BatchNorm (conv1 3x3
+    stride s, ReLU, conv2 3x3, both without bias) whose shortcut is a 3x3 stride-s conv WITH bias (released
+    `ds1`, `ds2`), summed, then ReLU. BasicBlock's computation and parameter names (conv1, conv2, downsample),
+    its parameters drawn in the same order (the shortcut first), written out here so that an LWL job does not
+    import torchvision (about 1.4 s of CPU at each job's start; tests/test_lwl.py)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        shortcut = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.downsample = shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv2(self.relu(self.conv1(x)))
+        out += self.downsample(x)
+        return self.relu(out)
 
 
 def _conv_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -93,8 +105,8 @@ class MaskEncoder(nn.Module):
         super().__init__()
         self.conv_block = _conv_relu(1, dims[0], stride=2)
         self.pool = nn.MaxPool2d(3, stride=2, padding=1)
-        self.res1 = residual_block(dims[0], dims[1], 2)
-        self.res2 = residual_block(dims[1], dims[2], 2)
+        self.res1 = ResidualBlock(dims[0], dims[1], 2)
+        self.res2 = ResidualBlock(dims[1], dims[2], 2)
         self.label_pred = _conv_relu(dims[2], channels)  # E
         self.samp_w_pred = nn.Conv2d(dims[2], channels, 3, padding=1) if weight_predictor else None  # W
         self.apply(he_normal_fan_out)
@@ -116,7 +128,7 @@ class BoxEncoder(nn.Module):
 
     def __init__(self, feature_channels: int, channels: int, dims: tuple[int, int] = (64, 64)) -> None:
         super().__init__()
-        self.res = nn.Sequential(residual_block(feature_channels + 1, dims[0], 1), residual_block(dims[0], dims[1], 1))
+        self.res = nn.Sequential(ResidualBlock(feature_channels + 1, dims[0], 1), ResidualBlock(dims[0], dims[1], 1))
         self.label_pred = _conv_relu(dims[1], channels)
         self.apply(he_normal_fan_out)
 
