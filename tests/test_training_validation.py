@@ -1,8 +1,9 @@
 """The held-out measure of a training (setting `validation`): recorded every few epochs in head.json's history
 and the log's progress lines, and without any effect on what the training computes: with and without it a
 training ends at the same weights, bit for bit (FRTM's head and LWL's network, trained here twice). So do
-the DataLoader's workers (setting `num_workers`): none or two, the same weights; mixed precision runs and is
-part of the checkpoint's identity."""
+the DataLoader's workers (setting `num_workers`): none or two, the same weights, and FRTM's cache of the frozen
+backbone's features: kept or recomputed, the same weights; mixed precision runs and is part of the
+checkpoint's identity."""
 
 from __future__ import annotations
 
@@ -270,6 +271,42 @@ def test_two_processes_share_the_held_out_samples_and_the_quiet_log_shows_each_e
     assert process.returncode == 0, output
     history = check_history(tmp_path / "net.pt", [0, 1], 3, output, 2)
     assert [h["processes"] for h in history] == [2, 2]
+
+
+@pytest.mark.parametrize("head, batch_size", [("refiner", 1), ("base_net", 2)])
+def test_frtm_computes_each_frames_backbone_features_once_and_the_same_weights(embedded, tmp_path, monkeypatch,
+                                                                                head, batch_size):
+    """FRTM's backbone is frozen: a batch of frames gets its features from one forward pass, kept for the
+    epochs and held-out measures that see it again (methods.frtm.training.FeatureCache). The weights, losses
+    and held-out figures are those of a training that runs the backbone every time (no room in the cache),
+    bit for bit; with batch 1 (the embedded preset's R) the backbone runs once per frame the training sees."""
+    import methods.frtm.training as frtm_training
+
+    caches = []
+
+    class Recorded(frtm_training.FeatureCache):
+        def __init__(self, *args) -> None:
+            super().__init__(*args)
+            caches.append(self)
+
+    monkeypatch.setattr(frtm_training, "FeatureCache", Recorded)
+    runs = {}
+    for budget in (frtm_training.FEATURE_CACHE_BYTES, 0):
+        monkeypatch.setattr(frtm_training, "FEATURE_CACHE_BYTES", budget)
+        settings = frtm_tiny_config(embedded, tmp_path / f"cache-{budget}", epochs=3, head=head,
+                                    batch_size=batch_size, validation=held_out(embedded, samples=2, every=1))
+        runs[budget] = frtm_training.train(frtm_training.TrainingConfig.from_dict(settings), tmp_path / f"{budget}.pt",
+                                           progress=False)
+    kept, recomputed = runs[frtm_training.FEATURE_CACHE_BYTES], runs[0]
+    assert_same_training(recomputed, kept, torch.load(tmp_path / "0.pt", weights_only=True)["state_dict"],
+                         torch.load(tmp_path / f"{frtm_training.FEATURE_CACHE_BYTES}.pt", weights_only=True)["state_dict"])
+    assert [h["validation"]["J"] for h in kept["history"]] == [h["validation"]["J"] for h in recomputed["history"]]
+    assert [h["validation"]["loss"] for h in kept["history"]] == [h["validation"]["loss"] for h in recomputed["history"]]
+    with_room, without = caches
+    assert without.entries == {} and with_room.computed == len(with_room.entries) < without.computed
+    if batch_size == 1:  # every forward pass is of one target frame: each frame's once
+        frames = {files for files in with_room.entries}
+        assert all(len(files) == 1 for files in frames) and len(frames) == with_room.computed
 
 
 @pytest.mark.parametrize("method", ["frtm", "frtm-base-net", "lwl"])

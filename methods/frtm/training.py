@@ -30,6 +30,7 @@ import json
 import os
 import random
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -228,6 +229,39 @@ class TargetModelCache:
         return model
 
 
+# --- frozen-backbone features -------------------------------------------------------------------------
+FEATURE_CACHE_BYTES = 2**30  # the most a training keeps (the embedded preset's R: about 70 MB for all its frames)
+
+
+class FeatureCache:
+    """The backbone's features of the frames a training sees again, computed once and then reused: the backbone
+    is frozen (fixed weights, always in eval mode), so a batch of frames gives the same features every epoch
+    and at every held-out measure. A hit hands back the very tensors the first computation gave, so the
+    training computes what it computed without the cache, bit for bit (tests/test_training_validation.py). Keyed by
+    the batch's image files in order (a batch of several frames is one forward pass, as without the cache:
+    its features are not assembled from single frames'); new batches are kept until `budget` bytes are held,
+    then computed every time."""
+
+    def __init__(self, backbone, budget: int) -> None:
+        self.backbone = backbone
+        self.budget, self.held = budget, 0
+        self.entries: dict[tuple[str, ...], dict[int, torch.Tensor]] = {}
+        self.computed = 0  # backbone forward passes run (tests)
+
+    def get(self, files: list, images: Callable[[], torch.Tensor]) -> dict[int, torch.Tensor]:
+        """The features of the batch of `files`; `images()` gives its image batch when they must be computed."""
+        key = tuple(map(str, files))
+        features = self.entries.get(key)
+        if features is None:
+            features = self.backbone(images())
+            self.computed += 1
+            size = sum(f.numel() * f.element_size() for f in features.values())
+            if self.held + size <= self.budget:
+                self.entries[key] = features
+                self.held += size
+        return features
+
+
 # --- training loop ----------------------------------------------------------------------------------
 class FRTMTrainingJob(TrainingJob):
     """The head is trained (backbone frozen); D comes from the cache (or, for Base net, the encoder)."""
@@ -239,6 +273,7 @@ class FRTMTrainingJob(TrainingJob):
         self.batch_size, self.num_workers, self.mixed_precision = config.batch_size, config.num_workers, config.mixed_precision
         self.validation_every = config.validation["every"] if config.validation else 0
         self.cache: TargetModelCache | None = None
+        self.features: FeatureCache | None = None
 
     def build(self, device: torch.device) -> torch.nn.Module:
         config = self.config
@@ -247,6 +282,7 @@ class FRTMTrainingJob(TrainingJob):
                                        weights=config.backbone_weights).to(device)
         head = build_head(config.head, self.backbone.channels).to(device)
         self.sources = [(source, load_objects(source, config)) for source in config.sources]
+        self.features = FeatureCache(self.backbone, FEATURE_CACHE_BYTES)
         if config.head != "base_net":
             self.cache = TargetModelCache(config, self.backbone, device)
         return head
@@ -271,21 +307,24 @@ class FRTMTrainingJob(TrainingJob):
         at the training size (D from the cache, or the Base net's encoder); share: (description, load_frames'
         frames) pairs. A generator: training runs one backward per target frame before the next frame's
         forward (released code). D works in float32 (under mixed precision too: the cache holds float32 models)."""
-        size, device, backbone = tuple(self.config.frame_size), self.device, self.backbone
+        size, device = tuple(self.config.frame_size), self.device
+
+        def features_of(frames: list[tuple[TrainingObject, str]], images: list[torch.Tensor]) -> dict:
+            with torch.no_grad(), self.autocast():
+                return self.features.get([o.sequence.image_path(frame) for o, frame in frames],
+                                         lambda: image_batch(images, device))
+
         with torch.no_grad():
             if self.cache is not None:
                 target_models = [self.cache.get(o.sequence, ref, o.object_id) for (o, ref, _), _ in share]
-            else:
-                with self.autocast():  # one image at a time, as the training always computed them
-                    ref_features = torch.cat([backbone(image_batch([frames["reference"][0]], device))[16]
-                                              for _, frames in share])
+            else:  # one image at a time, as the training always computed them
+                ref_features = torch.cat([features_of([(o, ref)], [frames["reference"][0]])[16]
+                                          for (o, ref, _), frames in share])
                 ref_masks = torch.stack([frames["reference"][1] for _, frames in share]).to(device, non_blocking=True).float()
         for t in range(len(share[0][1]["targets"])):
             targets = [frames["targets"][t] for _, frames in share]
-            images = image_batch([image for image, _ in targets], device)
+            features = features_of([(o, names[t]) for (o, _, names), _ in share], [image for image, _ in targets])
             labels = torch.stack([mask for _, mask in targets]).to(device, non_blocking=True).float()
-            with torch.no_grad(), self.autocast():
-                features = backbone(images)
             if self.cache is not None:
                 with torch.no_grad():
                     scores = torch.cat([tm.scores(features[16][i : i + 1].float()) for i, tm in enumerate(target_models)])
