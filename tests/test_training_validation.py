@@ -309,6 +309,19 @@ def test_frtm_computes_each_frames_backbone_features_once_and_the_same_weights(e
         assert all(len(files) == 1 for files in frames) and len(frames) == with_room.computed
 
 
+def test_frtm_keeps_backbone_features_on_the_cpu_only(embedded, tmp_path):
+    """A GPU training keeps no features (its backbone is fast, its memory dear): built on another device than
+    the CPU (here `meta`, which computes nothing), the cache has no room."""
+    from methods.frtm.training import FEATURE_CACHE_BYTES, FRTMTrainingJob, TrainingConfig
+
+    budgets = {}
+    for device in ("cpu", "meta"):
+        job = FRTMTrainingJob(TrainingConfig.from_dict(frtm_tiny_config(embedded, tmp_path / "cache")))
+        job.build(torch.device(device))
+        budgets[device] = job.features.budget
+    assert budgets == {"cpu": FEATURE_CACHE_BYTES, "meta": 0}
+
+
 @pytest.mark.parametrize("method", ["frtm", "frtm-base-net", "lwl"])
 def test_the_loader_workers_change_nothing_the_training_computes(embedded, tmp_path, method):
     """The samples are described in the training process (LWL: each crop's augmentation seed included); the

@@ -230,7 +230,10 @@ class TargetModelCache:
 
 
 # --- frozen-backbone features -------------------------------------------------------------------------
-FEATURE_CACHE_BYTES = 2**30  # the most a training keeps (the embedded preset's R: about 70 MB for all its frames)
+# The most a CPU training keeps (the embedded preset's R: about 70 MB for all its frames). GPU trainings keep
+# none: there the backbone is fast, and the paper-size batches of random frames would rarely come again while
+# holding GPU memory.
+FEATURE_CACHE_BYTES = 2**30
 
 
 class FeatureCache:
@@ -282,7 +285,7 @@ class FRTMTrainingJob(TrainingJob):
                                        weights=config.backbone_weights).to(device)
         head = build_head(config.head, self.backbone.channels).to(device)
         self.sources = [(source, load_objects(source, config)) for source in config.sources]
-        self.features = FeatureCache(self.backbone, FEATURE_CACHE_BYTES)
+        self.features = FeatureCache(self.backbone, FEATURE_CACHE_BYTES if device.type == "cpu" else 0)
         if config.head != "base_net":
             self.cache = TargetModelCache(config, self.backbone, device)
         return head
