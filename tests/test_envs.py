@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-WORKFLOW_ONLY = {"snakemake", "snakemake-executor-plugin-slurm", "jsonschema"}  # the workflow's host, not the rules
+WORKFLOW_ONLY = {"snakemake", "snakemake-executor-plugin-slurm", "jsonschema", "pygments"}  # the workflow's host (pygments: its --report), not the rules
 TORCH_FREE = ("metrics", "reporting", "vos_datasets")
 # Lazy imports of the torch-free packages that their rules meet in another environment
 OTHER_ENVIRONMENT = {
