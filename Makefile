@@ -25,17 +25,15 @@ ONE_THREAD_JOBS := --set-threads train=1 infer=1 evaluate=1
 
 # The main job needs no test tools: `make run` leaves them to the first `make test` (one stamp per set; a
 # change of requirements.txt reinstalls both).
-# --no-compile: pip would byte-compile every module of every package (torch's thousands) at install, a third of the
-# install's time; Python compiles the modules a job imports on first use instead.
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --no-compile -r requirements.txt
+	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 $(DEV_STAMP): $(STAMP) requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --no-compile -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
 setup: $(DEV_STAMP)
