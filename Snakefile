@@ -33,6 +33,7 @@ container: config.get("container", "vos-repro.sif")
 
 # the stages: rules only
 include: "workflow/rules/data.smk"
+include: "workflow/rules/weights.smk"  # before the rules that read the weights
 include: "workflow/rules/inference.smk"
 include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/reports.smk"

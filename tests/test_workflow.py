@@ -182,6 +182,11 @@ def test_ci_preset_plans_its_rows(tmp_path, shared):
         assert f"row={key.split('@')[0]} evaluation=" in done.stdout, key
     assert "tests/regression/weights/frtm-refiner.pt" in done.stdout
     assert done.stdout.count('"seed": 7') == 3  # the three trainings
+    # a fixed LWL copy without its pretrained backbone builds it from the preset's file, fetched before it runs
+    lwl_fixed = next(block for block in job_blocks(done.stdout)
+                     if block.startswith("rule infer:") and "row=lwl-weight-predictor-fixed" in block)
+    assert "resources/weights/efficientnet-lite0-57934424.pth" in re.search(r"^    input: (.*)$", lwl_fixed,
+                                                                             re.MULTILINE).group(1)
     preset = yaml.safe_load((work / "config/presets/ci.yaml").read_text())
     assert {name for name, row in preset["rows"].items() if row.get("checkpoint")} == {
         "frtm-ours-fixed", "frtm-d-only-fixed", "lwl-weight-predictor-fixed"}
@@ -234,6 +239,11 @@ def test_a_youtube_vos_evaluation_without_its_all_frames_folder_is_refused_befor
     snakemake(work, "-n", "results/paper/ytvos2018-valid/frtm-ours/masks", "--config", "preset=paper", paths)
 
 
+# the pretrained files of the paper preset's trainings and rows (methods/core/backbone_names.py)
+PAPER_WEIGHTS = ("resnet101-63fe2227.pth", "resnet18-f37072fd.pth", "resnet50-0676ba61.pth",
+                 "e2e_mask_rcnn_R_50_FPN_1x_converted.pkl")
+
+
 def test_paper_preset_dry_runs_through_the_slurm_profile(tmp_path):
     """Every paper row from download to tables, as SLURM jobs: GPUs mapped, torchrun for multi-GPU trainings."""
     work = workflow_copy(tmp_path)
@@ -257,6 +267,27 @@ def test_paper_preset_dry_runs_through_the_slurm_profile(tmp_path):
     trainings = [command for command in shell_commands(out) if ".training --config" in command]
     assert len(trainings) == 16 and sum('"videos_list": "' in command for command in trainings) >= 8
     assert max(map(len, trainings)) < 4000, max(map(len, trainings))  # before: 45 kB
+    # the backbone files: fetched by local jobs (on the submitting machine: compute nodes may have no internet),
+    # listed before any training or inference, each an input of the jobs that read it
+    blocks = job_blocks(out)
+    rules = [block.split(":")[0] for block in blocks]
+    fetched = {re.search(r"^    output: (.*)$", block, re.MULTILINE).group(1)
+               for block in blocks if block.startswith("localrule fetch_weights:")}
+    assert fetched == {f"resources/weights/{name}" for name in PAPER_WEIGHTS}
+    assert "rule fetch_weights" not in rules  # never a cluster job
+    last_fetch = max(i for i, rule in enumerate(rules) if rule == "localrule fetch_weights")
+    assert last_fetch < min(i for i, rule in enumerate(rules) if rule in ("rule train", "rule infer"))
+    needs = {}
+    for block in blocks:
+        if block.startswith(("rule train:", "rule infer:")):
+            inputs = re.search(r"^    input: (.*)$", block, re.MULTILINE)
+            files = {f for f in (inputs.group(1).split(", ") if inputs else []) if f.startswith("resources/weights/")}
+            wildcards = re.search(r"^    wildcards: (.*)$", block, re.MULTILINE).group(1)
+            needs[wildcards] = files
+    assert needs["training=frtm-refiner"] == {"resources/weights/resnet101-63fe2227.pth"}
+    assert needs["training=lwl-stage1"] == {"resources/weights/e2e_mask_rcnn_R_50_FPN_1x_converted.pkl"}
+    assert not needs["evaluation=davis2017-val, row=first-frame-copy"]  # no backbone
+    assert all(files for wildcards, files in needs.items() if wildcards.startswith("training="))
 
 
 def test_paper_preset_names_the_missing_youtube_vos_folder(tmp_path):

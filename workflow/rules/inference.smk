@@ -5,6 +5,7 @@
 rule train:
     input:
         datasets=lambda wildcards: training_inputs(wildcards.training),
+        backbone=training_backbone_weights,  # fetched before any training (weights.smk)
     output:
         # write-protected where trainings take hours or days (protect_trained_weights, config.yaml / presets)
         head=protected(trained_head()) if config["protect_trained_weights"] else trained_head(),
@@ -75,6 +76,7 @@ rule infer:
             if config["rows"][wildcards.row].get("released")
             else []
         ),
+        backbone=row_backbone_weights,
     output:
         masks=directory(row_path("masks")),
         timing=row_path("timing.json"),

@@ -22,6 +22,7 @@ SMALL_JOB = dict(mem_mb=1000, runtime=5, gpu=0)  # a summary, a plot, a table
 RESOURCES = {
     "generate_embedded": dict(mem_mb=2000, runtime=10, gpu=0),
     "download_davis": dict(mem_mb=2000, runtime=240, gpu=0),
+    "fetch_weights": dict(mem_mb=2000, runtime=60, gpu=0),
     "train": dict(
         mem_mb=lambda wildcards: 32000 * training_gpus(wildcards) if training_gpus(wildcards) else 8000,
         runtime=lambda wildcards: 4320 if training_gpus(wildcards) else 120,  # 3 days on GPUs
