@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from methods.core.code_digest import REPO, code_digest, import_closure, import_digest, source_files
+from methods.core.code_digest import (
+    REPO,
+    changed_files,
+    code_digest,
+    file_digests,
+    import_closure,
+    import_digest,
+    source_files,
+)
 
 
 @pytest.fixture
@@ -116,3 +124,67 @@ def test_the_digest_is_the_same_from_any_working_directory_and_needs_no_torch(tm
     output = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
                             check=True).stdout.split()
     assert output == [import_digest("methods.frtm.training"), code_digest("methods"), "False"]
+
+
+CODE = '''"""A module."""
+
+import math
+
+
+def area(radius):
+    """The area of a circle."""
+    return math.pi * radius ** 2  # pi r squared
+'''
+SAME_CODE = {
+    "a comment": CODE.replace("  # pi r squared", "  # the disc's area\n    # (radius in pixels)"),
+    "a docstring": CODE.replace('"""The area of a circle."""', '"""The area of a disc,\n    any radius."""'),
+    "the module's docstring removed": CODE.replace('"""A module."""\n', ""),
+    "a reformat": CODE.replace("def area(radius):", "def area(\n    radius,\n):").replace(
+        "return math.pi * radius ** 2", "return (math.pi\n            * radius**2)").replace("\n\n\ndef", "\ndef"),
+}
+OTHER_CODE = {
+    "a computation": CODE.replace("radius ** 2", "radius ** 3"),
+    "a renamed identifier": CODE.replace("radius", "r"),
+    "a constant": CODE.replace("math.pi", "3.14"),
+}
+
+
+@pytest.mark.parametrize("edit", SAME_CODE)
+def test_comments_docstrings_and_formatting_do_not_change_a_python_files_digest(checkout, edit):
+    """A checkpoint's identity and the workflow's rerun parameters hold this digest: days of training must not
+    be discarded for a comment."""
+    source = checkout / "pkg" / "helper.py"
+    source.write_text(CODE)
+    before = code_digest("pkg", root=checkout), import_digest("pkg.main", root=checkout)
+    source.write_text(SAME_CODE[edit])
+    assert (code_digest("pkg", root=checkout), import_digest("pkg.main", root=checkout)) == before
+
+
+@pytest.mark.parametrize("edit", OTHER_CODE)
+def test_a_change_of_the_code_changes_a_python_files_digest(checkout, edit):
+    source = checkout / "pkg" / "helper.py"
+    source.write_text(CODE)
+    before = code_digest("pkg", root=checkout)
+    digests = file_digests("pkg", root=checkout)
+    source.write_text(OTHER_CODE[edit])
+    assert code_digest("pkg", root=checkout) != before
+    assert changed_files(digests, file_digests("pkg", root=checkout)) == ["pkg/helper.py"]
+
+
+def test_data_files_count_by_their_bytes(checkout):
+    """A split's comment line (or a trailing blank) can change what is read: data is not normalised."""
+    before = code_digest("pkg", root=checkout)
+    (checkout / "pkg" / "splits" / "train.txt").write_text("video-a\nvideo-b\n\n")
+    assert code_digest("pkg", root=checkout) != before
+
+
+def test_a_file_that_does_not_parse_is_one_line_naming_it(checkout):
+    (checkout / "pkg" / "helper.py").write_text("X = (1\n")
+    with pytest.raises(ValueError, match=r"helper.py, line 1: .*fix the file") as raised:
+        import_digest("pkg.main", root=checkout)
+    assert "\n" not in str(raised.value)
+
+
+def test_changed_files_names_edits_additions_and_removals():
+    assert changed_files({"a.py": "1", "b.py": "2", "c.py": "3"}, {"a.py": "1", "b.py": "9", "d.py": "4"}) == [
+        "b.py", "c.py", "d.py"]

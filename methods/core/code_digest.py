@@ -4,11 +4,18 @@ The workflow gives it to a rule as a parameter (Snakemake reruns a job whose par
 target-model cache puts it in its keys and a training's checkpoint identity includes it. Standard library
 only: the workflow computes it while it parses, without torch.
 
-What a digest covers: the files' paths relative to the checkout root and their bytes, in sorted order. Not
-their modification times, not where the checkout lies: two clones of the same commit, on any machine, give
-the same digest. Files that count: Python sources and the data files that packages read at run time
-(DATA_SUFFIXES: the training splits in vos_datasets/splits/*.txt, reporting/published.yaml); not
+What a digest covers: the files' paths relative to the checkout root and each file's own digest, in sorted
+order. Not their modification times, not where the checkout lies: two clones of the same commit, on any
+machine, give the same digest. Files that count: Python sources and the data files that packages read at run
+time (DATA_SUFFIXES: the training splits in vos_datasets/splits/*.txt, reporting/published.yaml); not
 documentation (*.md), not __pycache__.
+
+A Python file's digest is that of its code, not of its text: its syntax tree (ast.parse) without docstrings
+and other bare string statements, written out without line numbers (code_text). So comments, docstrings,
+blank lines and formatting (line breaks, parentheses, quotes, trailing commas) change nothing, while any
+change of what runs does, a renamed identifier (a local variable too) included: the digest does not judge
+which code changes are harmless (trainings can be told to keep their checkpoints across one: the setting
+keep_checkpoints_across_code_changes). A data file's digest is that of its bytes.
 """
 
 from __future__ import annotations
@@ -53,17 +60,103 @@ def source_files(*paths: str | Path, root: str | Path | None = None) -> list[Pat
 
 def code_digest(*paths: str | Path, root: str | Path | None = None) -> str:
     """16 hex digits of SHA-256 over the files under `paths` (names relative to `root`, the checkout by
-    default; relative `paths` are taken from it)."""
+    default; relative `paths` are taken from it): their names and file_digest."""
     if not paths:
         raise ValueError("code digest: name at least one file or folder")
+    return combined_digest(file_digests(*paths, root=root))
+
+
+def file_digests(*paths: str | Path, root: str | Path | None = None) -> dict[str, str]:
+    """{name relative to `root`: file_digest} of the files under `paths`, in sorted order."""
     root = Path(root or REPO).resolve()
+    return {file.relative_to(root).as_posix(): file_digest(file) for file in source_files(*paths, root=root)}
+
+
+def combined_digest(digests: dict[str, str]) -> str:
+    """The digest of files given as file_digests gives them."""
     digest = hashlib.sha256()
-    for file in source_files(*paths, root=root):
-        content = file.read_bytes()
-        # name and length first, so that moving bytes from one file to the next changes the digest
-        digest.update(f"{file.relative_to(root).as_posix()}\0{len(content)}\0".encode())
-        digest.update(content)
+    for name, file in sorted(digests.items()):
+        digest.update(f"{name}\0{file}\n".encode())  # a file's name with its digest: a move changes the digest
     return digest.hexdigest()[:16]
+
+
+def changed_files(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """The names whose digest differs between two file_digests, added and removed files included, sorted."""
+    return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+
+
+def file_digest(file: Path) -> str:
+    """16 hex digits of SHA-256 over a Python file's code (code_text) or any other file's bytes."""
+    return _python_file(file)[0] if file.suffix == ".py" else _data_digest(file, *_version(file))
+
+
+def _version(file: Path) -> tuple[int, int]:
+    """What tells an edited file from the one read before (the workflow asks for many jobs' digests while it
+    parses: each file is read and parsed once)."""
+    stat = file.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+@functools.cache
+def _data_digest(file: Path, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(file.read_bytes()).hexdigest()[:16]
+
+
+def _python_file(file: Path) -> tuple[str, tuple[tuple[int, str, tuple[str, ...]], ...]]:
+    """(file_digest, the file's imports as (level, module, imported names)) of a Python file."""
+    return _parsed_python_file(file, *_version(file))
+
+
+@functools.cache
+def _parsed_python_file(file: Path, mtime_ns: int, size: int) -> tuple[str, tuple[tuple[int, str, tuple[str, ...]], ...]]:
+    try:
+        tree = ast.parse(file.read_bytes(), filename=str(file))
+    except SyntaxError as err:
+        raise ValueError(f"code digest: {file}, line {err.lineno}: {err.msg}; fix the file (it does not parse as Python)") from None
+    imports = []
+    for node in ast.walk(tree):  # wherever the statement stands (in a function too: lazy imports run)
+        if isinstance(node, ast.Import):
+            imports.extend((0, alias.name, ()) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imports.append((node.level, node.module or "", tuple(alias.name for alias in node.names)))
+    return hashlib.sha256(code_text(tree).encode()).hexdigest()[:16], tuple(imports)
+
+
+def code_text(tree: ast.AST) -> str:
+    """A syntax tree as text without what does not run: no line and column numbers, no docstrings nor other
+    bare string statements (they only set __doc__, which this checkout reads for help texts alone), no
+    spelling of a string's prefix. Fields that are None or empty are left out, so that the text of the same
+    code stays the same across the Python versions that add such fields (3.12's type_params)."""
+    parts: list[str] = []
+    _write_node(tree, parts)
+    return "".join(parts)
+
+
+def _is_bare_string(node: object) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+def _write_node(node: object, parts: list[str]) -> None:
+    if isinstance(node, ast.AST):
+        parts.append(type(node).__name__)
+        parts.append("(")
+        for name, value in ast.iter_fields(node):
+            if value is None or (isinstance(value, list) and not value) or name == "kind":
+                continue
+            parts.append(name)
+            parts.append("=")
+            _write_node(value, parts)
+            parts.append(",")
+        parts.append(")")
+    elif isinstance(node, list):
+        parts.append("[")
+        for item in node:
+            if not _is_bare_string(item):
+                _write_node(item, parts)
+                parts.append(",")
+        parts.append("]")
+    else:
+        parts.append(repr(node))
 
 
 # --- the code a module runs: itself and every module of the checkout it imports, transitively ---------------
@@ -83,26 +176,17 @@ def _module_name(file: Path, root: Path) -> str:
 
 def _imported_names(file: Path, root: Path) -> frozenset[str]:
     """Every module `file` may import, wherever the statement stands (in a function too: lazy imports run)."""
-    stat = file.stat()  # the workflow asks for many jobs' digests while it parses: each file is parsed once
-    return _parsed_imports(file, root, stat.st_mtime_ns, stat.st_size)
-
-
-@functools.cache
-def _parsed_imports(file: Path, root: Path, mtime_ns: int, size: int) -> frozenset[str]:
     own = _module_name(file, root)
     package = own if file.name == "__init__.py" else own.rpartition(".")[0]
     names = set()
-    for node in ast.walk(ast.parse(file.read_bytes(), filename=str(file))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: from the package, `level - 1` steps up
-                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-                base = ".".join(anchor + ([node.module] if node.module else []))
-            else:
-                base = node.module or ""
-            names.add(base)
-            names.update(f"{base}.{alias.name}" for alias in node.names)  # `from package import module`
+    for level, module, imported in _python_file(file)[1]:
+        if level:  # relative: from the package, `level - 1` steps up
+            anchor = package.split(".")[: len(package.split(".")) - (level - 1)]
+            base = ".".join(anchor + ([module] if module else []))
+        else:
+            base = module
+        names.add(base)
+        names.update(f"{base}.{name}" for name in imported)  # `from package import module`
     return frozenset(names)
 
 
@@ -150,6 +234,12 @@ def import_closure(*modules: str | Path, root: str | Path | None = None) -> list
 
 def import_digest(*modules: str | Path, root: str | Path | None = None) -> str:
     """code_digest of the import closure of `modules`: the digest of the code they run."""
+    return combined_digest(import_file_digests(*modules, root=root))
+
+
+def import_file_digests(*modules: str | Path, root: str | Path | None = None) -> dict[str, str]:
+    """file_digests of the import closure of `modules` (a checkpoint records them: changed_files names what
+    changed since)."""
     if not modules:
         raise ValueError("code digest: name at least one module")
-    return code_digest(*import_closure(*modules, root=root), root=root)
+    return file_digests(*import_closure(*modules, root=root), root=root)
