@@ -16,7 +16,8 @@ Adding a method (tests/test_registry.py adds a toy one this way, with the rules 
      (a ValueError naming the key: methods.core.settings.from_known_keys does the typos and types);
    - if it trains: a training-settings dataclass likewise, and a module that
      `python -m <module> --config JSON --out FILE --discard-other-settings --quiet` runs, writing the weights
-     FILE and its history beside it (FILE with .json; methods.core.trainer.training_cli does this).
+     FILE and its history beside it (FILE with .json; methods.core.trainer.training_cli does this), and
+     that also takes `--keep-checkpoint-on-code-change` (config keep_checkpoints_across_code_changes).
 2. One `Method(...)` entry in METHODS below.
 3. Its rows (and trainings) in a preset, its named settings (variants) in config/variants.yaml.
 

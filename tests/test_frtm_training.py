@@ -38,12 +38,14 @@ def tiny_config(embedded, cache_dir, **changes) -> dict:
 
 
 def run_training(config: dict, out: Path, *launcher: str, options: tuple[str, ...] = (),
-                 module: str = "methods.frtm.training") -> subprocess.Popen:
-    """The training CLI of `module` in a subprocess (both methods share it: methods.core.trainer)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+                 module: str = "methods.frtm.training", checkout: Path = REPO) -> subprocess.Popen:
+    """The training CLI of `module` in a subprocess (both methods share it: methods.core.trainer), run from
+    `checkout` (this one, or a copy of its code)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(checkout)}
     command = [*(launcher or (sys.executable,)), "-m", module, "--config", json.dumps(config),
                "--out", str(out), "--quiet", *options]
-    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(command, cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
 
 
 def test_cached_target_models_are_reused_and_keyed_by_their_inputs(embedded, tmp_path, monkeypatch):
@@ -136,13 +138,78 @@ def test_a_checkpoint_of_other_training_code_is_not_resumed(embedded, tmp_path, 
     assert checkpoint_identity(job) != identity
 
 
-def test_the_checkpoint_identity_is_the_same_in_another_clone(embedded, tmp_path):
-    """Two checkouts of the same code (two machines) write and resume the same checkpoints."""
+def code_copy(folder: Path) -> Path:
+    """A copy of the code a training runs (another checkout, or this one after an edit)."""
     import shutil
 
-    clone = tmp_path / "clone"
     for package in ("methods", "vos_datasets"):
-        shutil.copytree(REPO / package, clone / package, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(REPO / package, folder / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
+def edit(file: Path, old: str, new: str) -> None:
+    text = file.read_text()
+    assert text.count(old) == 1, f"{old!r} is not once in {file}"
+    file.write_text(text.replace(old, new))
+
+
+def test_a_checkpoint_survives_comments_and_is_kept_across_a_declared_code_change(embedded, tmp_path):
+    """What the workflow runs (--discard-other-settings) after edits of the training's code, on a training
+    interrupted after each epoch: comments, docstrings and formatting resume it; a change of a computation
+    discards it, naming the file, unless --keep-checkpoint-on-code-change keeps it (naming the file too)."""
+    checkout = code_copy(tmp_path / "checkout")
+    config = tiny_config(embedded, tmp_path / "cache", epochs=4)
+    head, checkpoint = tmp_path / "head.pt", tmp_path / "head.pt.work" / "checkpoint.pt"
+
+    def train(*options: str) -> tuple[int, str]:
+        process = run_training(config, head, options=("--stop-after-epochs", "1", *options), checkout=checkout)
+        output = process.communicate(timeout=600)[0]
+        return process.returncode, output
+
+    code, output = train("--discard-other-settings")
+    assert code == 0 and torch.load(checkpoint, weights_only=True)["epoch"] == 0, output
+    trainer, training = checkout / "methods/core/trainer.py", checkout / "methods/frtm/training.py"
+    edit(training, "def train(", "# a comment\ndef train(")
+    edit(training, '"""Train the head and write it to `out`', '"""Train the head and write it (an edited docstring) to `out`')
+    edit(trainer, "    rank, world = distributed_setup()", "    (rank,\n     world) = distributed_setup()  # reformatted")
+    code, output = train("--discard-other-settings")
+    assert code == 0 and f"resuming from {checkpoint} after epoch 1" in output and "discarding" not in output, output
+
+    edit(trainer, "mean_loss = float(np.mean(losses))", "mean_loss = float(np.mean(losses)) * 1.0")
+    code, output = train()  # the CLI's default: refuse, saying why and how to go on
+    assert code == 1 and output.count("\n") == 1, output
+    assert "written by other code of the training (changed since: methods/core/trainer.py)" in output
+    assert "--keep-checkpoint-on-code-change" in output
+    code, output = train("--discard-other-settings", "--keep-checkpoint-on-code-change")
+    assert code == 0 and f"keeping {checkpoint}" in output and "(changed since: methods/core/trainer.py)" in output
+    assert f"resuming from {checkpoint} after epoch 2" in output, output
+
+    edit(trainer, "float(np.mean(losses)) * 1.0", "float(np.mean(losses)) * 1.0 + 0.0")
+    code, output = train("--discard-other-settings")  # as the workflow runs it, the setting off
+    assert code == 0, output
+    assert (f"discarding {checkpoint}: it was written by other code of the training (changed since: "
+            "methods/core/trainer.py)") in output
+    assert "training epochs 1-4 of 4" in output and torch.load(checkpoint, weights_only=True)["epoch"] == 0
+
+
+def test_a_checkpoint_without_file_digests_names_the_old_and_new_code_digests(embedded, tmp_path):
+    """Checkpoints written before they recorded each file's digest: the change is named by the two digests."""
+    from methods.core.trainer import checkpoint_change, checkpoint_identity
+    from methods.frtm.training import FRTMTrainingJob
+
+    job = FRTMTrainingJob(TrainingConfig.from_dict(tiny_config(embedded, tmp_path)))
+    identity = checkpoint_identity(job)
+    old = {"config": json.dumps({**json.loads(identity), "code": "0123456789abcdef"})}
+    assert checkpoint_change(job, old, identity) == (
+        f"it was written by other code of the training (code digest 0123456789abcdef, now {job.code_digest()})", True)
+    other_settings = {"config": json.dumps({**json.loads(identity), "settings": "{}"})}
+    assert checkpoint_change(job, other_settings, identity) == ("it was written with other training settings", False)
+    assert checkpoint_change(job, {"config": identity}, identity) is None
+
+
+def test_the_checkpoint_identity_is_the_same_in_another_clone(embedded, tmp_path):
+    """Two checkouts of the same code (two machines) write and resume the same checkpoints."""
+    clone = code_copy(tmp_path / "clone")
     script = ("import json, sys; from methods.frtm.training import FRTMTrainingJob, TrainingConfig; "
               "from methods.core.trainer import checkpoint_identity; "
               "print(checkpoint_identity(FRTMTrainingJob(TrainingConfig.from_dict(json.loads(sys.argv[1])))))")

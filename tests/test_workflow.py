@@ -135,25 +135,48 @@ def test_default_dag_produces_the_tables(tmp_path):
         assert (work / log).is_file(), log
     again = snakemake(work, "reports/tables.md")  # nothing left to do
     assert "Nothing to be done" in again.stdout + again.stderr
-    # a change of FRTM's code reruns FRTM's jobs that run it, and what reads their outputs, nothing else: the
-    # digest of a method's inference code is a parameter of its infer jobs, that of its training code (the
-    # training module and what it imports) of its train jobs
     preset = yaml.safe_load((work / "config/presets/embedded.yaml").read_text())
     frtm_rows = {row for row, spec in preset["rows"].items() if spec["method"] == "frtm"}
     frtm_trainings = {preset["rows"][row]["training"] for row in frtm_rows} | {"frtm-d-only.seed-1"}
     frtm_rows |= {"frtm-d-only.seed-1"}
+    # comments, docstrings and formatting are not code changes (methods/core/code_digest.py); turning
+    # keep_checkpoints_across_code_changes on or off changes no job's parameters: neither reruns anything
     with open(work / "methods/frtm/tracker.py", "a") as tracker:
-        tracker.write("# a change of FRTM's inference\n")
+        tracker.write('\n\n# a comment\n"""a bare string"""\n')
+    with open(work / "methods/frtm/training.py", "a") as training:
+        training.write("# a comment of FRTM's training\n")
+    for setting in ("false", "true"):
+        again = snakemake(work, "-n", "reports/tables.md", "--config", f"keep_checkpoints_across_code_changes={setting}")
+        assert "Nothing to be done" in again.stdout + again.stderr, setting
+    # finished trainings after a code change declared harmless: --touch records the new code as their weights'
+    # own; nothing reruns (the rows reading the weights neither)
+    with open(work / "methods/frtm/training.py", "a") as training:
+        training.write("HARMLESS_EDIT = True\n")
+    snakemake(work, "--touch", *(f"results/embedded/training/{training}/head.pt" for training in frtm_trainings))
+    again = snakemake(work, "-n", "reports/tables.md")
+    assert "Nothing to be done" in again.stdout + again.stderr
+    # a change of FRTM's code reruns FRTM's jobs that run it, and what reads their outputs, nothing else: the
+    # digest of a method's inference code is a parameter of its infer jobs, that of its training code (the
+    # training module and what it imports) of its train jobs
+    with open(work / "methods/frtm/tracker.py", "a") as tracker:
+        tracker.write("INFERENCE_EDITED = True  # a change of FRTM's inference\n")
     planned = planned_jobs(snakemake(work, "-n", "reports/tables.md").stdout)
     for rule in ("infer", "evaluate"):
         assert planned[rule] == {f"evaluation=embedded-val, row={row}" for row in frtm_rows}, rule
     assert "train" not in planned and "generate_embedded" not in planned
     assert {"aggregate", "plot_evaluation", "render_tables"} <= set(planned)
     with open(work / "methods/frtm/training.py", "a") as training:
-        training.write("# a change of FRTM's training\n")
+        training.write("TRAINING_EDITED = True  # a change of FRTM's training\n")
     planned = planned_jobs(snakemake(work, "-n", "reports/tables.md").stdout)
     assert planned["train"] == {f"training={training}" for training in frtm_trainings}
     assert planned["infer"] == {f"evaluation=embedded-val, row={row}" for row in frtm_rows}
+    # the setting reaches the trainings' command (the trainer then resumes their checkpoints across the change)
+    for setting, option in (("false", False), ("true", True)):
+        commands = shell_commands(snakemake(work, "-n", "-p", "reports/tables.md", "--config",
+                                            f"keep_checkpoints_across_code_changes={setting}").stdout)
+        trainings = [c for c in commands if " -m methods.frtm.training " in c]
+        assert len(trainings) == len(frtm_trainings)
+        assert all(("--keep-checkpoint-on-code-change" in c) == option for c in trainings), setting
 
 def job_blocks(dry_run: str) -> list[str]:
     """A dry run's job descriptions, one text block per job ("rule train:" / "localrule ...:" and its lines)."""

@@ -8,8 +8,12 @@ batches are, how one batch's loss is computed) and `run_training` does the rest:
   removes it (so a forced rerun trains again instead of resuming past the last epoch). Jobs seed their epoch
   sampling by (seed, epoch), so a resumed run draws what an uninterrupted one would. Checkpoints are
   data: loaded with torch.load(weights_only=True), never unpickled code.
-- Settings: a checkpoint written with other settings is refused (CLI), or discarded with
-  `discard_other_settings` (the workflow reruns a training exactly when its settings changed).
+- Settings and code: a checkpoint written with other settings or by other code (its code digest,
+  methods.core.code_digest: comments, docstrings and formatting do not count) is refused (CLI), or discarded
+  with `discard_other_settings` (the workflow reruns a training exactly when its settings or code changed),
+  in one line naming what changed (the checkpoint records each file's digest). One written with the same
+  settings by other code is resumed instead with `keep_checkpoint_on_code_change` (the user declares the
+  change harmless: workflow setting keep_checkpoints_across_code_changes), saying which files changed.
 - Several processes (torchrun): each rank takes its share of every batch; DistributedDataParallel averages
   the gradients (nccl on GPUs, gloo on CPUs); rank 0 writes checkpoints and the result.
 - Validation (setting `validation`, see `validation_settings`): every `every` epochs and after the last, the
@@ -54,7 +58,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm import tqdm
 
-from methods.core.code_digest import import_digest
+from methods.core.code_digest import changed_files, combined_digest, import_file_digests
 from methods.core.training_settings import VALIDATION_DEFAULTS, validation_settings  # noqa: F401 (torch-free home)
 from vos_datasets.fileio import atomic_path
 
@@ -203,7 +207,11 @@ class TrainingJob(ABC):
         """The digest of the training's code (a checkpoint is resumed only when written by the same code): the
         module defining the job and every module of the checkout it imports (code_digest.import_digest). The
         workflow gives the train rule the same digest: an edit of that code reruns the training, afresh."""
-        return import_digest(sys.modules[type(self).__module__].__file__)
+        return combined_digest(self.code_file_digests())
+
+    def code_file_digests(self) -> dict[str, str]:
+        """The digest of each file code_digest covers (a checkpoint records them, to name what changed)."""
+        return import_file_digests(sys.modules[type(self).__module__].__file__)
 
     # Validation (optional): `validation_every` > 0 turns it on
     validation_every: int = 0  # measure every N epochs (and after the last one); 0: never
@@ -229,6 +237,22 @@ class TrainingJob(ABC):
 def checkpoint_identity(job: TrainingJob) -> str:
     """What a checkpoint must match to be resumed: the job's settings and the digest of its code."""
     return json.dumps({"settings": job.settings_json, "code": job.code_digest()})
+
+
+def checkpoint_change(job: TrainingJob, state: dict, identity: str) -> tuple[str, bool] | None:
+    """Why checkpoint `state` may not be resumed under `identity` (checkpoint_identity(job)): None when it
+    may; else (one line naming what changed, whether only the code changed)."""
+    if state["config"] == identity:
+        return None
+    before, now = json.loads(state["config"]), json.loads(identity)
+    if before["settings"] != now["settings"]:
+        return "it was written with other training settings", False
+    recorded = json.loads(state.get("code_files", "null"))  # checkpoints of earlier versions did not record them
+    changed = changed_files(recorded, job.code_file_digests()) if recorded else []
+    if changed:
+        shown = ", ".join(changed[:6]) + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
+        return f"it was written by other code of the training (changed since: {shown})", True
+    return f"it was written by other code of the training (code digest {before['code']}, now {now['code']})", True
 
 
 def validation_due(job: TrainingJob, epoch: int) -> bool:
@@ -330,7 +354,8 @@ def sample_batches(job: TrainingJob, device: torch.device, rank: int, world: int
 
 
 def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_after_epochs: int | None = None,
-                 discard_other_settings: bool = False, device_name: str = "auto") -> dict:
+                 discard_other_settings: bool = False, device_name: str = "auto",
+                 keep_checkpoint_on_code_change: bool = False) -> dict:
     rank, world = distributed_setup()
     device = training_device(device_name, rank)
     out = Path(out)
@@ -344,17 +369,25 @@ def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_
     optimiser, scheduler = job.optimiser(module)
     start_epoch, history = 0, []
     identity = checkpoint_identity(job)
+    code_files = json.dumps(job.code_file_digests(), sort_keys=True)
     state = torch.load(checkpoint_path, map_location="cpu", weights_only=True) if checkpoint_path.is_file() else None
-    if state is not None and state["config"] != identity:
-        if not discard_other_settings:
-            raise ValueError(f"{checkpoint_path}: was written with other training settings (or by other code of the training); delete {work} "
-                             "to start again, or restore the settings it was made with")
-        if rank == 0:
-            print(f"discarding {checkpoint_path}: written with other training settings or code", flush=True)
-            checkpoint_path.unlink()
-        if world > 1:
-            dist.barrier()
-        state = None
+    change = checkpoint_change(job, state, identity) if state is not None else None
+    if change is not None:
+        reason, code_only = change
+        if code_only and keep_checkpoint_on_code_change:
+            if rank == 0:
+                print(f"keeping {checkpoint_path} (--keep-checkpoint-on-code-change) although {reason}", flush=True)
+        elif not discard_other_settings:
+            raise ValueError(f"{checkpoint_path}: {reason}; delete {work} to start again, restore the settings or code "
+                             "it was made with" + (", or resume it with --keep-checkpoint-on-code-change if the change "
+                                                    "is harmless" if code_only else ""))
+        else:
+            if rank == 0:
+                print(f"discarding {checkpoint_path}: {reason}", flush=True)
+                checkpoint_path.unlink()
+            if world > 1:
+                dist.barrier()
+            state = None
     if state is not None:
         module.load_state_dict(state["module"])
         optimiser.load_state_dict(state["optimiser"])
@@ -401,7 +434,8 @@ def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_
             with atomic_path(checkpoint_path) as tmp:
                 torch.save({"module": module.state_dict(), "optimiser": optimiser.state_dict(),
                             "scheduler": scheduler.state_dict(), "epoch": epoch, "history": json.dumps(history),
-                            "scaler": job.precision.scaler.state_dict(), "config": identity}, tmp)
+                            "scaler": job.precision.scaler.state_dict(), "config": identity,
+                            "code_files": code_files}, tmp)
         if world > 1:
             dist.barrier()
         if stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs:
@@ -416,21 +450,26 @@ def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_
 
 def training_cli(prog: str, description: str, train: Callable[..., dict], from_dict: Callable[[dict], object],
                  argv: list[str] | None = None) -> int:
-    """`python -m <prog> --config JSON --out PATH [--stop-after-epochs N] [--discard-other-settings] [--quiet]`."""
+    """`python -m <prog> --config JSON --out PATH [--stop-after-epochs N] [--discard-other-settings]
+    [--keep-checkpoint-on-code-change] [--quiet]`."""
     parser = argparse.ArgumentParser(prog=f"python -m {prog}", description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="training settings as JSON text or a .json file")
     parser.add_argument("--out", required=True, type=Path, help="the trained weights (.pt)")
     parser.add_argument("--stop-after-epochs", type=int, help="stop early (tests of resumption)")
     parser.add_argument("--discard-other-settings", action="store_true",
-                        help="start over when the checkpoint was written with other settings (default: refuse)")
+                        help="start over when the checkpoint was written with other settings or code (default: refuse)")
+    parser.add_argument("--keep-checkpoint-on-code-change", action="store_true",
+                        help="resume a checkpoint written with the same settings by other code, naming the files "
+                             "that changed (for a change you know to be harmless)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     text = Path(args.config).read_text() if args.config.endswith(".json") else args.config
     try:
         config = from_dict(json.loads(text))
         train(config, args.out, progress=not args.quiet, stop_after_epochs=args.stop_after_epochs,
-              discard_other_settings=args.discard_other_settings)
+              discard_other_settings=args.discard_other_settings,
+              keep_checkpoint_on_code_change=args.keep_checkpoint_on_code_change)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -2,6 +2,13 @@
 # settings) over any evaluation dataset. What a method needs comes from methods.registry (settings.smk).
 
 
+# keep_checkpoints_across_code_changes (config.yaml) reaches the trainer through a variable of the shell
+# command, not a parameter: turning it on or off changes no job's parameters, so it reruns nothing.
+KEEP_CHECKPOINTS_OPTION = (
+    " --keep-checkpoint-on-code-change" if config["keep_checkpoints_across_code_changes"] else ""
+)
+
+
 rule train:
     input:
         datasets=lambda wildcards: training_inputs(wildcards.training),
@@ -32,7 +39,7 @@ rule train:
         code=lambda wildcards: training_code(TRAININGS[wildcards.training]["method"]),
     shell:
         "{params.launcher:q} -m {params.module:q} --config {params.config:q} --out {output.head:q}"
-        " --discard-other-settings --quiet"
+        " --discard-other-settings{KEEP_CHECKPOINTS_OPTION} --quiet"
         " > {log:q} 2>&1"
 
 
