@@ -5,6 +5,8 @@
 #               regression check (what CI runs: .ci/run); adds the test and lint tools of requirements-dev.txt
 #   make regression   the ci preset on the shared DAVIS 2016 data, compared with tests/regression/ci-baseline.yaml
 #   make regression-baseline / regression-weights   refresh the baseline (measured spread) / the fixed weights
+#   make preflight    the reviewers' first GPU run (10 minutes, one GPU): benchmarks/RESULTS-gpu.md; preflight-cpu
+#                     its reduced CPU form
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -21,7 +23,8 @@ SNAKEMAKE := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake
 # its thread count. Put it after the target: --set-threads takes every word that follows it.
 ONE_THREAD_JOBS := --set-threads train=1 infer=1 evaluate=1
 
-.PHONY: setup run test test-one-thread lint regression regression-baseline regression-weights bench clean-outputs
+.PHONY: setup run test test-one-thread lint regression regression-baseline regression-weights bench preflight \
+	preflight-cpu clean-outputs
 
 # The main job needs no test tools: `make run` leaves them to the first `make test` (one stamp per set; a
 # change of requirements.txt reinstalls both).
@@ -130,6 +133,19 @@ bench: $(DEV_STAMP)
 	  $(BIN)/pytest benchmarks -o addopts= -ra --benchmark-only --benchmark-min-rounds=3 --benchmark-autosave \
 	    --benchmark-json=$$run.json $(BENCH_ARGS); \
 	  $(BIN)/python benchmarks/report.py $$run.json --out $$run.md
+
+# The reviewers' pre-flight before any GPU week (README, "The pre-flight: run it first"): on one GPU, at most 10
+# minutes, benchmarks/RESULTS-gpu.md. RELEASED_WEIGHTS: the folder of the authors' files (default: config.yaml's
+# released_weights); PREFLIGHT_ARGS: more options (python benchmarks/preflight.py --help). preflight-cpu: the same
+# script in its reduced CPU form (tiny inputs, random backbones: a test of the script, not a measurement).
+RELEASED_WEIGHTS ?=
+PREFLIGHT_ARGS ?=
+PREFLIGHT_OPTIONS = $(if $(RELEASED_WEIGHTS),--released-weights $(RELEASED_WEIGHTS)) $(PREFLIGHT_ARGS)
+preflight: $(STAMP)
+	PYTHON=$(BIN)/python bash benchmarks/gpu_check.sh $(PREFLIGHT_OPTIONS)
+
+preflight-cpu: $(STAMP)
+	$(BIN)/python benchmarks/preflight.py --reduced $(PREFLIGHT_OPTIONS)
 
 clean-outputs:
 	rm -rf results resources/generated .snakemake

@@ -1,8 +1,9 @@
 """The GPU check: inference FPS at 480p and training iterations per second of FRTM and LWL, on one GPU, in a
-few minutes, written to benchmarks/RESULTS-gpu.md (atomically, after each part, so a run cut short keeps what
-it measured).
+few minutes, written to benchmarks/RESULTS-gpu-speed.md (atomically, after each part, so a run cut short keeps
+what it measured). Its inference rows are also the speed part of the reviewers' pre-flight (benchmarks/preflight.py,
+run by benchmarks/gpu_check.sh), which writes benchmarks/RESULTS-gpu.md.
 
-    bash benchmarks/gpu_check.sh                       # the prepared run (one GPU, at most 8 minutes)
+    python benchmarks/gpu_check.py                     # one GPU, at most 8 minutes
     python benchmarks/gpu_check.py --device cpu --quick --out /tmp/gpu-check.md   # smoke test, seconds
 
 What is measured:
@@ -51,7 +52,7 @@ from vos_datasets.build import build_dataset  # noqa: E402
 from vos_datasets.fileio import atomic_write_text  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = REPO / "benchmarks" / "RESULTS-gpu.md"
+DEFAULT_OUT = REPO / "benchmarks" / "RESULTS-gpu-speed.md"
 SEQUENCES = ["blackswan", "camel", "dog"]  # DAVIS 2016 val; 50, 90, 60 frames
 FRTM_BACKBONE = "resnet101"
 LWL_BACKBONE = "resnet50_mrcnn"

@@ -1,21 +1,19 @@
 #!/usr/bin/env bash
-# The prepared GPU check (one GPU, at most 8 minutes): FRTM / LWL inference FPS at 480p beside their
-# backbones, and training iterations per second at the paper preset's batch sizes, written to
-# benchmarks/RESULTS-gpu.md (and copied to $OUT when the device runner sets it). See benchmarks/gpu_check.py.
-#   bash benchmarks/gpu_check.sh            # PYTHON=... to choose the interpreter
+# The prepared GPU run, one command for a reviewer or the device machine (one GPU, at most 10 minutes): the
+# pre-flight of benchmarks/preflight.py (environment, weights files, one released-weights row on two DAVIS
+# sequences, every paper training's first iterations, FPS of FRTM / LWL beside their backbones), written to
+# benchmarks/RESULTS-gpu.md and, when the device runner sets $OUT, to $OUT/RESULTS-gpu.md.
+#   bash benchmarks/gpu_check.sh [--released-weights DIR] [--davis DIR] ...   # PYTHON=... to choose the interpreter
+#   make preflight RELEASED_WEIGHTS=DIR                                        # the same
+# The speed check alone (FPS and training iterations per second): python benchmarks/gpu_check.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
-RESULTS=benchmarks/RESULTS-gpu.md
 "$PYTHON" - <<'PY' || exit 2
 import sys, torch
 if not torch.cuda.is_available():
-    sys.exit("gpu_check.sh: no CUDA device here; run it on a GPU machine")
+    sys.exit(f"gpu_check.sh: no CUDA device visible to torch {torch.__version__} (CUDA build {torch.version.cuda}); "
+             "run it on a GPU node with a CUDA build of envs/torch.yaml (or `make preflight-cpu` for the reduced CPU form)")
 PY
-status=0
-# 480 s hard limit; the script itself stops starting new parts after 400 s and keeps what it measured
-timeout --kill-after=10 480 "$PYTHON" benchmarks/gpu_check.py --device cuda --budget-s 400 --out "$RESULTS" || status=$?
-if [ -n "${OUT:-}" ] && [ -f "$RESULTS" ]; then
-    cp "$RESULTS" "$OUT/RESULTS-gpu.md"
-fi
-exit "$status"
+# 570 s hard limit; the script starts no new training or part after 480 s and keeps what it checked
+exec timeout --kill-after=10 570 "$PYTHON" benchmarks/preflight.py --budget-s 480 "$@"
