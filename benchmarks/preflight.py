@@ -231,12 +231,12 @@ def weights_checks(plan: Plan, folders: list[Path]) -> list[Check]:
     return checks
 
 
-def released_expectation(method: str, settings: dict):
+def released_expectation(method: str, settings: dict, path: Path):
     """What a released row needs its file to be (methods.core.released_check.Expected), from the row's settings
-    as its job reads them (as workflow/rules/validation.smk tells it)."""
+    as its job reads them, the released file as its checkpoint (as workflow/rules/validation.smk tells it)."""
     from methods.core.released_check import Expected
 
-    parsed = registry.inference_settings(method, settings)
+    parsed = registry.inference_settings(method, {**settings, "checkpoint": str(path)})
     if method == "frtm":
         return Expected("frtm", backbone=parsed.backbone)
     return Expected("lwl", model="box-init" if parsed.box_init else "stage2")
@@ -266,7 +266,7 @@ def released_checks(folder: Path | None) -> list[Check]:
                                                             f"authors publish it in {SOURCES[spec['method']]}"))
             continue
         try:
-            facts = check(path, released_expectation(spec["method"], spec["settings"]), row)
+            facts = check(path, released_expectation(spec["method"], spec["settings"], path), row)
         except (ValueError, OSError) as error:
             checks.append(Check(part, spec["file"], FAILED, str(error).splitlines()[0]))
             continue
