@@ -10,8 +10,9 @@ Parts, in order (a part that fails is reported and the next one runs; the exit s
    torch.cuda.get_device_capability()): a build without kernels for the GPU stops here, in one line naming the
    build of envs/torch.yaml to install.
 2. Weights: the pretrained backbone file of every training and row of config/presets/paper.yaml (setting
-   `backbone_weights`: methods.core.backbone_names), found in torchvision's cache folder (TORCH_HOME/hub/
-   checkpoints) or a --weights-dir, and sound (a torchvision file's name carries the first digits of its
+   `backbone_weights`: methods.core.backbone_names), found in a --weights-dir, the workflow's resources/weights/
+   (`snakemake resources/weights/FILE` fetches one) or torchvision's cache folder (TORCH_HOME/hub/checkpoints),
+   and sound (a torchvision file's name carries the first digits of its
    sha256; the Mask R-CNN file must load as LWL's backbone); the released files of the `released` preset's
    rows in --released-weights (methods.core.released_check, as the workflow checks them).
 3. One released-weights row (`frtm-ours-released` by default, --released-row) of the `released` preset on two
@@ -37,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import importlib
 import math
 import os
@@ -61,6 +61,7 @@ from vos_datasets.fileio import atomic_write_text  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "benchmarks" / "RESULTS-gpu.md"
+WORKFLOW_WEIGHTS = REPO / "resources" / "weights"  # workflow/rules/weights.smk fetches them there
 REDUCED_OUT = REPO / "benchmarks" / "results" / "preflight-reduced.md"  # ignored by git: not a measurement
 PAPER = "paper"
 RELEASED = "released"
@@ -179,9 +180,11 @@ def weights_needed(config: dict) -> dict[PretrainedWeights, list[str]]:
 
 
 def find_weights_file(weights: PretrainedWeights, folders: list[Path]) -> Path | None:
+    """The first of: the given folders, the workflow's resources/weights/ (its fetch_weights rule's), torchvision's
+    cache."""
     from methods.core.backbones import cached_weights_file
 
-    for folder in folders:
+    for folder in [*folders, WORKFLOW_WEIGHTS]:
         if (folder / weights.file_name).is_file():
             return folder / weights.file_name
     cached = cached_weights_file(weights)
@@ -189,19 +192,15 @@ def find_weights_file(weights: PretrainedWeights, folders: list[Path]) -> Path |
 
 
 def weights_file_problem(weights: PretrainedWeights, path: Path) -> str:
-    """Why a found weights file is unusable ('' where it is sound): a torchvision file whose sha256 does not
-    start with the digits its name carries (torchvision's own check_hash rule), a Mask R-CNN file that does not
-    load as LWL's backbone."""
-    match = re.search(r"-([0-9a-f]{8,})\.pth$", path.name)
-    if weights.source == "torchvision" and match:
-        digest = hashlib.sha256()
-        with path.open("rb") as file:
-            for block in iter(lambda: file.read(1 << 20), b""):
-                digest.update(block)
-        if not digest.hexdigest().startswith(match[1]):
-            return (f"{path}: its sha256 {digest.hexdigest()[:12]}... does not start with {match[1]} (a download cut "
-                    f"short or another file); delete it and fetch {weights.url} again")
-    elif weights.source == "local":
+    """Why a found weights file is unusable ('' where it is sound): a checksum that does not fit (the workflow's
+    check, methods.core.weights_files), a Mask R-CNN file (no published checksum) that does not load as LWL's
+    backbone."""
+    from methods.core.weights_files import checksum_problem
+
+    problem = checksum_problem(path, weights)
+    if problem:
+        return f"{path}: {problem} (a download cut short or another file); delete it and fetch {weights.url} again"
+    if weights.source == "local":
         from methods.core.backbones import build_backbone
 
         try:
@@ -489,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-data", type=Path, help="a DAVIS folder with a train split the trainings read "
                                                         "(default: the workflow's DAVIS downloads, else synthetic)")
     parser.add_argument("--weights-dir", type=Path, action="append", default=[],
-                        help="a folder of backbone weights files, looked at before TORCH_HOME/hub/checkpoints")
+                        help="a folder of backbone weights files, looked at before resources/weights and TORCH_HOME/hub/checkpoints")
     parser.add_argument("--out", type=Path, help=f"the report (default {DEFAULT_OUT.relative_to(REPO)}; reduced: "
                                                  f"{REDUCED_OUT.relative_to(REPO)})")
     parser.add_argument("--budget-s", type=float, default=480.0,

@@ -78,8 +78,19 @@ def test_a_mask_rcnn_file_that_is_not_one_is_refused_naming_it(tmp_path):
     assert str(path) in problem and "not a Mask R-CNN ResNet-50 state" in problem and weights.url in problem
 
 
+def test_a_file_fetched_by_the_workflow_is_found_in_resources_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setattr(preflight, "WORKFLOW_WEIGHTS", tmp_path / "resources" / "weights")
+    weights, _ = _torchvision_file(tmp_path, b"weights", b"weights")
+    assert preflight.find_weights_file(weights, [tmp_path / "empty"]) is None
+    preflight.WORKFLOW_WEIGHTS.mkdir(parents=True)
+    (preflight.WORKFLOW_WEIGHTS / weights.file_name).write_bytes(b"weights")
+    assert preflight.find_weights_file(weights, [tmp_path / "empty"]) == preflight.WORKFLOW_WEIGHTS / weights.file_name
+
+
 def test_every_backbone_file_of_the_paper_preset_is_listed_missing_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setattr(preflight, "WORKFLOW_WEIGHTS", tmp_path / "resources" / "weights")
     checks = preflight.weights_checks(preflight.Plan(), [tmp_path / "empty"])
     files = {check.item.rsplit("(", 1)[1].rstrip(")") for check in checks}
     # FRTM's ResNet-101 and -18 (V1, as frtm-vos loads), LWL's Mask R-CNN file and ImageNet ResNet-50
