@@ -110,6 +110,29 @@ def test_training_resumes_after_being_killed(embedded, tmp_path):
     assert_resumes_after_kill(tiny_config(embedded, tmp_path / "cache"), tmp_path)
 
 
+def test_a_training_run_as_a_chain_of_jobs_ends_at_the_uninterrupted_weights(embedded, tmp_path):
+    """The workflow splits a training longer than a cluster's wall-time limit into jobs that each stop at an epoch
+    (rule train_part, --stop-at-epoch) and resume from the checkpoint: the chain ends where one run does."""
+    config = tiny_config(embedded, tmp_path / "cache")
+    reference = run_training(config, tmp_path / "reference.pt")
+    assert reference.wait(timeout=600) == 0, reference.stdout.read()
+    out, checkpoint = tmp_path / "chained.pt", tmp_path / "chained.pt.work" / "checkpoint.pt"
+    # a part run again (a retried job whose epochs were done) trains nothing and keeps the checkpoint
+    for stop_at, epochs_done in ((1, 1), (1, 1), (3, 3)):
+        part = run_training(config, out, options=("--stop-at-epoch", str(stop_at)))
+        output = part.communicate(timeout=600)[0]
+        assert part.returncode == 0, output
+        assert torch.load(checkpoint, weights_only=True)["epoch"] == epochs_done - 1 and not out.exists()
+    last = run_training(config, out)
+    output = last.communicate(timeout=600)[0]
+    assert last.returncode == 0 and f"resuming from {checkpoint} after epoch 3" in output, output
+    final = torch.load(out, weights_only=True)["state_dict"]
+    for name, tensor in torch.load(tmp_path / "reference.pt", weights_only=True)["state_dict"].items():
+        torch.testing.assert_close(final[name], tensor, rtol=1e-5, atol=1e-6, msg=name)  # as after a kill
+    beyond = run_training(config, tmp_path / "other.pt", options=("--stop-at-epoch", "4"))
+    assert beyond.wait(timeout=600) == 1 and "--stop-at-epoch 4: must be between 1 and epochs - 1 (3)" in beyond.stdout.read()
+
+
 def test_a_checkpoint_from_other_settings_is_not_resumed(embedded, tmp_path):
     config = tiny_config(embedded, tmp_path / "cache", epochs=2)
     interrupted = run_training(config, tmp_path / "head.pt", options=("--stop-after-epochs", "1"))

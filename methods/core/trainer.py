@@ -355,7 +355,10 @@ def sample_batches(job: TrainingJob, device: torch.device, rank: int, world: int
 
 def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_after_epochs: int | None = None,
                  discard_other_settings: bool = False, device_name: str = "auto",
-                 keep_checkpoint_on_code_change: bool = False) -> dict:
+                 keep_checkpoint_on_code_change: bool = False, stop_at_epoch: int | None = None) -> dict:
+    """Train `job` to `out`, resuming from `<out>.work/checkpoint.pt`. stop_after_epochs: stop after that many
+    epochs of this run; stop_at_epoch: stop once that many epochs of the training are done (one job of a chain
+    that fits a cluster's wall-time limit: workflow rule train_part). Both leave the checkpoint to resume from."""
     rank, world = distributed_setup()
     device = training_device(device_name, rank)
     out = Path(out)
@@ -404,6 +407,8 @@ def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_
         print(f"training epochs {start_epoch + 1}-{job.epochs} of {job.epochs}, {world} process(es)"
               + (f"; validation on {len(held_out)} held-out samples every {job.validation_every} epochs and after the last"
                  if held_out else ""), flush=True)
+    if stop_at_epoch is not None and start_epoch >= stop_at_epoch:
+        return {"stopped_after_epoch": start_epoch - 1, "history": history}  # a rerun of a finished part
     model = module
     if world > 1:
         model = nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None,
@@ -438,7 +443,8 @@ def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_
                             "code_files": code_files}, tmp)
         if world > 1:
             dist.barrier()
-        if stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs:
+        if (stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs) or (
+                stop_at_epoch is not None and epoch + 1 >= stop_at_epoch and epoch + 1 < job.epochs):
             return {"stopped_after_epoch": epoch, "history": history}
     if rank == 0:
         job.save(out, module, history)
@@ -450,13 +456,15 @@ def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_
 
 def training_cli(prog: str, description: str, train: Callable[..., dict], from_dict: Callable[[dict], object],
                  argv: list[str] | None = None) -> int:
-    """`python -m <prog> --config JSON --out PATH [--stop-after-epochs N] [--discard-other-settings]
-    [--keep-checkpoint-on-code-change] [--quiet]`."""
+    """`python -m <prog> --config JSON --out PATH [--stop-after-epochs N | --stop-at-epoch N]
+    [--discard-other-settings] [--keep-checkpoint-on-code-change] [--quiet]`."""
     parser = argparse.ArgumentParser(prog=f"python -m {prog}", description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="training settings as JSON text or a .json file")
     parser.add_argument("--out", required=True, type=Path, help="the trained weights (.pt)")
     parser.add_argument("--stop-after-epochs", type=int, help="stop early (tests of resumption)")
+    parser.add_argument("--stop-at-epoch", type=int,
+                        help="stop with the checkpoint once N epochs are done (one job of a chain; 0 < N < epochs)")
     parser.add_argument("--discard-other-settings", action="store_true",
                         help="start over when the checkpoint was written with other settings or code (default: refuse)")
     parser.add_argument("--keep-checkpoint-on-code-change", action="store_true",
@@ -467,9 +475,11 @@ def training_cli(prog: str, description: str, train: Callable[..., dict], from_d
     text = Path(args.config).read_text() if args.config.endswith(".json") else args.config
     try:
         config = from_dict(json.loads(text))
+        if args.stop_at_epoch is not None and not 0 < args.stop_at_epoch < config.epochs:
+            raise ValueError(f"--stop-at-epoch {args.stop_at_epoch}: must be between 1 and epochs - 1 ({config.epochs - 1})")
         train(config, args.out, progress=not args.quiet, stop_after_epochs=args.stop_after_epochs,
               discard_other_settings=args.discard_other_settings,
-              keep_checkpoint_on_code_change=args.keep_checkpoint_on_code_change)
+              keep_checkpoint_on_code_change=args.keep_checkpoint_on_code_change, stop_at_epoch=args.stop_at_epoch)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -380,11 +380,11 @@ class FRTMTrainingJob(TrainingJob):
 
 def train(config: TrainingConfig, out: str | Path, progress: bool = True,
           stop_after_epochs: int | None = None, discard_other_settings: bool = False,
-          keep_checkpoint_on_code_change: bool = False) -> dict:
+          keep_checkpoint_on_code_change: bool = False, stop_at_epoch: int | None = None) -> dict:
     """Train the head and write it to `out` (atomically); resumes from `<out>.work/checkpoint.pt`."""
     return run_training(FRTMTrainingJob(config), out, progress=progress, stop_after_epochs=stop_after_epochs,
                         discard_other_settings=discard_other_settings, device_name=config.device,
-                        keep_checkpoint_on_code_change=keep_checkpoint_on_code_change)
+                        keep_checkpoint_on_code_change=keep_checkpoint_on_code_change, stop_at_epoch=stop_at_epoch)
 
 
 def main(argv: list[str] | None = None) -> int:
