@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import methods.frtm.training as frtm_training
+from methods.core.code_digest import KEEP_CHECKPOINTS_VARIABLE
 from methods.frtm.training import TargetModelCache, TrainingConfig, load_objects
 from vos_datasets import synthetic
 
@@ -38,10 +39,13 @@ def tiny_config(embedded, cache_dir, **changes) -> dict:
 
 
 def run_training(config: dict, out: Path, *launcher: str, options: tuple[str, ...] = (),
-                 module: str = "methods.frtm.training", checkout: Path = REPO) -> subprocess.Popen:
+                 module: str = "methods.frtm.training", checkout: Path = REPO,
+                 keep_checkpoint: bool = False) -> subprocess.Popen:
     """The training CLI of `module` in a subprocess (both methods share it: methods.core.trainer), run from
-    `checkout` (this one, or a copy of its code)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(checkout)}
+    `checkout` (this one, or a copy of its code); keep_checkpoint: with the environment variable the workflow
+    sets from keep_checkpoints_across_code_changes."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(checkout),
+           KEEP_CHECKPOINTS_VARIABLE: "1" if keep_checkpoint else "0"}
     command = [*(launcher or (sys.executable,)), "-m", module, "--config", json.dumps(config),
                "--out", str(out), "--quiet", *options]
     return subprocess.Popen(command, cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -184,8 +188,9 @@ def test_a_checkpoint_survives_comments_and_is_kept_across_a_declared_code_chang
     config = tiny_config(embedded, tmp_path / "cache", epochs=4)
     head, checkpoint = tmp_path / "head.pt", tmp_path / "head.pt.work" / "checkpoint.pt"
 
-    def train(*options: str) -> tuple[int, str]:
-        process = run_training(config, head, options=("--stop-after-epochs", "1", *options), checkout=checkout)
+    def train(*options: str, keep_checkpoint: bool = False) -> tuple[int, str]:
+        process = run_training(config, head, options=("--stop-after-epochs", "1", *options), checkout=checkout,
+                               keep_checkpoint=keep_checkpoint)
         output = process.communicate(timeout=600)[0]
         return process.returncode, output
 
@@ -199,11 +204,13 @@ def test_a_checkpoint_survives_comments_and_is_kept_across_a_declared_code_chang
     assert code == 0 and f"resuming from {checkpoint} after epoch 1" in output and "discarding" not in output, output
 
     edit(trainer, "mean_loss = float(np.mean(losses))", "mean_loss = float(np.mean(losses)) * 1.0")
-    code, output = train()  # the CLI's default: refuse, saying why and how to go on
-    assert code == 1 and output.count("\n") == 1, output
+    code, output = train()  # the CLI's default: refuse, saying why and how to go on, in one line (the last)
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1 and output.rstrip("\n").endswith(errors[0]), output
     assert "written by other code of the training (changed since: methods/core/trainer.py)" in output
     assert "--keep-checkpoint-on-code-change" in output
-    code, output = train("--discard-other-settings", "--keep-checkpoint-on-code-change")
+    # as the workflow runs it with keep_checkpoints_across_code_changes on (the variable: the option's default)
+    code, output = train("--discard-other-settings", keep_checkpoint=True)
     assert code == 0 and f"keeping {checkpoint}" in output and "(changed since: methods/core/trainer.py)" in output
     assert f"resuming from {checkpoint} after epoch 2" in output, output
 

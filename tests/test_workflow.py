@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shlex
@@ -14,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+
+from reporting.job_budget import budget, parse_dry_run, report
 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
@@ -170,13 +173,24 @@ def test_default_dag_produces_the_tables(tmp_path):
     planned = planned_jobs(snakemake(work, "-n", "reports/tables.md").stdout)
     assert planned["train"] == {f"training={training}" for training in frtm_trainings}
     assert planned["infer"] == {f"evaluation=embedded-val, row={row}" for row in frtm_rows}
-    # the setting reaches the trainings' command (the trainer then resumes their checkpoints across the change)
-    for setting, option in (("false", False), ("true", True)):
-        commands = shell_commands(snakemake(work, "-n", "-p", "reports/tables.md", "--config",
-                                            f"keep_checkpoints_across_code_changes={setting}").stdout)
-        trainings = [c for c in commands if " -m methods.frtm.training " in c]
-        assert len(trainings) == len(frtm_trainings)
-        assert all(("--keep-checkpoint-on-code-change" in c) == option for c in trainings), setting
+
+def test_keep_checkpoints_across_code_changes_reaches_the_jobs_environment(tmp_path):
+    """The setting reaches the trainer through the environment Snakemake's jobs inherit (the trainer's
+    --keep-checkpoint-on-code-change defaults to it: tests/test_frtm_training.py), not through a parameter or
+    the command, which would rerun trainings when it is turned on (test_default_dag_produces_the_tables)."""
+    from methods.core.code_digest import KEEP_CHECKPOINTS_VARIABLE
+
+    work = workflow_copy(tmp_path)
+    for setting, value in (("false", "0"), ("true", "1")):
+        # the environment the Snakefile leaves for its jobs, printed as Snakemake exits
+        show = (f"import atexit, os, sys; atexit.register(lambda: print('ENV', os.environ.get({KEEP_CHECKPOINTS_VARIABLE!r})));"
+                f"sys.argv = ['snakemake', '--cores', '1', '-n', 'reports/tables.md', '--config', "
+                f"'keep_checkpoints_across_code_changes={setting}']; from snakemake.cli import main; main()")
+        env = {k: v for k, v in os.environ.items() if k != KEEP_CHECKPOINTS_VARIABLE}
+        done = subprocess.run([sys.executable, "-c", show], cwd=work, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert f"ENV {value}" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+
 
 def job_blocks(dry_run: str) -> list[str]:
     """A dry run's job descriptions, one text block per job ("rule train:" / "localrule ...:" and its lines)."""
@@ -263,43 +277,52 @@ def test_a_youtube_vos_evaluation_without_its_all_frames_folder_is_refused_befor
 
 
 # the pretrained files of the paper preset's trainings and rows (methods/core/backbone_names.py)
-PAPER_WEIGHTS = ("resnet101-63fe2227.pth", "resnet18-f37072fd.pth", "resnet50-0676ba61.pth",
-                 "e2e_mask_rcnn_R_50_FPN_1x_converted.pkl")
+# (ResNet-18's file only for the released rn18 rows, left out of a run without their files)
+PAPER_WEIGHTS = ("resnet101-63fe2227.pth", "resnet50-0676ba61.pth", "e2e_mask_rcnn_R_50_FPN_1x_converted.pkl")
+
+
+def paper_slurm_dry_run(work: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    return snakemake(work, "-n", "--profile", "profiles/slurm", "reports/tables.md", "--config", "preset=paper",
+                     youtube_vos_paths(tmp_path))
 
 
 def test_paper_preset_dry_runs_through_the_slurm_profile(tmp_path):
     """Every paper row from download to tables, as SLURM jobs: GPUs mapped, torchrun for multi-GPU trainings."""
     work = workflow_copy(tmp_path)
-    done = snakemake(work, "-n", "--profile", "profiles/slurm", "reports/tables.md", "--config", "preset=paper",
-                     youtube_vos_paths(tmp_path))
+    done = paper_slurm_dry_run(work, tmp_path)
     out = done.stdout
     # with the workflow profile (profiles/default) beside it: "Using profiles profiles/slurm and workflow ..."
     assert re.search(r"Using profiles? profiles/slurm", out + done.stderr)
-    for rule, count in (("download_davis", 2), ("train", 16), ("infer", 29), ("evaluate", 14),
+    for rule, count in (("download_davis", 2), ("train", 16), ("train_part", 27), ("infer", 29), ("evaluate", 14),
                         ("evaluate_youtube_vos", 10), ("submission_zip", 5), ("render_tables", 1)):
         assert re.search(rf"^{rule}\s+{count}$", out, re.MULTILINE), (rule, count)
     assert "torchrun --standalone --nproc_per_node 4 -m methods.lwl.training" in out
     # trainings read YouTube-VOS's annotated frames (no all-frames folder), the infer jobs every frame
     assert '"videos_list": "frtm_ytvos2018_jjtrain", "all_frames": false}' in out
     # the partition follows the gpu resource (config.yaml slurm_partitions; tests/test_envs.py)
-    assert re.search(r"runtime=4320, gpu=4, slurm_partition=gpu$", out, re.MULTILINE)  # LWL trainings: 4 GPUs
-    assert re.search(r"runtime=720, gpu=1, slurm_partition=gpu$", out, re.MULTILINE)  # inference of a GPU row
+    assert re.search(r"runtime=\d+, gpu=4, slurm_partition=gpu$", out, re.MULTILINE)  # LWL trainings: 4 GPUs
+    assert re.search(r"runtime=\d+, gpu=1, slurm_partition=gpu$", out, re.MULTILINE)  # inference of a GPU row
     assert re.search(r"runtime=60, gpu=0, slurm_partition=cpu$", out, re.MULTILINE)  # the first-frame copy's
     assert "frtm_ytvos2018_jjvalid" in out and "submission.zip" in out
     # trainings on thousands of YouTube-VOS videos name their split file; the ids are not spelled out inline
     trainings = [command for command in shell_commands(out) if ".training --config" in command]
-    assert len(trainings) == 16 and sum('"videos_list": "' in command for command in trainings) >= 8
+    assert len(trainings) == 16 + 27 and sum('"videos_list": "' in command for command in trainings) >= 8
     assert max(map(len, trainings)) < 4000, max(map(len, trainings))  # before: 45 kB
-    # the backbone files: fetched by local jobs (on the submitting machine: compute nodes may have no internet),
-    # listed before any training or inference, each an input of the jobs that read it
+    # the backbone files: fetched by local jobs (on the submitting machine: compute nodes may have no internet;
+    # a dry run does not tell local jobs apart, the rule file says it), each an input of the jobs that read it
+    # and listed before them
+    assert re.search(r"^localrules:\n    fetch_weights,$", (work / "workflow/rules/weights.smk").read_text(), re.MULTILINE)
     blocks = job_blocks(out)
-    rules = [block.split(":")[0] for block in blocks]
-    fetched = {re.search(r"^    output: (.*)$", block, re.MULTILINE).group(1)
-               for block in blocks if block.startswith("localrule fetch_weights:")}
-    assert fetched == {f"resources/weights/{name}" for name in PAPER_WEIGHTS}
-    assert "rule fetch_weights" not in rules  # never a cluster job
-    last_fetch = max(i for i, rule in enumerate(rules) if rule == "localrule fetch_weights")
-    assert last_fetch < min(i for i, rule in enumerate(rules) if rule in ("rule train", "rule infer"))
+    fetched = [re.search(r"^    output: (.*)$", block, re.MULTILINE).group(1)
+               for block in blocks if block.startswith("rule fetch_weights:")]
+    assert set(fetched) == {f"resources/weights/{name}" for name in PAPER_WEIGHTS}
+    listed = set()
+    for block in blocks:
+        if block.startswith("rule fetch_weights:"):
+            listed.add(re.search(r"^    output: (.*)$", block, re.MULTILINE).group(1))
+        inputs = re.search(r"^    input: (.*)$", block, re.MULTILINE)
+        weights = {f for f in (inputs.group(1).split(", ") if inputs else []) if f.startswith("resources/weights/")}
+        assert weights <= listed, block[:300]
     needs = {}
     for block in blocks:
         if block.startswith(("rule train:", "rule infer:")):
@@ -311,6 +334,88 @@ def test_paper_preset_dry_runs_through_the_slurm_profile(tmp_path):
     assert needs["training=lwl-stage1"] == {"resources/weights/e2e_mask_rcnn_R_50_FPN_1x_converted.pkl"}
     assert not needs["evaluation=davis2017-val, row=first-frame-copy"]  # no backbone
     assert all(files for wildcards, files in needs.items() if wildcards.startswith("training="))
+
+
+def job_resources(dry_run: str) -> dict[str, dict[str, str]]:
+    """'rule (wildcards)' -> the job's resources, from a dry run."""
+    jobs = {}
+    for block in job_blocks(dry_run):
+        rule = re.match(r"(?:local)?rule (\w+):", block).group(1)
+        wildcards = re.search(r"^    wildcards: (.*)$", block, re.MULTILINE)
+        resources = re.search(r"^    resources: (.*)$", block, re.MULTILINE).group(1)
+        jobs[f"{rule} ({wildcards.group(1)})" if wildcards else rule] = dict(re.findall(r"(\w+)=([^,\s]+)", resources))
+    return jobs
+
+
+def test_paper_jobs_fit_the_clusters_time_limit_and_long_trainings_run_as_chains(tmp_path):
+    """No job asks for more than job_time_limit_hours (config.yaml: 24 h); a training expected to take longer
+    runs as train_part jobs, each stopping at its share of the epochs, and the train job that resumes after them;
+    GPU inference asks for the papers' FPS over its frames with the margin (workflow/rules/resources.smk); the
+    README gives the totals."""
+    work = workflow_copy(tmp_path)
+    out = paper_slurm_dry_run(work, tmp_path).stdout
+    jobs = job_resources(out)
+    assert max(int(resources["runtime"]) for resources in jobs.values()) <= 24 * 60
+    # LWL stage 1: 21 h (LWL section 4) x 1.5 = 31.5 h on 4 GPUs: two jobs of 15.75 h, 35 of 70 epochs each
+    assert jobs["train_part (training=lwl-stage1, part=1)"]["runtime"] == "945"
+    assert jobs["train (training=lwl-stage1)"] == {**jobs["train_part (training=lwl-stage1, part=1)"]}
+    assert jobs["train (training=lwl-stage1)"]["gpu"] == "4"
+    commands = shell_commands(out)
+    assert sum("--stop-at-epoch 35 " in command and "lwl-stage1/head.pt" in command for command in commands) == 1
+    # FRTM: 72 h x 1.5 on one GPU = five jobs of 21.6 h, 36 of 180 epochs each
+    assert {f"train_part (training=frtm-refiner, part={part})" for part in range(1, 5)} <= set(jobs)
+    assert jobs["train (training=frtm-refiner)"]["runtime"] == "1296"
+    assert "lwl-davis-finetune, part=1" not in out  # 3 h x 1.5: one job
+    # DAVIS 2016 val (1376 frames) at FRTM's 14.6 FPS, x 3 and 10 minutes to start; 16 GB beside the GPU
+    frtm_davis16 = jobs["infer (evaluation=davis2016-val, row=frtm-ours)"]
+    assert frtm_davis16["runtime"] == "15" and frtm_davis16["mem_mb"] == "16000" and frtm_davis16["gpu"] == "1"
+    # YouTube-VOS 2018 valid: at most 474 x 180 frames x 1.76 objects at LWL's 14 FPS
+    assert jobs["infer (evaluation=ytvos2018-valid, row=lwl)"]["runtime"] == str(math.ceil(10 + 3 * 150163 / 14 / 60))
+    # the README's GPU-hours, peak GPUs and longest job are reporting.job_budget's figures of this dry run (the
+    # command the README gives regenerates them)
+    readme = (REPO / "README.md").read_text()
+    for line in report(budget(parse_dry_run(out))).splitlines():
+        assert f"    {line}\n" in readme, line
+
+
+def test_the_local_profile_refuses_a_training_on_more_gpus_than_it_allows_when_the_dag_is_built(tmp_path):
+    """profiles/local allows gpu=1: the paper preset's 4-GPU LWL trainings stop the dry run in one line naming
+    the training and what to do, not the run hours later; --resources gpu=4 (a 4-GPU machine) plans them."""
+    work = workflow_copy(tmp_path)
+    paths = youtube_vos_paths(tmp_path)
+    done = snakemake(work, "-n", "--profile", "profiles/local", "reports/tables.md", "--config", "preset=paper", paths,
+                     check=False)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert re.search(r"training lwl-[\w.-]+ asks 4 GPUs \(config/presets/paper.yaml trainings.lwl-[\w.-]+.gpus\) but "
+                     r"this run allows gpu=1 \(the profile's `resources: gpu`, or --resources gpu=N\): on a machine "
+                     r"with 4 GPUs pass --resources gpu=4; otherwise run the trainings with profiles/slurm", out), out[-3000:]
+    done = snakemake(work, "-n", "--profile", "profiles/local", "reports/tables.md", "--config", "preset=paper", paths,
+                     "--resources", "gpu=4")
+    assert "torchrun --standalone --nproc_per_node 4" in done.stdout
+
+
+@pytest.mark.slow
+def test_a_training_split_into_jobs_runs_as_a_chain_and_is_then_up_to_date(tmp_path):
+    """With a job limit shorter than a training (here the CPU trainings' 2 h against 1 h), Snakemake runs it as
+    train_part then train, the last resuming from the first's checkpoint; the part's mark is temporary, and
+    once the weights are there nothing is to be done."""
+    work = workflow_copy(tmp_path)
+
+    def two_epochs(data):
+        shrink_embedded_preset(data)
+        data["trainings"]["frtm-d-only"]["settings"]["epochs"] = 2
+
+    edit_embedded_preset(work, two_epochs)
+    target = "results/embedded/training/frtm-d-only/head.pt"
+    snakemake(work, target, "--config", "job_time_limit_hours=1")
+    assert (work / "logs/embedded/train/frtm-d-only.part-1.log").is_file()
+    log = (work / "logs/embedded/train/frtm-d-only.log").read_text()
+    assert "resuming from" in log and "after epoch 1" in log, log
+    assert not (work / "results/embedded/training/frtm-d-only/part-1.done").exists()  # temp(): gone
+    assert len(json.loads((work / "results/embedded/training/frtm-d-only/head.json").read_text())["history"]) == 2
+    again = snakemake(work, "-n", target, "--config", "job_time_limit_hours=1")
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
 
 
 def test_paper_preset_names_the_missing_youtube_vos_folder(tmp_path):

@@ -44,6 +44,10 @@ def _under_root(path: str | Path, root: Path) -> Path:
 def _counted(path: Path) -> bool:
     return path.suffix in SUFFIXES and not SKIPPED_FOLDERS.intersection(path.parts)
 
+# "1": a training resumes a checkpoint of its settings written by other code (the trainer's
+# --keep-checkpoint-on-code-change; the workflow sets it from keep_checkpoints_across_code_changes)
+KEEP_CHECKPOINTS_VARIABLE = "VOS_KEEP_CHECKPOINTS_ACROSS_CODE_CHANGES"
+
 
 def source_files(*paths: str | Path, root: str | Path | None = None) -> list[Path]:
     """The files a digest of `paths` covers (files as given, folders searched recursively), sorted."""

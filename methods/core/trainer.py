@@ -58,7 +58,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm import tqdm
 
-from methods.core.code_digest import changed_files, combined_digest, import_file_digests
+from methods.core.code_digest import (
+    KEEP_CHECKPOINTS_VARIABLE,
+    changed_files,
+    combined_digest,
+    import_file_digests,
+)
 from methods.core.training_settings import VALIDATION_DEFAULTS, validation_settings  # noqa: F401 (torch-free home)
 from vos_datasets.fileio import atomic_path
 
@@ -468,8 +473,9 @@ def training_cli(prog: str, description: str, train: Callable[..., dict], from_d
     parser.add_argument("--discard-other-settings", action="store_true",
                         help="start over when the checkpoint was written with other settings or code (default: refuse)")
     parser.add_argument("--keep-checkpoint-on-code-change", action="store_true",
+                        default=os.environ.get(KEEP_CHECKPOINTS_VARIABLE) == "1",
                         help="resume a checkpoint written with the same settings by other code, naming the files "
-                             "that changed (for a change you know to be harmless)")
+                             f"that changed (for a change you know to be harmless; default: {KEEP_CHECKPOINTS_VARIABLE}=1)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     text = Path(args.config).read_text() if args.config.endswith(".json") else args.config

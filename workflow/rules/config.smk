@@ -2,6 +2,7 @@
 # workflow/schemas/config.schema.yaml (one line naming the key for a violation), and the names the other files
 # read it by. Every row and training is checked further when the DAG is built (validation.smk).
 import json
+import math
 import os
 import re
 import sys

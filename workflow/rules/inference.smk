@@ -1,18 +1,64 @@
 # One rule trains any offline part (a preset's `trainings` entry), one runs any table row (method x variant
 # settings) over any evaluation dataset. What a method needs comes from methods.registry (settings.smk).
+from methods.core.code_digest import KEEP_CHECKPOINTS_VARIABLE
 
-
-# keep_checkpoints_across_code_changes (config.yaml) reaches the trainer through a variable of the shell
-# command, not a parameter: turning it on or off changes no job's parameters, so it reruns nothing.
-KEEP_CHECKPOINTS_OPTION = (
-    " --keep-checkpoint-on-code-change" if config["keep_checkpoints_across_code_changes"] else ""
+# what a training job runs: its method's training module, through torchrun on several GPUs
+TRAIN_PARAMS = {
+    "module": lambda wildcards: training_module(wildcards.training),
+    "config": lambda wildcards: training_config(wildcards.training),
+    # several GPUs: one process each through torchrun (torch.distributed); otherwise plain python
+    "launcher": lambda wildcards: (
+        ["torchrun", "--standalone", "--nproc_per_node", training_gpus(wildcards)]
+        if training_gpus(wildcards) > 1
+        else ["python"]
+    ),
+    "code": lambda wildcards: training_code(TRAININGS[wildcards.training]["method"]),
+}
+TRAIN_COMMAND = (
+    "{params.launcher:q} -m {params.module:q} --config {params.config:q} --out {params.out:q}"
+    " --discard-other-settings --quiet"
 )
+# keep_checkpoints_across_code_changes (config.yaml) reaches the trainer through the environment, not a
+# parameter or the command (both rerun jobs when they change: Snakemake's params and code triggers), so turning
+# it on or off reruns nothing. Cluster jobs parse this file again and get it too.
+os.environ[KEEP_CHECKPOINTS_VARIABLE] = "1" if config["keep_checkpoints_across_code_changes"] else "0"
+
+
+rule train_part:
+    """A job of a training longer than the cluster's wall-time limit (resources.smk): trains up to an epoch and
+    stops, its checkpoint in <head>.work/ for the next job of the chain to resume from."""
+    input:
+        datasets=lambda wildcards: training_inputs(wildcards.training),
+        previous=lambda wildcards: training_parts(wildcards.training)[: int(wildcards.part) - 1][-1:],
+        backbone=training_backbone_weights,  # fetched before any training (weights.smk)
+    output:
+        temp(training_path("part-{part}.done")),
+    log:
+        log_path("train", "{training}.part-{part}"),
+    benchmark:
+        benchmark_path("train", "{training}.part-{part}")
+    wildcard_constraints:
+        part=r"\d+",
+    priority: training_priority
+    conda:
+        TORCH_ENV
+    threads: THREADS["train"]
+    resources:
+        **RESOURCES["train"],
+    params:
+        **TRAIN_PARAMS,
+        out=lambda wildcards: trained_head(wildcards.training),
+        stop=lambda wildcards: part_end_epoch(wildcards.training, wildcards.part),
+    shell:
+        " ".join((TRAIN_COMMAND, "--stop-at-epoch {params.stop} > {log:q} 2>&1 && touch {output:q}"))
 
 
 rule train:
     input:
         datasets=lambda wildcards: training_inputs(wildcards.training),
-        backbone=training_backbone_weights,  # fetched before any training (weights.smk)
+        # a training in several jobs: this one is the last, resuming from the part before
+        previous=lambda wildcards: training_parts(wildcards.training)[-1:],
+        backbone=training_backbone_weights,
     output:
         # write-protected where trainings take hours or days (protect_trained_weights, config.yaml / presets)
         head=protected(trained_head()) if config["protect_trained_weights"] else trained_head(),
@@ -28,19 +74,10 @@ rule train:
     resources:
         **RESOURCES["train"],
     params:
-        module=lambda wildcards: training_module(wildcards.training),
-        config=lambda wildcards: training_config(wildcards.training),
-        # several GPUs: one process each through torchrun (torch.distributed); otherwise plain python
-        launcher=lambda wildcards: (
-            ["torchrun", "--standalone", "--nproc_per_node", training_gpus(wildcards)]
-            if training_gpus(wildcards) > 1
-            else ["python"]
-        ),
-        code=lambda wildcards: training_code(TRAININGS[wildcards.training]["method"]),
+        **TRAIN_PARAMS,
+        out=lambda wildcards, output: output.head,
     shell:
-        "{params.launcher:q} -m {params.module:q} --config {params.config:q} --out {output.head:q}"
-        " --discard-other-settings{KEEP_CHECKPOINTS_OPTION} --quiet"
-        " > {log:q} 2>&1"
+        " ".join((TRAIN_COMMAND, "> {log:q} 2>&1"))
 
 
 # seconds each (the file's pickled key listing and its sha256), and before any GPU job
