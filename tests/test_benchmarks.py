@@ -240,3 +240,35 @@ def test_toolkit_side_by_side_needs_the_toolkit(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([])
     assert exit_info.value.code == 2 and "--toolkit-python" in capsys.readouterr().err
+
+
+def test_lwl_decoder_init_gives_each_init_its_first_step_and_the_preflights_verdict(tmp_path, capsys):
+    """benchmarks/lwl_decoder_init.py on the ci preset's LWL training with the paper's recipe (Lovasz, frozen
+    BatchNorm) in place of its CPU one, random backbone: a row per init; He init's logits saturate, PyTorch's
+    start near 0 (docs/lwl.md, "Decoder initialisation")."""
+    import yaml
+
+    from benchmarks.lwl_decoder_init import main as decoder_init_main
+    from vos_datasets import synthetic
+
+    repo = Path(__file__).resolve().parent.parent
+    preset = yaml.safe_load((repo / "config/presets/ci.yaml").read_text())
+    training = preset["trainings"]["lwl-weight-predictor"]
+    training["settings"].update(loss="lovasz", decoder_batch_statistics=False, learning_rates={})
+    (tmp_path / "preset.yaml").write_text(yaml.safe_dump({"trainings": {"lwl-paper-recipe": training}}))
+    frames = synthetic.generate(tmp_path / "d", seed=5, n_train=2, n_val=1, n_frames=8)
+    assert decoder_init_main(["--preset", str(tmp_path / "preset.yaml"), "--training", "lwl-paper-recipe",
+                              "--dataset", str(frames), "--batch-size", "1"]) == 0
+    rows = {}
+    for line in capsys.readouterr().out.splitlines():
+        if " | init " in line:
+            columns = dict(column.rsplit(" ", 1) for column in line.split(" | ") if not column.startswith("preflight"))
+            rows[columns["init"]] = {key: value if key == "init" else float(value) for key, value in columns.items()}
+            rows[columns["init"]]["preflight"] = line.split(" | preflight ")[1].split(" | ")[0]
+    assert sorted(rows) == ["he", "pytorch"]
+    assert rows["he"]["saturated %"] > 50 and rows["he"]["std"] > 20 and rows["he"]["loss"] > 90
+    assert rows["pytorch"]["saturated %"] == 0 and rows["pytorch"]["std"] < 0.1 and rows["pytorch"]["preflight"] == "passes"
+    assert all(rows[init]["|g| decoder"] > 0 for init in rows)
+    with pytest.raises(SystemExit):
+        decoder_init_main(["--preset", str(tmp_path / "preset.yaml"), "--training", "nope", "--dataset", str(frames)])
+    assert "no LWL training 'nope'" in capsys.readouterr().err

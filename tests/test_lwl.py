@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from methods.core.backbones import build_backbone
@@ -23,8 +25,9 @@ from vos_datasets.masks import read_label_png, write_label_png
 from vos_datasets.sequence import DatasetError
 
 SMALL = {"device": "cpu", "crop_size": [64, 96], "init_iterations": 3, "update_iterations": 1, "memory_capacity": 4}
+# He-initialised decoder (the CPU presets'): untrained logits in the hundreds, which the tracking tests exercise
 TINY_NETWORK = {"backbone": "efficientnet_lite0", "feature_channels": 16, "label_channels": 4,
-                "decoder_widths": [16, 16, 16, 8]}
+                "decoder_widths": [16, 16, 16, 8], "decoder_init": "he"}
 
 
 
@@ -456,3 +459,40 @@ def test_the_baseline_label_is_the_mask_area_averaged_onto_the_feature_grid():
     labels, weights = net.labels_and_weights(mask, (2, 2))
     torch.testing.assert_close(labels[0, 0], torch.tensor([[24 / 256, 0.0], [0.0, 0.0]]))
     assert torch.equal(weights, torch.ones_like(labels))
+
+
+# --- decoder initialisation (docs/lwl.md, "Decoder initialisation") -----------------------------------------
+def test_decoder_init_follows_the_released_code_and_can_be_the_papers():
+    """Released LWTLDecoder: PyTorch's default conv init (weights and biases U(+-1/sqrt(fan_in))), the default;
+    `decoder_init: he` the paper's He init (N(0, 2 / (k^2 out_channels)), zero biases)."""
+    backbone = build_backbone("efficientnet_lite0", pretrained=False)
+    tiny = {key: value for key, value in TINY_NETWORK.items() if key != "decoder_init"}
+    assert NetworkConfig().decoder_init == "pytorch"
+    torch.manual_seed(0)
+    released = LWLNet(NetworkConfig(**tiny), backbone=backbone).decoder
+    torch.manual_seed(0)
+    paper = LWLNet(NetworkConfig(**tiny, decoder_init="he"), backbone=backbone).decoder
+    convs = [(r, p) for r, p in zip(released.modules(), paper.modules(), strict=True) if isinstance(r, torch.nn.Conv2d)]
+    assert convs and any(r.bias is not None for r, _ in convs)
+    for code, his in convs:
+        fan_in = code.weight[0].numel()
+        assert code.weight.abs().max() <= fan_in**-0.5
+        assert code.bias is None or (0 < code.bias.abs().max() <= fan_in**-0.5)
+        assert his.bias is None or not his.bias.any()
+        fan_out = code.weight[:, 0].numel()  # out_channels x k^2
+        if code.weight.numel() >= 1000:  # enough draws for the spread
+            assert float(his.weight.detach().std()) == pytest.approx((2 / fan_out) ** 0.5, rel=0.15)
+
+
+def test_the_paper_preset_trains_lwl_from_the_released_init_and_the_cpu_presets_name_he():
+    """The paper's He init saturates the paper's recipe (Lovasz, frozen BatchNorm); the CPU presets' recipe
+    (cross-entropy, decoder batch statistics) trains from it and names it."""
+    presets = Path(__file__).resolve().parent.parent / "config" / "presets"
+    seen = {}
+    for preset in sorted(presets.glob("*.yaml")):
+        for name, training in (yaml.safe_load(preset.read_text()).get("trainings") or {}).items():
+            if training.get("method") == "lwl":
+                network = NetworkConfig.from_dict((training.get("settings") or {}).get("network") or {})
+                seen[f"{preset.stem}/{name}"] = network.decoder_init
+    assert any(key.startswith("paper/") for key in seen) and any(key.startswith("ci/") for key in seen)
+    assert {key: init for key, init in seen.items() if init != ("pytorch" if key.startswith("paper/") else "he")} == {}

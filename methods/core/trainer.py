@@ -33,6 +33,10 @@ batches are, how one batch's loss is computed) and `run_training` does the rest:
 - Mixed precision (setting `mixed_precision`, default off): the jobs' forward passes run under autocast
   (float16 with a gradient scaler on CUDA, bfloat16 on the CPU); being a setting, it is part of the
   checkpoint's identity.
+- Pre-flight (methods.core.preflight; setting `preflight`, default on): after the first batch's forward and
+  backward, before the optimiser's first step, a training whose gradient is zero or not finite, or (a loss
+  that saturates, from the initialisation) whose decoder output is saturated, stops with one line naming the
+  setting to change (the job's `preflight_advice`). It only reads: a training that passes is unchanged.
 - Progress: one readable line per epoch on stdout (flushed), also with --quiet (which only turns off the
   per-batch bar), e.g. `epoch 3/20  loss 0.1683  val J 0.412 (loss 0.2010, 4.1 s)  88.1 s  [cache hits 96, cache misses 0]`.
 """
@@ -64,6 +68,7 @@ from methods.core.code_digest import (
     combined_digest,
     import_file_digests,
 )
+from methods.core.preflight import OutputRecord, first_step_problem, largest_gradient
 from methods.core.training_settings import VALIDATION_DEFAULTS, validation_settings  # noqa: F401 (torch-free home)
 from vos_datasets.fileio import atomic_path
 
@@ -128,11 +133,13 @@ def image_batch(images: list[torch.Tensor], device: torch.device) -> torch.Tenso
 
 def settings_text(settings: dict) -> str:
     """A job's `settings_json`: every setting, sorted; `validation` and `mixed_precision` only where set, so
-    that the trainings without them keep the text they had before the settings existed. `num_workers` is
-    left out: it changes how the samples are loaded, not what is trained (the same weights, bit for bit)."""
+    that the trainings without them keep the text they had before the settings existed. `num_workers` and
+    `preflight` are left out: they change how the samples are loaded and whether the first step is checked,
+    not what is trained (the same weights, bit for bit)."""
     unset = {"validation": None, "mixed_precision": False}
     return json.dumps({k: v for k, v in settings.items()
-                       if k != "num_workers" and not (k in unset and v == unset[k])}, sort_keys=True)
+                       if k not in ("num_workers", "preflight") and not (k in unset and v == unset[k])},
+                      sort_keys=True)
 
 
 def held_out_generator() -> random.Random:
@@ -169,6 +176,11 @@ class TrainingJob(ABC):
     num_workers: int = 0  # DataLoader worker processes producing the samples (0: the training process)
     mixed_precision: bool = False
     precision: MixedPrecision | None = None  # set by run_training; jobs wrap their forward in self.autocast()
+    # The pre-flight after the first step (methods.core.preflight): off with the setting `preflight: false`
+    preflight: bool = True
+    saturating_loss: bool = False  # the loss reaches the logits only through the sigmoid's derivative
+    starts_trained: bool = False  # the module starts from a trained network's weights (no saturation check)
+    output_record: OutputRecord | None = None  # set by run_training for the step the pre-flight checks
 
     @abstractmethod
     def build(self, device: torch.device) -> nn.Module:
@@ -199,6 +211,15 @@ class TrainingJob(ABC):
     def batch_loss(self, model: nn.Module, module: nn.Module, share: list, batch_size: int) -> float:
         """Forward and backward of this rank's share of a batch, (description, loaded sample) pairs (model:
         DDP-wrapped or not; batch_size: the whole batch's, over every rank); the mean loss."""
+
+    def record_outputs(self, logits: torch.Tensor) -> None:
+        """Jobs hand `batch_loss`'s logits here; the pre-flight reads them on the first step."""
+        if self.output_record is not None:
+            self.output_record.add(logits)
+
+    def preflight_advice(self) -> str:
+        """What to change when the pre-flight stops the training (a setting, named)."""
+        return "check the learning rates and the network's initialisation in this training's settings"
 
     def autocast(self) -> AbstractContextManager:
         """Around the job's forward passes (not around learning fixed float32 parts, such as FRTM's cached D)."""
@@ -291,6 +312,20 @@ def measure_validation(job: TrainingJob, module: nn.Module, samples: list, devic
     return {"loss": loss / count, "J": j / count, "samples": int(count), "seconds": time.perf_counter() - started}
 
 
+def check_first_step(job: TrainingJob, module: nn.Module, out: Path, device: torch.device, resumed: bool) -> None:
+    """The pre-flight (methods.core.preflight), after the first step's backward: ValueError, one line, where the
+    gradient cannot move the training. Every rank decides on the whole batch's outputs, so all stop together."""
+    outputs = job.output_record.summed_over_processes(device)
+    scaler = job.precision.scaler
+    scale = scaler.get_scale() if scaler.is_enabled() else 1.0  # float16: the gradients are scaled
+    problem = first_step_problem(outputs, largest_gradient(module) / scale,
+                                 check_saturation=job.saturating_loss and not job.starts_trained and not resumed,
+                                 check_finite=not scaler.is_enabled())
+    if problem:
+        raise ValueError(f"training {out}: {problem} at the first step: {job.preflight_advice()}; "
+                         "or set preflight: false to train anyway")
+
+
 def progress_line(entry: dict, epochs: int) -> str:
     """One epoch's history entry as the log's readable line."""
     line = f"epoch {entry['epoch'] + 1}/{epochs}  loss {entry['loss']:.4f}"
@@ -376,6 +411,7 @@ def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_
     loader = sample_batches(job, device, rank, world)
     optimiser, scheduler = job.optimiser(module)
     start_epoch, history = 0, []
+    preflight_pending = job.preflight
     identity = checkpoint_identity(job)
     code_files = json.dumps(job.code_file_digests(), sort_keys=True)
     state = torch.load(checkpoint_path, map_location="cpu", weights_only=True) if checkpoint_path.is_file() else None
@@ -426,7 +462,12 @@ def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_
         model.train()
         for share in tqdm(loader, desc=f"epoch {epoch + 1}/{job.epochs}", disable=not progress or rank != 0):
             optimiser.zero_grad()
+            if preflight_pending:
+                job.output_record = OutputRecord()
             losses.append(job.batch_loss(model, module, share, len(share) * world))  # equal shares on every rank
+            if preflight_pending:
+                check_first_step(job, module, out, device, resumed=start_epoch > 0)
+                job.output_record, preflight_pending = None, False
             job.precision.step(optimiser)
         scheduler.step()
         mean_loss = float(np.mean(losses)) if losses else float("nan")

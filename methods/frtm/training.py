@@ -275,6 +275,7 @@ class FRTMTrainingJob(TrainingJob):
         self.seed, self.epochs = config.seed, config.epochs
         self.batch_size, self.num_workers, self.mixed_precision = config.batch_size, config.num_workers, config.mixed_precision
         self.validation_every = config.validation["every"] if config.validation else 0
+        self.preflight = config.preflight  # cross-entropy does not saturate: the gradient checks only
         self.cache: TargetModelCache | None = None
         self.features: FeatureCache | None = None
 
@@ -344,10 +345,14 @@ class FRTMTrainingJob(TrainingJob):
         total = 0.0
         n_targets = len(share[0][0][2])
         for logits, labels in self.target_predictions(model, module, share):
+            self.record_outputs(logits)
             loss = F.binary_cross_entropy_with_logits(logits, labels)
             backward_share(loss / n_targets, len(share), batch_size, self.precision)
             total += float(loss.detach()) / n_targets
         return total
+
+    def preflight_advice(self) -> str:
+        return "check learning_rate and head in this training's settings (docs/frtm.md, \"Offline training\")"
 
     def validation_samples(self) -> list:
         return validation_samples(self.config)

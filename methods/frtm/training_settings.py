@@ -53,6 +53,8 @@ class TrainingConfig:
     # samples and the weights are the same whatever the count
     num_workers: int = 0
     mixed_precision: bool = False  # forward passes under autocast (methods.core.trainer.MixedPrecision)
+    # the first step's check (methods.core.preflight): false trains on whatever the first step shows
+    preflight: bool = True
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainingConfig:

@@ -23,10 +23,11 @@ class NetworkConfig:
     end_to_end: bool = True  # gradients through the learner (Table 1 "+ End-to-end")
     decoder_widths: list[int] = field(default_factory=lambda: [256, 128, 128, 64])  # deepest first (notes §2.5)
     box_encoder: bool = False  # B of §3.7 (box initialisation)
-    # The decoder's initial weights: "he" (the paper: every module but the backbone He-initialised) or
-    # "pytorch" (the released LWTLDecoder keeps PyTorch's default conv init, whose logits start almost
-    # constant: see docs/lwl.md, "Decoder initialisation"). Only a new training reads it.
-    decoder_init: str = "he"
+    # The decoder's initial weights: "pytorch" (the released LWTLDecoder keeps PyTorch's default conv init) or
+    # "he" (the paper: every module but the backbone He-initialised; with the Lovasz loss and frozen BatchNorm
+    # its logits start saturated, so only the CPU presets' cross-entropy recipe uses it: docs/lwl.md,
+    # "Decoder initialisation"). Only a new training reads it.
+    decoder_init: str = "pytorch"
 
     @classmethod
     def from_dict(cls, values: dict) -> NetworkConfig:

@@ -215,20 +215,27 @@ class LWLTrainingJob(TrainingJob):
         self.batch_size, self.num_workers, self.mixed_precision = config.batch_size, config.num_workers, config.mixed_precision
         self.validation_every = config.validation["every"] if config.validation else 0
         self.find_unused_parameters = True  # Baseline: lambda gets no gradient (the learner is cut off)
+        self.preflight = config.preflight
+        self.saturating_loss = config.loss == "lovasz"  # Lovasz-softmax on sigmoid probabilities
+        self.starts_trained = bool(config.init_from)
 
-    def build(self, device: torch.device) -> torch.nn.Module:
+    def build_backbone(self):
+        """The backbone the network starts with; with init_from every weight, the backbone's included, comes
+        from that network (load_initial_weights): no pretrained file is read, as pytracking's lwl_stage2.py /
+        lwl_boxinit.py load only the earlier net."""
         from methods.core.backbones import build_backbone
 
-        self.device = device
         c = self.config
-        # with init_from every weight, the backbone's included, comes from that network (load_initial_weights):
-        # no pretrained file is read, as pytracking's lwl_stage2.py / lwl_boxinit.py load only the earlier net
         pretrained = not c.init_from
         backbone = build_backbone(self.network_config.backbone, c.backbone_weights_file if pretrained else None,
                                   pretrained=pretrained, weights=c.backbone_weights)
         self.backbone_weights = (backbone.weights_record() if pretrained else
                                  {"backbone": backbone.name, "weights": None, "from": c.init_from})
-        net = LWLNet(self.network_config, backbone=backbone).to(device)
+        return backbone
+
+    def build(self, device: torch.device) -> torch.nn.Module:
+        self.device = device
+        net = LWLNet(self.network_config, backbone=self.build_backbone()).to(device)
         net.decoder_batch_statistics = self.config.decoder_batch_statistics
         net.train_only_box_encoder = self.config.box_encoder  # released LWTLBoxNet.train: all else in eval
         self.sources = [(source, load_objects(source, self.config)) for source in self.config.sources]
@@ -327,9 +334,18 @@ class LWLTrainingJob(TrainingJob):
         return TRAINING_LOSSES[self.config.loss](logits, labels) * self.config.loss_weight
 
     def batch_loss(self, model, module: LWLNet, share: list, batch_size: int) -> float:
-        loss = self.loss(*self.predictions(model, [loaded for _, loaded in share]))
+        logits, labels = self.predictions(model, [loaded for _, loaded in share])
+        self.record_outputs(logits)
+        loss = self.loss(logits, labels)
         backward_share(loss, len(share), batch_size, self.precision)
         return float(loss.detach())
+
+    def preflight_advice(self) -> str:
+        if self.network_config.decoder_init == "he" and self.saturating_loss:
+            return ("set network decoder_init: pytorch (the released code's init) in this training's settings "
+                    "(docs/lwl.md, \"Decoder initialisation\")")
+        return ("check network decoder_init, loss and learning_rates in this training's settings (docs/lwl.md, "
+                "\"Decoder initialisation\")")
 
     def save(self, out: Path, module: LWLNet, history: list[dict]) -> None:
         save_network(out, module, extra={"training": self.settings_json, "history": json.dumps(history)})

@@ -73,6 +73,8 @@ class TrainingConfig:
     # samples and the weights are the same whatever the count
     num_workers: int = 0
     mixed_precision: bool = False  # forward passes under autocast (methods.core.trainer.MixedPrecision)
+    # the first step's check (methods.core.preflight): false trains on whatever the first step shows
+    preflight: bool = True
 
     def pretrained_weights(self) -> PretrainedWeights:
         """The named weights its backbone starts from (NetworkConfig.from_dict refuses a bad network first)."""
