@@ -183,6 +183,8 @@ def backbone_weights_of_preset(config: dict, variants: dict | None = None) -> di
         if entry.get("init_from"):
             return training_weights(entry["init_from"])
         settings_class = registry.load(registry.method(entry["method"]).training)
+        if not hasattr(settings_class, "pretrained_weights"):  # a method whose training starts from no backbone
+            return "no pretrained backbone"
         return settings_class(**entry.get("settings", {})).pretrained_weights()
 
     weights: dict[str, object] = {f"trainings.{name}": training_weights(name) for name in trainings}

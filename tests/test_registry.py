@@ -101,7 +101,7 @@ def test_a_code_digest_depends_on_the_code_not_on_where_it_lies(tmp_path):
 
     assert yaml.safe_load(run()) == before
     with open(tmp_path / "methods/frtm/tracker.py", "a") as tracker:
-        tracker.write("# a comment changes the code's digest\n")
+        tracker.write("TRACKER_EDITED = True  # a change of code changes the digest (a comment alone would not)\n")
     after = yaml.safe_load(run())
     assert {name for name in before if after[name] != before[name]} == {"frtm"}
     assert before["frtm training"] == import_digest("methods.frtm.training")  # the checkpoint's code identity

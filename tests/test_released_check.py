@@ -130,9 +130,10 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
 def test_the_davis_only_form_plans_only_the_released_rows(tmp_path, released_folder):
     done = dry_run(tmp_path, released_folder)
     counts = job_counts(done.stdout)
-    assert counts == {"check_released": 5, "download_davis": 2, "infer": 11, "provenance": 1, "evaluate": 11,
-                      "aggregate": 1, "plot_evaluation": 2, "plot_speed_accuracy": 1, "render_tables": 1,
-                      "total": 35}
+    # fetch_weights: the ImageNet ResNet-101 and -18 (V1) FRTM's released refiners sit on (LWL's files carry theirs)
+    assert counts == {"check_released": 5, "download_davis": 2, "fetch_weights": 2, "infer": 11, "provenance": 1,
+                      "evaluate": 11, "aggregate": 1, "plot_evaluation": 2, "plot_speed_accuracy": 1,
+                      "render_tables": 1, "total": 37}
     planned = planned_jobs(done.stdout)
     paper = yaml.safe_load((REPO / "config/presets/paper.yaml").read_text())["rows"]
     davis = {"davis2017-val", "davis2016-val"}
@@ -153,7 +154,7 @@ def test_the_full_form_adds_youtube_vos_valid_and_the_submission_zips(tmp_path, 
                    youtube_vos_paths(tmp_path))
     counts = job_counts(done.stdout)
     assert counts["check_released"] == 7 and counts["infer"] == 15 and counts["submission_zip"] == 4
-    assert counts["total"] == 45 and "train" not in counts
+    assert counts["total"] == 47 and counts["fetch_weights"] == 2 and "train" not in counts
 
 
 def test_a_missing_file_leaves_its_row_out_in_one_line_and_the_others_run(tmp_path, released_folder):

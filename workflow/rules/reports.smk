@@ -169,7 +169,11 @@ rule provenance:
         **RESOURCES["provenance"],
     params:
         preset=PRESET,
-        config=lambda wildcards: json.dumps(config),
+        # sorted: a --config value equal to config.yaml's comes first in Snakemake's dict, the same config; without
+        # keep_checkpoints_across_code_changes, which decides how a training resumes, not what the run computes
+        config=lambda wildcards: json.dumps(
+            {k: v for k, v in config.items() if k != "keep_checkpoints_across_code_changes"}, sort_keys=True
+        ),
         datasets=lambda wildcards: json.dumps({name: dataset_root(name) for name in used_datasets()}),
         code=lambda wildcards: reporting_code(),
     shell:

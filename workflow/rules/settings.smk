@@ -294,11 +294,12 @@ def weights_input(file_name):
 
 
 def training_backbone_weights(wildcards):
-    """The fetched file of the training's pretrained backbone, as a list (none: its settings name a file)."""
+    """The fetched file of the training's pretrained backbone, as a list (none: its settings name a file, or its
+    method starts from no pretrained backbone)."""
     if TRAININGS[wildcards.training]["settings"].get("backbone_weights_file"):
         return []
     weights = preset_backbone_weights()[f"trainings.{wildcards.training}"]
-    return [weights_input(weights.file_name)]
+    return [] if isinstance(weights, str) else [weights_input(weights.file_name)]
 
 
 def row_backbone_weights(wildcards):
