@@ -13,6 +13,7 @@ BIN    := $(VENV)/bin
 # requirements.txt and the suite (editable): what the workflow runs; then requirements-dev.txt's test and lint tools
 STAMP  := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
+INTERACTIVE_STAMP := $(VENV)/.installed-interactive
 CORES  ?= 2
 TARGET ?= reports/tables.md
 SHARED ?= $(if $(VOS_SHARED),$(VOS_SHARED),../shared)
@@ -23,7 +24,7 @@ SNAKEMAKE := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake
 # its thread count. Put it after the target: --set-threads takes every word that follows it.
 ONE_THREAD_JOBS := --set-threads train=1 infer=1 evaluate=1
 
-.PHONY: setup run test test-one-thread lint regression regression-baseline regression-weights bench preflight \
+.PHONY: setup interactive-setup run test test-one-thread lint regression regression-baseline regression-weights bench preflight \
 	preflight-cpu clean-outputs
 
 # The main job needs no test tools: `make run` leaves them to the first `make test` (one stamp per set; a
@@ -40,10 +41,21 @@ $(STAMP): requirements.txt pyproject.toml
 	$(COMPILE)
 	touch $@
 
-$(DEV_STAMP): $(STAMP) requirements-dev.txt
+$(DEV_STAMP): $(INTERACTIVE_STAMP) requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --no-compile -r requirements-dev.txt
 	$(COMPILE)
 	touch $@
+
+# The DAVIS interactive track's official package (README "Interactive VOS"): its dependencies pinned, then the
+# package without resolving its own metadata (which pins scikit-learn 0.20.3; requirements-interactive.txt).
+# `make test` installs it too: the interactive tests skip without it, CI runs them.
+INTERACTIVE_PACKAGE := davisinteractive==1.0.4
+$(INTERACTIVE_STAMP): $(STAMP) requirements-interactive.txt
+	$(BIN)/python -m pip install --quiet -r requirements-interactive.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation $(INTERACTIVE_PACKAGE)
+	touch $@
+
+interactive-setup: $(INTERACTIVE_STAMP)
 
 setup: $(DEV_STAMP)
 

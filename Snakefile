@@ -25,6 +25,8 @@ wildcard_constraints:
     evaluation=alternatives(config["evaluations"]),
     row=alternatives(config["rows"]),
     training=alternatives(TRAININGS),
+    session=alternatives(INTERACTIVE["sessions"]),
+    interactive_dataset=alternatives(INTERACTIVE["datasets"]),
 
 
 # the reviewers' image (envs/Dockerfile, docs/environments.md): used only under --software-deployment-method apptainer
@@ -38,6 +40,7 @@ include: "workflow/rules/inference.smk"
 include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/reports.smk"
 include: "workflow/rules/crosscheck.smk"  # optional: the official DAVIS toolkit beside the suite's scores
+include: "workflow/rules/interactive.smk"  # the DAVIS interactive track (a preset's `interactive:` section)
 
 
 rule all:

@@ -1,4 +1,4 @@
-"""python -m reporting aggregate|plots|provenance|render|regress ...   (called by the workflow's report rules)"""
+"""python -m reporting aggregate|plots|provenance|render|regress|interactive ...   (called by the workflow's report rules)"""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from vos_datasets.masks import MaskFormatError
 from vos_datasets.sequence import DatasetError
 
 from .aggregate import collect, write_summary
+from .interactive import PUBLISHED_INTERACTIVE, InteractiveSummaryError, write_interactive_report
 from .plots import EvaluationData, evaluation_figures, figure_list, speed_accuracy, training_curves
 from .provenance import build_manifest, git_commit, hardware, write_manifest
 from .published import PUBLISHED_FILE, load_published
@@ -88,10 +89,19 @@ def main(argv: list[str] | None = None) -> int:
     base.add_argument("--out", type=Path, required=True)
     base.add_argument("--rows", nargs="+", help="remake only these rows' entries of the existing baseline --out "
                                                 "(and their per-frame references); every other entry stays")
+    inter = sub.add_parser("interactive", help="the interactive track's table (markdown) and plots (PNG)")
+    inter.add_argument("--preset", required=True)
+    inter.add_argument("--summaries", type=Path, nargs="+", required=True,
+                       help="each session's summary.json (results/<preset>/interactive/<session>/summary.json)")
+    inter.add_argument("--labels", default="{}", help="JSON: session -> label")
+    inter.add_argument("--published", type=Path, default=PUBLISHED_INTERACTIVE)
+    inter.add_argument("--out", type=Path, required=True)
+    inter.add_argument("--figure-interactions", type=Path, required=True)
+    inter.add_argument("--figure-time", type=Path, required=True)
     args = parser.parse_args(argv)
     try:
         return _run(args)
-    except (DatasetError, MaskFormatError) as err:  # a damaged frame or mask under a figure: one line naming it
+    except (DatasetError, MaskFormatError, InteractiveSummaryError) as err:  # one line naming the file
         print(f"error: {err}", file=sys.stderr)
         return 1
 
@@ -107,6 +117,9 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "plot-evaluation":
         evaluation = EvaluationData(args.evaluation, args.root, qualitative_sequence=args.qualitative_sequence)
         evaluation_figures(primary_rows(pd.read_csv(args.summary)), evaluation, args.results, args.out_dir)
+    elif args.command == "interactive":
+        write_interactive_report(args.preset, args.summaries, json.loads(args.labels), args.published, args.out,
+                                 args.figure_interactions, args.figure_time)
     elif args.command == "plot-training":
         training_curves(args.histories, args.out)
     elif args.command == "provenance":

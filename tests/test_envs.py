@@ -88,6 +88,19 @@ def test_the_evaluation_env_pins_requirements_versions_and_no_torch():
     assert not [line for line in pip_section(env) if line.startswith("-")]
 
 
+def test_the_interactive_env_is_the_torch_env_plus_the_interactive_lock_and_installs_the_package():
+    """envs/interactive.yaml: every pin of envs/torch.yaml (its build index too) and of requirements-interactive.txt;
+    its post-deploy script installs the Makefile's davisinteractive version without resolving its metadata."""
+    torch_env, env = pip_section(conda_env("torch.yaml")), pip_section(conda_env("interactive.yaml"))
+    interactive = pins((REPO / "requirements-interactive.txt").read_text().splitlines())
+    assert pins(env) == {**pins(torch_env), **interactive}
+    assert [line for line in env if line.startswith("-")] == [line for line in torch_env if line.startswith("-")]
+    script = (REPO / "envs" / "interactive.post-deploy.sh").read_text()
+    package = re.search(r"^INTERACTIVE_PACKAGE := (\S+)$", (REPO / "Makefile").read_text(), re.M).group(1)
+    assert f"pip install --no-deps --no-build-isolation {package}" in script
+    assert os.access(REPO / "envs" / "interactive.post-deploy.sh", os.X_OK), "Snakemake runs the script: make it executable"
+
+
 def imported_top_level(path: Path) -> set[str]:
     names = set()
     for node in ast.walk(ast.parse(path.read_bytes())):

@@ -30,9 +30,9 @@ README = REPO / "README.md"
 COMMANDS = ("vos-eval", "vos-infer", "vos-download")
 
 
-def pins() -> dict[str, str]:
+def pins(requirements: str = "requirements.txt") -> dict[str, str]:
     out = {}
-    for line in (REPO / "requirements.txt").read_text().splitlines():
+    for line in (REPO / requirements).read_text().splitlines():
         line = line.split("#")[0].strip()
         if "==" in line:
             name, version = line.split("==")
@@ -43,7 +43,8 @@ def pins() -> dict[str, str]:
 def test_every_dependency_admits_the_locked_version_and_every_pin_is_declared():
     project = PYPROJECT["project"]
     declared = [Requirement(r) for r in project["dependencies"]]
-    declared += [Requirement(r) for extra in project["optional-dependencies"].values() for r in extra]
+    declared += [Requirement(r) for name, extra in project["optional-dependencies"].items() for r in extra
+                 if name != "interactive"]
     locked = pins()
     for requirement in declared:
         name = requirement.name.lower()
@@ -51,6 +52,18 @@ def test_every_dependency_admits_the_locked_version_and_every_pin_is_declared():
         assert requirement.specifier.contains(locked[name]), f"{requirement} refuses the lock's {name}=={locked[name]}"
         assert str(requirement.specifier), f"{name}: give a range, its floor the lock's version"
     assert {r.name.lower() for r in declared} == set(locked)
+
+
+def test_the_interactive_extra_admits_the_interactive_lock():
+    """The `interactive` extra names what davisinteractive imports, each admitting requirements-interactive.txt's
+    pin (the lock of `make interactive-setup`), which also pins what those pull in."""
+    locked = pins("requirements-interactive.txt")
+    extra = [Requirement(r) for r in PYPROJECT["project"]["optional-dependencies"]["interactive"]]
+    assert {r.name.lower() for r in extra} == {"scikit-learn", "networkx", "absl-py", "six", "requests"}
+    for requirement in extra:
+        name = requirement.name.lower()
+        assert requirement.specifier.contains(locked[name]), f"{requirement} refuses the lock's {name}=={locked[name]}"
+    assert not pins().keys() & locked.keys(), "requirements-interactive.txt repeats a pin of requirements.txt"
 
 
 def test_every_package_of_the_source_is_in_the_wheel_list():

@@ -137,6 +137,8 @@ try:
 except ValueError as err:
     raise WorkflowError(str(err)) from None
 TRAININGS = config["trainings"]
+# the DAVIS interactive track's datasets and sessions (workflow/rules/interactive.smk); none without the section
+INTERACTIVE = config.get("interactive") or {"datasets": {}, "sessions": {}}
 
 # The authors' released weights (README, "Released weights"): rows with `released: <file>` run with
 # <released_weights>/<file>. Without the folder configured those rows are checked with the others

@@ -117,7 +117,7 @@ def inference_minutes(wildcards):
     return math.ceil(INFERENCE_START_MINUTES + INFERENCE_TIME_MARGIN * frame_objects / fps / 60)
 
 
-THREADS = {"train": training_threads, "infer": 2, "evaluate": 2, "evaluate_youtube_vos": 4}
+THREADS = {"train": training_threads, "infer": 2, "evaluate": 2, "evaluate_youtube_vos": 4, "interactive": 2}
 SMALL_JOB = dict(mem_mb=1000, runtime=5, gpu=0)  # a summary, a plot, a table
 RESOURCES = {
     "generate_embedded": dict(mem_mb=2000, runtime=10, gpu=0),
@@ -143,6 +143,16 @@ RESOURCES = {
     "check_released": SMALL_JOB,
     "render_tables": SMALL_JOB,
     "crosscheck_official": dict(mem_mb=8000, runtime=60, gpu=0),
+    "interactive_standin": dict(mem_mb=2000, runtime=10, gpu=0),
+    # a session: the method, the package's robot and scoring of every interaction (the track's 30 s per object and
+    # interaction bound a real session's method time; the robot and scoring add minutes: an allowance)
+    "interactive_session": dict(
+        mem_mb=8000,
+        runtime=lambda wildcards: 60 * config["job_time_limit_hours"],
+        gpu=lambda wildcards: int(
+            str(INTERACTIVE["sessions"][wildcards.session].get("settings", {}).get("device", "cpu")).startswith("cuda")
+        ),
+    ),
 }
 
 

@@ -274,6 +274,13 @@ def reporting_code():
     return registry.files_digest("reporting")
 
 
+@cache
+def interactive_code(method=None):
+    """The code of the interactive track's jobs: the interactive package and the data layer; for a session also its
+    method's module and what that imports (methods/registry.py INTERACTIVE_METHODS)."""
+    return registry.interactive_code_digest(method)
+
+
 # --- the pretrained backbone file each training and row reads (weights.smk's fetch_weights fetches it) ------
 WEIGHTS_DIR = "resources/weights"
 # every job's environment: Snakemake reads this file again in each cluster job, whose commands inherit it
