@@ -111,8 +111,13 @@ _PYRAMID_UP_TAPS = (_bicubic_taps(-0.25), _bicubic_taps(-0.75))
 
 
 def _four_taps(t: torch.Tensor, taps: torch.Tensor, dim: int, length: int) -> torch.Tensor:
-    """sum_k taps[k] * t[..., i + k, ...] along `dim` for i < length: a 4-tap valid correlation."""
-    return sum(taps[k] * t.narrow(dim, k, length) for k in range(4))
+    """sum_k taps[k] * t[..., i + k, ...] along `dim` for i < length: a 4-tap valid correlation. Summed in place
+    from the first term (not Python's sum(), which starts from 0 and adds a tensor more): the same additions in
+    the same order, so the same bits, forward and backward, in less time."""
+    total = taps[0] * t.narrow(dim, 0, length)
+    for k in range(1, 4):
+        total.add_(taps[k] * t.narrow(dim, k, length))
+    return total
 
 
 def pyramid_up_bicubic(x: torch.Tensor) -> torch.Tensor:
