@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from packaging.requirements import Requirement
 from PIL import Image
 
@@ -64,6 +65,18 @@ def test_the_interactive_extra_admits_the_interactive_lock():
         name = requirement.name.lower()
         assert requirement.specifier.contains(locked[name]), f"{requirement} refuses the lock's {name}=={locked[name]}"
     assert not pins().keys() & locked.keys(), "requirements-interactive.txt repeats a pin of requirements.txt"
+
+
+def test_the_licence_and_citation_files_agree_with_the_package():
+    """LICENSE holds the licence pyproject.toml declares; CITATION.cff cites this version, under that licence, and
+    the two papers the suite reproduces."""
+    project = PYPROJECT["project"]
+    assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
+    assert (REPO / "LICENSE").read_text().startswith("MIT License\n")
+    citation = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    assert citation["cff-version"] == "1.2.0"
+    assert (citation["version"], citation["license"]) == (project["version"], project["license"])
+    assert {r["identifiers"][0]["value"] for r in citation["references"]} == {"arXiv:2003.00908", "arXiv:2003.11540"}
 
 
 def test_every_package_of_the_source_is_in_the_wheel_list():
