@@ -46,7 +46,7 @@ $(DEV_STAMP): $(INTERACTIVE_STAMP) requirements-dev.txt
 	$(COMPILE)
 	touch $@
 
-# The DAVIS interactive track's official package (README "Interactive VOS"): its dependencies pinned, then the
+# The DAVIS interactive track's official package (docs/interactive.md): its dependencies pinned, then the
 # package without resolving its own metadata (which pins scikit-learn 0.20.3; requirements-interactive.txt).
 # `make test` installs it too: the interactive tests skip without it, CI runs them.
 INTERACTIVE_PACKAGE := davisinteractive==1.0.4
@@ -146,7 +146,7 @@ bench: $(DEV_STAMP)
 	    --benchmark-json=$$run.json $(BENCH_ARGS); \
 	  $(BIN)/python benchmarks/report.py $$run.json --out $$run.md
 
-# The reviewers' pre-flight before any GPU week (README, "The pre-flight: run it first"): on one GPU, at most 10
+# The reviewers' pre-flight before any GPU week (docs/reproducing.md, "The pre-flight: run it first"): on one GPU, at most 10
 # minutes, benchmarks/RESULTS-gpu.md. RELEASED_WEIGHTS: the folder of the authors' files (default: config.yaml's
 # released_weights); PREFLIGHT_ARGS: more options (python benchmarks/preflight.py --help). preflight-cpu: the same
 # script in its reduced CPU form (tiny inputs, random backbones: a test of the script, not a measurement).

@@ -256,7 +256,7 @@ def released_checks(folder: Path | None) -> list[Check]:
 
     part = "released weights"
     if folder is None:
-        return [Check(part, "folder", SKIPPED, "no --released-weights folder given (README, 'Released weights')")]
+        return [Check(part, "folder", SKIPPED, "no --released-weights folder given (docs/reproducing.md, 'Released weights')")]
     checks = []
     for row, spec in released_rows().items():
         path = folder / spec["file"]

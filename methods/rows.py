@@ -158,7 +158,7 @@ def resolve_row(preset: str, row: str, variants: dict | None = None) -> Resolved
         hint = (f"row {row} runs the head its preset trains: results/{Path(preset_file).stem}/training/"
                 f"{spec['training']}/head.pt once the workflow has trained it")
     elif spec.get("released"):
-        hint = f"row {row} runs the authors' released {spec['released']} (README, 'Released weights')"
+        hint = f"row {row} runs the authors' released {spec['released']} (docs/reproducing.md, 'Released weights')"
     return Resolved(method=method, settings=settings, label=label, weights=spec.get("checkpoint"), weights_hint=hint)
 
 

@@ -1,6 +1,6 @@
 """Runs one method over a dataset: DAVIS result folders (written atomically) and a timing record.
 
-FPS protocols (`fps_protocol`; README "FPS"):
+FPS protocols (`fps_protocol`; docs/frtm.md "Timing (FPS)"):
 - "authors" (default), the released frtm-vos `Tracker.run_dataset` / `run_sequence`: per sequence, every frame
   is read (and, for a method with a `preload` hook, put on its device) before the clock starts; a warm-up
   (`warm_up_frames`: the method run, untimed and unsaved, on the sequence's first frames; frtm-vos's

@@ -6,7 +6,7 @@ Every job of the dry run with its `resources:` (runtime in minutes, gpu) and its
 are the sum of gpu x runtime: the time the jobs ask for (workflow/rules/resources.smk, margins included), an upper
 bound of what they use. Peak GPUs: the most GPUs held at once when every job starts as soon as the jobs writing its
 inputs end, each running for its asked time on a cluster with no limit (the wall time of that schedule is given
-too). The figures in the README's "Resources on a cluster" come from this command.
+too). The figures in docs/reproducing.md, "Resources on a cluster" come from this command.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The CI regression check: a preset's results against a committed baseline, row by row.
 
-Two kinds of rows guard two different things (README, "Regression check"):
+Two kinds of rows guard two different things (docs/development.md, "Regression check"):
 - `fixed weights` rows (a `checkpoint:` in the preset) run inference with weights committed to the repository,
   and the first-frame copy has none: the same code gives nearly the same masks on any machine. They are held
   to their global J&F, J and F and, frame by frame, to the reference run's J and F (the mean absolute
@@ -164,7 +164,7 @@ def frames_file(baseline: str | Path) -> Path:
 
 
 BASELINE_HEADER = """\
-# CI regression baseline (README, "Regression check"; measurements: tests/regression/README.md), written by
+# CI regression baseline (docs/development.md, "Regression check"; measurements: tests/regression/README.md), written by
 # `make regression-baseline` from the runs under `made.runs` (one run = the preset's DAG with one training seed
 # at one thread count). Per row@evaluation: `expected` is the mean of J&F, J and F (percent) over the runs
 # under `measured.runs`; `tolerance` (points, either direction) = max(3 x the standard deviation over those

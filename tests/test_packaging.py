@@ -28,6 +28,7 @@ from vos_datasets.masks import write_label_png
 REPO = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 README = REPO / "README.md"
+USAGE = REPO / "docs" / "usage.md"  # the reference the README links for every option
 COMMANDS = ("vos-eval", "vos-infer", "vos-download")
 
 
@@ -90,11 +91,11 @@ def test_every_package_of_the_source_is_in_the_wheel_list():
     assert set(PYPROJECT["project"]["scripts"]) == set(COMMANDS)
 
 
-def readme_python_block(heading: str) -> str:
-    text = README.read_text()
-    assert heading in text, f"README.md has no section {heading!r}"
+def readme_python_block(heading: str, page: Path = USAGE) -> str:
+    text = page.read_text()
+    assert heading in text, f"{page.name} has no section {heading!r}"
     match = re.search(r"```python\n(.*?)```", text.split(heading, 1)[1], re.S)
-    assert match, f"README.md {heading!r}: no ```python block"
+    assert match, f"{page.name} {heading!r}: no ```python block"
     return match.group(1)
 
 
@@ -107,7 +108,7 @@ def tiny_davis(root: Path, sequence: str = "blackswan", frames: int = 6, shift: 
         write_label_png(root / sequence / f"{index:05d}.png", ids)
 
 
-def test_readme_scoring_example_runs_and_equals_vos_eval(tmp_path, monkeypatch, capsys):
+def test_the_usage_scoring_example_runs_and_equals_vos_eval(tmp_path, monkeypatch, capsys):
     from metrics.__main__ import main as vos_eval
 
     tiny_davis(tmp_path / "DAVIS/Annotations/480p")
@@ -124,6 +125,15 @@ def test_readme_scoring_example_runs_and_equals_vos_eval(tmp_path, monkeypatch, 
     table = next((tmp_path / "cli").glob("*global*.csv"))
     for key, value in pd.read_csv(table).iloc[0].items():  # the CSV holds 3 decimals, as the official one
         assert value == pytest.approx(figures[key], abs=5e-4), key
+
+
+def test_the_readmes_own_scoring_snippet_runs(tmp_path, monkeypatch, capsys):
+    """The README's short example (section "Using parts alone") as a newcomer pastes it."""
+    tiny_davis(tmp_path / "DAVIS/Annotations/480p")
+    tiny_davis(tmp_path / "results", shift=3)
+    monkeypatch.chdir(tmp_path)
+    exec(readme_python_block("## Using parts alone", README), {})
+    assert "'J&F-Mean'" in capsys.readouterr().out
 
 
 # --- the wheel, installed ------------------------------------------------------------------------------------

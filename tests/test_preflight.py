@@ -1,4 +1,4 @@
-"""The reviewers' pre-flight (benchmarks/preflight.py, README "Before anything else: the pre-flight"): the CUDA build
+"""The reviewers' pre-flight (benchmarks/preflight.py, docs/reproducing.md "The pre-flight: run it first"): the CUDA build
 against the GPU, the weights files, a failing training reported in one line while the others run, and the reduced
 CPU form end to end on tiny inputs (what CI runs instead of the GPU form)."""
 

@@ -1,5 +1,5 @@
 """The released-weights check (methods.core.released_check) and the `released` preset that runs only the rows of
-the authors' released weights (README, "Released weights: the check"): what a reviewer sees with the right
+the authors' released weights (docs/reproducing.md, "Released weights: the check"): what a reviewer sees with the right
 files, with a missing one, a 5-byte fake and a swapped one, all before any job runs, and the record of each
 file (sha256) that the provenance and the tables cite.
 

@@ -353,8 +353,8 @@ def job_resources(dry_run: str) -> dict[str, dict[str, str]]:
 def test_paper_jobs_fit_the_clusters_time_limit_and_long_trainings_run_as_chains(tmp_path):
     """No job asks for more than job_time_limit_hours (config.yaml: 24 h); a training expected to take longer
     runs as train_part jobs, each stopping at its share of the epochs, and the train job that resumes after them;
-    GPU inference asks for the papers' FPS over its frames with the margin (workflow/rules/resources.smk); the
-    README gives the totals."""
+    GPU inference asks for the papers' FPS over its frames with the margin (workflow/rules/resources.smk);
+    docs/reproducing.md gives the totals."""
     work = workflow_copy(tmp_path)
     out = paper_slurm_dry_run(work, tmp_path).stdout
     jobs = job_resources(out)
@@ -374,11 +374,11 @@ def test_paper_jobs_fit_the_clusters_time_limit_and_long_trainings_run_as_chains
     assert frtm_davis16["runtime"] == "15" and frtm_davis16["mem_mb"] == "16000" and frtm_davis16["gpu"] == "1"
     # YouTube-VOS 2018 valid: at most 474 x 180 frames x 1.76 objects at LWL's 14 FPS
     assert jobs["infer (evaluation=ytvos2018-valid, row=lwl)"]["runtime"] == str(math.ceil(10 + 3 * 150163 / 14 / 60))
-    # the README's GPU-hours, peak GPUs and longest job are reporting.job_budget's figures of this dry run (the
-    # command the README gives regenerates them)
-    readme = (REPO / "README.md").read_text()
+    # the GPU-hours, peak GPUs and longest job of docs/reproducing.md are reporting.job_budget's figures of this dry
+    # run (the command given there regenerates them)
+    page = (REPO / "docs" / "reproducing.md").read_text()
     for line in report(budget(parse_dry_run(out))).splitlines():
-        assert f"    {line}\n" in readme, line
+        assert f"    {line}\n" in page, line
 
 
 def test_the_local_profile_refuses_a_training_on_more_gpus_than_it_allows_when_the_dag_is_built(tmp_path):

@@ -1,5 +1,5 @@
 """Reading trained-weight files (FRTM heads, LWL networks), and writing the compact fixed copies that the
-regression check's `-fixed` rows run with (README, "Regression check").
+regression check's `-fixed` rows run with (docs/development.md, "Regression check").
 
 A fixed copy keeps the checkpoint's payload (head kind, backbone, network config) and stores its weights
 compactly enough for git: every floating tensor of two or more dimensions and at least 1024 values as int8

@@ -1,6 +1,6 @@
 """Reading the authors' RELEASED checkpoints as data, without running any code that comes with them.
 
-The files a user downloads (README, "Released weights"):
+The files a user downloads (docs/reproducing.md, "Released weights"):
 - FRTM (andr345/frtm-vos): rn18_ytvos.pth, rn18_all.pth, rn101_ytvos.pth, rn101_all.pth, rn101_dv.pth.
   `lib/training.py: Trainer.save_checkpoint` wrote dict(name, epoch, stats, model, optimizer, scheduler);
   `model` is the refiner's state dict, every key starting with `refiner.`. There are no backbone keys: the
@@ -187,7 +187,7 @@ def read_released_checkpoint(path: str | Path) -> ReleasedCheckpoint:
     """A released FRTM or LWL checkpoint as data (kind, state dict, info); one-line ValueError otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: released weights not found; download them (README, 'Released "
+        raise FileNotFoundError(f"{path}: released weights not found; download them (docs/reproducing.md, 'Released "
                                 "weights') and set `released_weights` in config.yaml")
     payload, stand_ins = load_as_data(path)
     if not isinstance(payload, dict):

@@ -43,9 +43,9 @@ LWL_BOX_PREFIX = "box_label_encoder."
 # Where the official code's own pickled objects live (pytracking: ltr, its legacy name dlframework,
 # pytracking; FRTM: lib, model) and numpy (scalars in training statistics). Only these become placeholders.
 OFFICIAL_NAMESPACES = ("ltr.", "dlframework.", "pytracking.", "lib.", "model.", "numpy.")
-HELP = "give the authors' file as downloaded (README, 'Released weights')"
+HELP = "give the authors' file as downloaded (docs/reproducing.md, 'Released weights')"
 
-# Where the authors publish each file (README, "Released weights"), named in every message about one.
+# Where the authors publish each file (docs/reproducing.md, "Released weights"), named in every message about one.
 FRTM_SOURCE = "andr345/frtm-vos's README, 'Models': Google Drive links, or weights/download_weights.sh"
 LWL_SOURCE = "visionml/pytracking's pytracking/MODEL_ZOO.md, VOS models, LWL"
 SOURCES = {"frtm": FRTM_SOURCE, "lwl": LWL_SOURCE}

@@ -140,7 +140,7 @@ TRAININGS = config["trainings"]
 # the DAVIS interactive track's datasets and sessions (workflow/rules/interactive.smk); none without the section
 INTERACTIVE = config.get("interactive") or {"datasets": {}, "sessions": {}}
 
-# The authors' released weights (README, "Released weights"): rows with `released: <file>` run with
+# The authors' released weights (docs/reproducing.md, "Released weights"): rows with `released: <file>` run with
 # <released_weights>/<file>. Without the folder configured those rows are checked with the others
 # (validation.smk), then left out, saying so.
 RELEASED_DIR = config.get("released_weights")
@@ -166,7 +166,7 @@ def leave_out_released_rows():
     if absent and not RELEASED_DIR:
         print(
             f"note: rows {', '.join(rows)} need the authors' released weights; left out (set "
-            "released_weights in config.yaml, README 'Released weights')",
+            "released_weights in config.yaml, docs/reproducing.md 'Released weights')",
             file=sys.stderr,
         )
     for row in absent if RELEASED_DIR else []:

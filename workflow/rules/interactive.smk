@@ -1,4 +1,4 @@
-# The DAVIS interactive track (README "Interactive VOS"): the preset's `interactive:` section names datasets (a
+# The DAVIS interactive track (docs/interactive.md): the preset's `interactive:` section names datasets (a
 # stand-in built from the shared folder, or the downloaded DAVIS 2017 with the official scribbles) and sessions (a
 # method over a dataset's samples: the robot's scribbles, J&F per interaction, AUC, J&F@60s). Target:
 #   snakemake --cores 2 reports/<preset>/interactive.md --config preset=<preset>

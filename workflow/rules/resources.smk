@@ -22,7 +22,7 @@ def _refuse_more_gpus_than_allowed(training, gpus):
         f"training {training} asks {gpus} GPUs ({entry_file('trainings', training)} trainings.{training}.gpus) "
         f"but this run allows gpu={allowed} (the profile's `resources: gpu`, or --resources gpu=N): on a machine "
         f"with {gpus} GPUs pass --resources gpu={gpus}; otherwise run the trainings with profiles/slurm "
-        f"(README, 'Resources on a cluster')"
+        f"(docs/reproducing.md, 'Resources on a cluster')"
     )
 
 
@@ -181,7 +181,7 @@ def _check_training_hours():
         if entry.get("gpus") and "hours" not in entry:
             raise WorkflowError(
                 f"{entry_file('trainings', name)} trainings.{name}: a training on GPUs needs `hours:`, its expected "
-                "wall-clock hours on them (the jobs' time requests come from it: README, 'Resources on a cluster')"
+                "wall-clock hours on them (the jobs' time requests come from it: docs/reproducing.md, 'Resources on a cluster')"
             )
 
 
