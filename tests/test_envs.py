@@ -294,21 +294,30 @@ def make_dry_run(folder: Path, target: str) -> str:
 
 def test_make_run_installs_only_the_requirements_and_make_test_adds_the_test_tools(tmp_path):
     """The main job needs no test or lint tools: `make run` installs requirements.txt and the suite, `make lint`
-    (and so `make test`) adds requirements-dev.txt to the same .venv. Each set has its own stamp, so each is
-    installed once, whichever command comes first."""
-    for name in ("Makefile", "requirements.txt", "requirements-dev.txt", "pyproject.toml"):
+    (and so `make test`) adds requirements-dev.txt and the interactive track's package (requirements-interactive.txt,
+    then davisinteractive without its metadata's dependencies) to the same .venv. Each set has its own stamp, so
+    each is installed once, whichever command comes first."""
+    for name in ("Makefile", "requirements.txt", "requirements-dev.txt", "requirements-interactive.txt",
+                 "pyproject.toml"):
         shutil.copy(REPO / name, tmp_path / name)
         os.utime(tmp_path / name, (1_000_000_000, 1_000_000_000))  # older than any stamp made below
     run = make_dry_run(tmp_path, "run")
     assert "-m venv .venv" in run and "-r requirements.txt" in run and "snakemake" in run
-    assert "requirements-dev.txt" not in run
+    assert "requirements-dev.txt" not in run and "interactive" not in run
     lint = make_dry_run(tmp_path, "lint")
     assert "-r requirements.txt" in lint and "-r requirements-dev.txt" in lint and "ruff check" in lint
-    # after `make run`: `make lint` / `make test` add the test tools only
+    assert "-r requirements-interactive.txt" in lint
+    assert "--no-deps --no-build-isolation davisinteractive==1.0.4" in lint
+    # after `make run`: `make lint` / `make test` add the test tools and the interactive package only
     (tmp_path / ".venv").mkdir()
     (tmp_path / ".venv" / ".installed").touch()
     lint = make_dry_run(tmp_path, "lint")
     assert "-r requirements-dev.txt" in lint and "-m venv" not in lint and "-r requirements.txt" not in lint
+    assert "-r requirements-interactive.txt" in lint
+    # `make interactive-setup` alone adds the interactive package, not the test tools
+    setup = make_dry_run(tmp_path, "interactive-setup")
+    assert "-r requirements-interactive.txt" in setup and "requirements-dev.txt" not in setup
     # after `make test`: `make run` installs nothing
+    (tmp_path / ".venv" / ".installed-interactive").touch()
     (tmp_path / ".venv" / ".installed-dev").touch()
     assert "pip install" not in make_dry_run(tmp_path, "run") and "pip install" not in make_dry_run(tmp_path, "lint")

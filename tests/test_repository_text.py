@@ -37,7 +37,7 @@ def machine_folders() -> list[str]:
 
 
 def occurrences(text: str, folder: str) -> list[int]:
-    """Line numbers where `folder` appears as a path (not inside a longer word: /work is not /workflow)."""
+    """Line numbers where `folder` appears as a path (not inside a longer word: a folder /ab is not /abc)."""
     pattern = re.compile(rf"(?<![\w.-]){re.escape(folder)}(?![\w.-])")
     return [number for number, line in enumerate(text.splitlines(), 1) if pattern.search(line)]
 
