@@ -13,7 +13,8 @@ narrowest point, and has a test in tests/test_interactive_compat.py that fails w
   string column `session_id`; pandas < 2 dropped it silently, pandas >= 2 refuses. And the session's report
   keeps the object dtype of the empty table its rows are concatenated onto (pandas >= 2 no longer ignores an
   empty frame's dtypes in concat), which np.interp refuses. The column is dropped first (the package drops it
-  right after the mean: the figures are the same) and the columns get the dtypes of their values.
+  right after the mean: the figures are the same) and the columns get the dtypes of their values (the
+  measures float even in an empty report: every sample past its time).
 - pandas_reconstruction: `EvaluationService._reconstruct_report` (a timed-out sample's missing interactions
   take the previous one's results with timing 0) keeps `.values` of a `df.loc` selection and zeroes its timing
   column. pandas < 3 gave a copy there; pandas 3 (copy-on-write) gives a read-only view, and the assignment
@@ -49,6 +50,9 @@ MODULES = (
     "davisinteractive.storage.local",
     "davisinteractive.connector.local",
 )
+
+# The report's measures (davisinteractive.storage.abstract.AbstractStorage.COLUMNS).
+REPORT_MEASURES = ("jaccard", "contour", "j_and_f", "timing")
 
 # Names the package takes from numpy that numpy no longer has, and what they were.
 NUMPY_ALIASES = {"int": int, "float": float, "bool": bool, "trapz": getattr(np, "trapezoid", None)}
@@ -130,7 +134,8 @@ def pandas_summary(service_class: type) -> None:
 
     @functools.wraps(original)
     def summarize_report(self, df):
-        return original(self, df.drop(columns="session_id", errors="ignore").infer_objects())
+        df = df.drop(columns="session_id", errors="ignore").infer_objects()
+        return original(self, df.astype({column: float for column in REPORT_MEASURES if column in df}))
 
     summarize_report._drops_session_id = True
     service_class.summarize_report = summarize_report

@@ -92,6 +92,9 @@ def test_pandas_summary_of_a_session_report(package, tmp_path):
     summary = package_summary(report, InteractiveDataset(tmp_path, entries, True, "synthetic"), 2, None)
     assert summary["curve"]["time"] == [0.0, 2.0, 5.0, 6.0]  # end: 2 interactions x the longest (3 s)
     assert summary["curve"]["J_AND_F"] == pytest.approx([0.0, 0.35, 0.7, 0.7], abs=1e-12)
+    nothing = storage_report(package, [])  # every submission past its time: an empty report
+    summary = package_summary(nothing, InteractiveDataset(tmp_path, entries, True, "synthetic"), 2, 10.0)
+    assert summary["curve"] == {"time": [0.0, 0.0, 0.0, 10.0], "J_AND_F": [0.0, 0.0, 0.0, 0.0]}
 
 
 def test_pandas_reconstruction_of_a_timed_out_sample(package, tmp_path):

@@ -125,3 +125,14 @@ def test_bad_arguments_are_one_line(tiny, tmp_path, capsys, argv, message):
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and message in error
     assert not (tmp_path / "out").exists()
+
+
+def test_samples_past_their_time_are_reconstructed_as_the_package_does(tiny, tmp_path):
+    """--max-time 1 microsecond an object: every submission comes too late and is not scored; the summary (the
+    package's and ours) counts every interaction as unscored: J&F 0 at no time."""
+    summary = session(tiny, tmp_path / "late", "--max-time", "0.000001", interactions=2)
+    assert [row["J&F"] for row in summary["per_interaction"]] == [0.0, 0.0]
+    assert summary["curve"] == {"time": [0.0, 0.0, 0.0, 0.000001], "J&F": [0.0, 0.0, 0.0, 0.0]}
+    assert summary["package_summary"]["curve"]["J_AND_F"] == summary["curve"]["J&F"]
+    timing = json.loads((tmp_path / "late/timing.json").read_text())
+    assert [entry["seconds"] for entry in timing["interactions"]] == [None, None]  # one a sample, not scored
