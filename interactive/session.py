@@ -3,6 +3,7 @@
 For every sample (sequence, scribble) the package hands out the scribble; the runner turns it into a label
 map (-1 unlabelled, 0 background, k object k: the package's scribbles2mask at the frames' size) and gives it
 to the method (`start(sequence)` on a new sample, `interact(frame_index, scribble_labels) -> masks (T, H, W)`);
+a scribble on several frames (a human one may be) is given frame by frame, the last masks submitted;
 the package scores the masks, its robot draws the next scribble on the worst frame, up to max_interactions
 (and max_time x objects seconds a sample, when given). A sample's timing is the package's: the wall time
 between handing out the scribble and receiving the masks.
@@ -51,17 +52,21 @@ def _threads() -> int:
     return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
 
 
-def _annotated_frames(labels: np.ndarray) -> list[int]:
-    return [int(frame) for frame in np.flatnonzero((labels != -1).any(axis=(1, 2)))]
+def scribble_labels(package, scribble: dict, size: tuple[int, int]) -> dict[int, np.ndarray]:
+    """Each scribbled frame's label map (H x W: -1 unlabelled, 0 background, k object k). scribbles2mask is
+    given one frame at a time: the whole sequence's map would cost the method's time (a sample's timing runs
+    from the scribble handed out to the masks received)."""
+    return {frame: package.scribbles2mask({**scribble, "scribbles": [lines]}, size)[0]
+            for frame, lines in enumerate(scribble["scribbles"]) if lines}
 
 
 def _check_masks(masks, sequence, method_name: str) -> np.ndarray:
     masks = np.asarray(masks)
     expected = (len(sequence.frames), *sequence.size)
-    if masks.shape != expected:
-        raise ValueError(f"{method_name}: interact() returned masks of shape {masks.shape} for {sequence.name}, "
-                         f"expected {expected} (frames, height, width)")
-    return masks.astype(np.int64)
+    if masks.shape != expected or not np.issubdtype(masks.dtype, np.integer):
+        raise ValueError(f"{method_name}: interact() returned masks of shape {masks.shape} ({masks.dtype}) for "
+                         f"{sequence.name}, expected {expected} (frames, height, width) of object ids")
+    return masks
 
 
 def run_session(dataset: InteractiveDataset, method_name: str, settings: dict, max_interactions: int,
@@ -88,10 +93,10 @@ def run_session(dataset: InteractiveDataset, method_name: str, settings: dict, m
                     sequence = sequence_of(dataset, name)
                     method.start(sequence)
                     interaction = 0
-                    masks = np.zeros((len(sequence.frames), *sequence.size), np.int64)
+                    masks = np.zeros((len(sequence.frames), *sequence.size), np.uint8)
                 interaction += 1
-                labels = package.scribbles2mask(scribble, sequence.size)
-                frames = _annotated_frames(labels)
+                labels = scribble_labels(package, scribble, sequence.size)
+                frames = list(labels)
                 if not frames:  # the robot found nothing to correct: the prediction stands
                     log.info("%s: interaction %d: empty scribble, previous masks resubmitted", name, interaction)
                 for frame in frames:

@@ -136,3 +136,14 @@ def test_samples_past_their_time_are_reconstructed_as_the_package_does(tiny, tmp
     assert summary["package_summary"]["curve"]["J_AND_F"] == summary["curve"]["J&F"]
     timing = json.loads((tmp_path / "late/timing.json").read_text())
     assert [entry["seconds"] for entry in timing["interactions"]] == [None, None]  # one a sample, not scored
+
+
+def test_scribble_labels_are_the_packages_label_maps_of_the_scribbled_frames(package):
+    from interactive.session import scribble_labels
+
+    lines = [{"path": [[0.1, 0.1], [0.8, 0.5]], "object_id": 2}, {"path": [[0.5, 0.9], [0.9, 0.9]], "object_id": 0}]
+    scribble = {"sequence": "s", "scribbles": [[], lines[:1], [], lines]}
+    labels = scribble_labels(package, scribble, (30, 40))
+    whole = package.scribbles2mask(scribble, (30, 40))
+    assert list(labels) == [1, 3] and all((labels[frame] == whole[frame]).all() for frame in labels)
+    assert set(labels[3].ravel()) == {-1, 0, 2}
