@@ -21,6 +21,9 @@ Adding a method (tests/test_registry.py adds a toy one this way, with the rules 
 2. One `Method(...)` entry in METHODS below.
 3. Its rows (and trainings) in a preset, its named settings (variants) in config/variants.yaml.
 
+An interactive method (the DAVIS interactive track, `python -m interactive session`) is one InteractiveMethod
+entry in INTERACTIVE_METHODS at the end of this file: its class and its torch-free settings class.
+
 How the package is found: as Python finds any package, from the folder the workflow runs in. Snakemake puts
 the Snakefile's folder first on sys.path while it builds the DAG, and every job runs `python -m ...` from
 that folder, so a package in the checkout is found by both (an installed package too).
@@ -184,3 +187,50 @@ def inference_code_digest(name: str) -> str:
     runner's own files (not what they import: the runner reaches every method)."""
     tracker = method(name).tracker.partition(":")[0]
     return hashlib.sha256(f"{module_digest(tracker)} {files_digest(*RUNNER_CODE)}".encode()).hexdigest()[:16]
+
+
+# --- the interactive track (interactive.session, the DAVIS interactive benchmark) ---------------------------
+
+
+@dataclass(frozen=True)
+class InteractiveMethod:
+    """A method of the interactive track: a class `Class(**settings)` with `start(sequence)` (an
+    interactive.dataset.InteractiveSequence: the frames, never the ground truth) and `interact(frame_index,
+    scribble_labels) -> masks` (scribble_labels: H x W, -1 unlabelled, 0 background, k object k; masks:
+    T x H x W object ids at the frames' size), run by `python -m interactive session --method <name>`."""
+
+    method: str
+    settings: str | None  # settings class with from_dict(values); None: the method takes no settings
+
+
+INTERACTIVE_METHODS: dict[str, InteractiveMethod] = {
+    "scribble_copy": InteractiveMethod(
+        method="methods.scribble_copy:ScribbleCopy",
+        settings="methods.scribble_copy:ScribbleCopySettings",
+    ),
+}
+
+
+def interactive_method(name: str) -> InteractiveMethod:
+    if name not in INTERACTIVE_METHODS:
+        raise ValueError(f"unknown interactive method {name!r}; known (methods/registry.py INTERACTIVE_METHODS): "
+                         f"{sorted(INTERACTIVE_METHODS)}")
+    return INTERACTIVE_METHODS[name]
+
+
+def interactive_settings(name: str, values: dict):
+    """The settings object an interactive session builds from `values` (its --settings JSON); ValueError when
+    the session would refuse them."""
+    entry = interactive_method(name)
+    if entry.settings is None:
+        if values:
+            raise ValueError(f"{name} takes no settings, got {sorted(values)}")
+        return None
+    return load(entry.settings).from_dict(values)
+
+
+def interactive_code_digest(name: str) -> str:
+    """The digest of the code an interactive session of method `name` runs: its module and what that imports,
+    and the session's own package (interactive/)."""
+    module = interactive_method(name).method.partition(":")[0]
+    return hashlib.sha256(f"{module_digest(module)} {files_digest('interactive')}".encode()).hexdigest()[:16]

@@ -28,7 +28,7 @@ from .test_workflow import (
 
 def test_the_registry_and_every_settings_class_load_without_torch():
     """Importing the registry and building every method's settings and training settings (their defaults,
-    as the workflow builds them for every row and training) imports no torch."""
+    as the workflow builds them for every row and training), interactive methods' too, imports no torch."""
     script = textwrap.dedent("""
         import sys
         from methods import registry
@@ -40,6 +40,9 @@ def test_the_registry_and_every_settings_class_load_without_torch():
                 registry.load(entry.training)
             if entry.check_training:
                 registry.load(entry.check_training)
+        for name, entry in registry.INTERACTIVE_METHODS.items():
+            if entry.settings:
+                registry.interactive_settings(name, {})
         registry.inference_settings("frtm", {"checkpoint": "x.pt"})
         registry.inference_settings("lwl", {"checkpoint": "x.pt"})
         registry.training_settings("frtm", {"sources": [{"dataset": {}, "repeats": 1}]})
