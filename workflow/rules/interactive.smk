@@ -9,40 +9,6 @@ INTERACTIVE_REPORT = report_path("interactive.md")
 PUBLISHED_INTERACTIVE = "reporting/published_interactive.yaml"
 
 
-def interactive_dataset_root(name="{interactive_dataset}"):
-    """A stand-in's root (built per preset), or DAVIS 2017 with its scribbles (shared by the presets)."""
-    if name != "{interactive_dataset}" and INTERACTIVE["datasets"][name]["kind"] == "davis2017":
-        return "resources/datasets/davis2017-interactive"
-    return f"resources/interactive/{PRESET}/{name}"
-
-
-def interactive_session_path(name, session="{session}"):
-    """A session's output: report.csv (the package's per-frame report), summary.json, timing.json."""
-    return f"{RESULTS}/interactive/{session}/{name}"
-
-
-def interactive_session_dataset(session):
-    return INTERACTIVE["sessions"][session]["dataset"]
-
-
-def _check_interactive():
-    """Names the sessions refer to exist (the schema checked the shapes)."""
-    for session, spec in INTERACTIVE["sessions"].items():
-        if spec["dataset"] not in INTERACTIVE["datasets"]:
-            raise WorkflowError(
-                f"interactive.sessions.{session}.dataset: {spec['dataset']!r} is not an entry of interactive.datasets "
-                f"({', '.join(sorted(INTERACTIVE['datasets'])) or 'none'})"
-            )
-        if spec["method"] not in registry.INTERACTIVE_METHODS:
-            raise WorkflowError(
-                f"interactive.sessions.{session}.method: {spec['method']!r} is not an interactive method "
-                f"(methods/registry.py INTERACTIVE_METHODS: {', '.join(sorted(registry.INTERACTIVE_METHODS))})"
-            )
-
-
-_check_interactive()
-
-
 # the stand-ins are built from the shared folder on the machine running Snakemake (seconds of work)
 localrules:
     interactive_standin,
@@ -62,7 +28,9 @@ rule interactive_standin:
     params:
         shared=SHARED_DIR,
         kind=lambda wildcards: INTERACTIVE["datasets"][wildcards.interactive_dataset].get("objects", "single"),
-        sequences=lambda wildcards: ",".join(INTERACTIVE["datasets"][wildcards.interactive_dataset]["sequences"]),
+        sequences=lambda wildcards: ",".join(
+            INTERACTIVE["datasets"][wildcards.interactive_dataset]["sequences"]
+        ),
         code=lambda wildcards: interactive_code(),
     shell:
         "python -m interactive standin --shared {params.shared:q} --kind {params.kind:q}"
@@ -119,12 +87,17 @@ rule interactive_session:
         method=lambda wildcards: INTERACTIVE["sessions"][wildcards.session]["method"],
         settings=lambda wildcards: json.dumps(INTERACTIVE["sessions"][wildcards.session].get("settings", {})),
         sequences=lambda wildcards: (
-            ["--sequences", ",".join(INTERACTIVE["datasets"][interactive_session_dataset(wildcards.session)]["sequences"])]
+            [
+                "--sequences",
+                ",".join(
+                    INTERACTIVE["datasets"][interactive_session_dataset(wildcards.session)]["sequences"]
+                ),
+            ]
             if INTERACTIVE["datasets"][interactive_session_dataset(wildcards.session)].get("sequences")
             else []
         ),
         scribbles=lambda wildcards: (
-            ["--scribbles", ",".join(map(str, INTERACTIVE["sessions"][wildcards.session]["scribbles"]))]
+            ["--scribbles", INTERACTIVE["sessions"][wildcards.session]["scribbles"]]
             if INTERACTIVE["sessions"][wildcards.session].get("scribbles")
             else []
         ),
@@ -149,9 +122,13 @@ rule interactive_report:
     output:
         table=report(INTERACTIVE_REPORT, caption="../report/interactive.rst", category="Interactive"),
         interactions=report(
-            figure_path("interactive-interactions.png"), caption="../report/interactive.rst", category="Interactive"
+            figure_path("interactive-interactions.png"),
+            caption="../report/interactive.rst",
+            category="Interactive",
         ),
-        time=report(figure_path("interactive-time.png"), caption="../report/interactive.rst", category="Interactive"),
+        time=report(
+            figure_path("interactive-time.png"), caption="../report/interactive.rst", category="Interactive"
+        ),
     log:
         log_path("interactive", "report"),
     conda:

@@ -124,3 +124,16 @@ def released_records():
 def alternatives(names):
     """A wildcard constraint matching exactly these names (none: nothing)."""
     return "|".join(map(re.escape, names)) or "(?!)"
+
+
+# --- the interactive track (workflow/rules/interactive.smk) ---
+def interactive_dataset_root(name="{interactive_dataset}"):
+    """A stand-in's root (built per preset), or DAVIS 2017 with its scribbles (shared by the presets)."""
+    if name != "{interactive_dataset}" and INTERACTIVE["datasets"][name]["kind"] == "davis2017":
+        return "resources/datasets/davis2017-interactive"
+    return f"resources/interactive/{PRESET}/{name}"
+
+
+def interactive_session_path(name, session="{session}"):
+    """A session's output: report.csv (the package's per-frame report), summary.json, timing.json."""
+    return f"{RESULTS}/interactive/{session}/{name}"

@@ -278,7 +278,11 @@ def reporting_code():
 def interactive_code(method=None):
     """The code of the interactive track's jobs: the interactive package and the data layer; for a session also its
     method's module and what that imports (methods/registry.py INTERACTIVE_METHODS)."""
-    return registry.interactive_code_digest(method)
+    return (
+        registry.interactive_code_digest(method)
+        if method
+        else registry.files_digest("interactive", "vos_datasets")
+    )
 
 
 # --- the pretrained backbone file each training and row reads (weights.smk's fetch_weights fetches it) ------

@@ -241,3 +241,26 @@ _check_settings()
 _check_seed_repeats()
 leave_out_released_rows()
 _check_released_files()
+
+
+# --- the interactive track's sessions (workflow/rules/interactive.smk) ---
+def interactive_session_dataset(session):
+    return INTERACTIVE["sessions"][session]["dataset"]
+
+
+def _check_interactive():
+    """Names the sessions refer to exist (the schema checked the shapes)."""
+    for session, spec in INTERACTIVE["sessions"].items():
+        if spec["dataset"] not in INTERACTIVE["datasets"]:
+            raise WorkflowError(
+                f"interactive.sessions.{session}.dataset: {spec['dataset']!r} is not an entry of interactive.datasets "
+                f"({', '.join(sorted(INTERACTIVE['datasets'])) or 'none'})"
+            )
+        if spec["method"] not in registry.INTERACTIVE_METHODS:
+            raise WorkflowError(
+                f"interactive.sessions.{session}.method: {spec['method']!r} is not an interactive method "
+                f"(methods/registry.py INTERACTIVE_METHODS: {', '.join(sorted(registry.INTERACTIVE_METHODS))})"
+            )
+
+
+_check_interactive()
