@@ -176,7 +176,7 @@ def test_the_dockerfile_copies_files_that_exist():
     assert "requirements.txt" in sources and "methods/" in sources
     assert not [source for source in sources if not (REPO / source).exists()]
     # the code of every package the workflow runs is in the image
-    for package in ("methods", "metrics", "reporting", "vos_datasets", "workflow", "config"):
+    for package in ("methods", "interactive", "metrics", "reporting", "vos_datasets", "workflow", "config"):
         assert f"{package}/" in sources, package
 
 
@@ -187,8 +187,11 @@ def test_the_dockerfile_installs_the_pinned_requirements_with_cpu_torch_by_defau
     assert "-r requirements.txt" in (REPO / "requirements-dev.txt").read_text()
     # no pin of its own that could drift from requirements.txt
     text = (REPO / "envs" / "Dockerfile").read_text()
-    assert {name: requirements().get(name) for name in pins(re.findall(r"[\w.-]+==[\w.+-]+", text))} == pins(
+    locked = {**requirements(), **pins((REPO / "requirements-interactive.txt").read_text().splitlines()),
+              **pins([re.search(r"^INTERACTIVE_PACKAGE := (\S+)$", (REPO / "Makefile").read_text(), re.M).group(1)])}
+    assert {name: locked.get(name) for name in pins(re.findall(r"[\w.-]+==[\w.+-]+", text))} == pins(
         re.findall(r"[\w.-]+==[\w.+-]+", text))
+    assert "-r requirements-interactive.txt" in runs and "--no-deps --no-build-isolation davisinteractive" in runs
     arguments = dict(arguments.split("=", 1) for instruction, arguments in instructions if instruction == "ARG")
     assert arguments["TORCH_BUILD"] == "cpu"
     # the GPU build the conda environment takes is the one the Dockerfile documents first
