@@ -185,10 +185,19 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
+class _BesideProgressBars(logging.Handler):
+    """Log lines above the progress bar, not run into it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if not args.quiet:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[_BesideProgressBars()])
         logging.getLogger("absl").setLevel(logging.WARNING)  # the package's own INFO lines: several an interaction
     try:
         return args.run(args)

@@ -173,7 +173,8 @@ class LegacyTieBreak(np.random.Generator):
     random tie-break. Up to 0.18 that tie-break was `np.random.RandomState(0).permutation(np.arange(n))`, the
     same on every call; from 0.19 it is `np.random.default_rng(rng).permutation(...)`, with `rng=None` a fresh
     unseeded generator, so the robot's skeleton, hence its scribble, changes from run to run (two identical
-    sessions diverge from interaction 2). Nothing else of medial_axis changed between 0.18.3 and 0.26. A seed
+    sessions diverge from interaction 2). Nothing else of medial_axis changed between 0.18.3 and 0.26 (its
+    helpers _skeletonize_loop, _table_lookup and _pattern_of neither, but for formatting). A seed
     (`rng=0`) would make it repeatable but not the robot the benchmark was built with: Generator.permutation
     shuffles differently from RandomState.permutation. This generator, passed as `rng` (default_rng hands a
     Generator back unchanged), returns exactly the old permutation, drawn afresh from RandomState(0) each call.

@@ -91,6 +91,9 @@ def run_session(dataset: InteractiveDataset, method_name: str, settings: dict, m
                 received = time.perf_counter()
                 if new_sample:
                     sequence = sequence_of(dataset, name)
+                    log.info("sample %d/%d: %s scribble %d (%d frames, %d object(s), %dx%d)", session.sample_idx + 1,
+                             len(session.samples), name, session.samples[session.sample_idx][1],
+                             len(sequence.frames), sequence.num_objects, sequence.size[1], sequence.size[0])
                     method.start(sequence)
                     interaction = 0
                     masks = np.zeros((len(sequence.frames), *sequence.size), np.uint8)

@@ -6,12 +6,12 @@ the robot scribbled and copied onward, as first_frame_copy copies a mask given l
 an object scribble adds its label, a background scribble (label 0) erases. Where the dilated scribbles of two
 labels meet, each pixel takes the label of the nearest scribbled pixel.
 
-dilation_radius: 8 pixels by default. The robot draws a scribble on the skeleton of the error region after
+dilation_radius: 8 pixels by default. The robot draws a scribble along the skeleton of the error region after
 an opening by a disk of radius min(0.1 * sqrt(area), 16) pixels (davisinteractive's kernel_size 0.2 of the
-side, at most 16), so the scribble lies at least that far inside the region it corrects (a skeleton point of
-an opened region is the centre of an inscribed disk at least that wide). 8, half the largest radius, keeps
-the dilated scribble inside regions of 6,400 pixels and more (0.1 * sqrt(6400) = 8) and paints up to 17 pixels
-wide; 0 paints the 1-pixel scribble alone.
+side, at most 16), so the scribble lies about that far inside the region it corrects (a skeleton point of an
+opened region is the centre of an inscribed disk at least that wide; the robot then smooths the path into a
+Bezier curve). 8, half the largest radius, keeps the dilated scribble inside regions of about 6,400 pixels and
+more (0.1 * sqrt(6400) = 8) and paints a band 17 pixels wide; 0 paints the 1-pixel scribble alone.
 """
 
 from __future__ import annotations
