@@ -147,3 +147,19 @@ def test_scribble_labels_are_the_packages_label_maps_of_the_scribbled_frames(pac
     whole = package.scribbles2mask(scribble, (30, 40))
     assert list(labels) == [1, 3] and all((labels[frame] == whole[frame]).all() for frame in labels)
     assert set(labels[3].ravel()) == {-1, 0, 2}
+
+
+def test_masks_that_are_not_object_ids_at_the_frames_size_are_refused_naming_the_method():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from interactive.session import _check_masks
+
+    sequence = SimpleNamespace(name="blackswan", frames=("a.jpg", "b.jpg"), size=(3, 4))
+    ids = np.zeros((2, 3, 4), np.uint8)
+    assert _check_masks(ids, sequence, "m") is not None
+    with pytest.raises(ValueError, match=r"m: interact\(\) returned masks of shape \(2, 3, 4\) \(float32\) for blackswan"):
+        _check_masks(ids.astype(np.float32), sequence, "m")  # probabilities, not ids
+    with pytest.raises(ValueError, match=r"shape \(1, 3, 4\)"):
+        _check_masks(ids[:1], sequence, "m")  # one frame short
