@@ -108,60 +108,62 @@ def _threads() -> int | None:
     return torch.get_num_threads() if torch is not None else None
 
 
-def run(method: VOSMethod, dataset, out_dir: str | Path, timing_path: str | Path | None = None,
-        progress: bool = True, extra: dict | None = None, warm_up_frames: int = 0, fps_protocol: str = "authors",
-        score_maps_dir: str | Path | None = None, score_map_sequences: list[str] | None = None) -> dict:
-    """Write <out_dir>/<sequence>/<frame>.png for every frame and return the timing record.
-
-    fps_protocol, warm_up_frames: how FPS is measured (module doc). score_maps_dir: save the target model's
-    coarse scores (FRTM) of `score_map_sequences` there (default: the first sequence by name; ["all"]: every
-    sequence). They stay on the method's device until the sequence is done (no GPU synchronisation inside
-    the timed loop); only the figures' sequences keep them.
-    """
+def _check_protocol(fps_protocol: str, warm_up_frames: int) -> None:
     if fps_protocol not in FPS_PROTOCOLS:
         raise ValueError(f"fps_protocol={fps_protocol!r}: choose one of {list(FPS_PROTOCOLS)}")
     if warm_up_frames < 0:
         raise ValueError(f"warm_up_frames={warm_up_frames}: 0 (none) or more frames")
-    sequences = list(dataset)
-    keep_maps: set[str] = set()
-    if score_maps_dir is not None:
-        if not hasattr(method, "enable_score_maps"):
-            raise ValueError(f"{method.name} has no coarse score maps to save (only FRTM's target model has)")
-        names = [s.name for s in sequences]
-        if score_map_sequences == ["all"]:
-            keep_maps = set(names)
-        elif score_map_sequences:
-            keep_maps = set(score_map_sequences)
-        else:
-            keep_maps = {min(names)} if names else set()
-        unknown = keep_maps - set(names)
-        if unknown:
-            raise ValueError(f"score maps asked for sequences not in the dataset: {sorted(unknown)}")
-    device = method_device(method)
-    timed = _timed_sequence if fps_protocol == "authors" else _streamed_sequence
-    per_sequence = {}
-    with atomic_directory(out_dir) as tmp, contextlib.ExitStack() as stack:
-        maps_tmp = stack.enter_context(atomic_directory(score_maps_dir)) if score_maps_dir is not None else None
-        for sequence in tqdm(sequences, desc=f"{method.name}", unit="seq", disable=not progress):
-            after_warm_up = None
-            if score_maps_dir is not None:
-                method.disable_score_maps()  # the warm-up keeps none
-                if sequence.name in keep_maps:
-                    after_warm_up = method.enable_score_maps
-            seconds, outputs = timed(method, sequence, device, warm_up_frames, after_warm_up, tmp)
-            if maps_tmp is not None and sequence.name in keep_maps:  # D's coarse scores, one array per (frame, object), for the figures
-                np.savez_compressed(maps_tmp / f"{sequence.name}.npz",
-                                    **{f"{frame}_{oid}": np.asarray(m.cpu() if hasattr(m, "cpu") else m)
-                                       for (frame, oid), m in method.score_maps.items()})
-                method.score_maps.clear()
-            frames = len(outputs)
-            if frames != len(sequence.frames):
-                raise ValueError(f"{method.name} produced {frames} of {len(sequence.frames)} frames of {sequence.name}")
-            per_sequence[sequence.name] = {"frames": frames, "seconds": seconds,
-                                           "fps": frames / seconds if seconds > 0 else float("inf")}
+
+
+def score_map_sequences_kept(method, names: list[str], asked: list[str] | None) -> set[str]:
+    """The sequences whose score maps are saved: `asked` (["all"]: every one), default the first by name."""
+    if not hasattr(method, "enable_score_maps"):
+        raise ValueError(f"{method.name} has no coarse score maps to save (only FRTM's target model has)")
+    if asked == ["all"]:
+        keep = set(names)
+    elif asked:
+        keep = set(asked)
+    else:
+        keep = {min(names)} if names else set()
+    unknown = keep - set(names)
+    if unknown:
+        raise ValueError(f"score maps asked for sequences not in the dataset: {sorted(unknown)}")
+    return keep
+
+
+def _save_score_maps(method, folder: Path, sequence: str) -> None:
+    """D's coarse scores of one sequence, one array per (frame, object), for the figures; then dropped."""
+    np.savez_compressed(folder / f"{sequence}.npz",
+                        **{f"{frame}_{oid}": np.asarray(m.cpu() if hasattr(m, "cpu") else m)
+                           for (frame, oid), m in method.score_maps.items()})
+    method.score_maps.clear()
+
+
+def _run_sequence(method, sequence, device: str, timed, warm_up_frames: int, out: Path, maps_out: Path | None,
+                  keep_maps: set[str]) -> dict:
+    """One sequence's masks written under `out` (and its score maps under `maps_out` where kept): its timing
+    entry. The warm-up keeps no score maps; a method that skips a frame is an error naming it."""
+    after_warm_up = None
+    if maps_out is not None:
+        method.disable_score_maps()
+        if sequence.name in keep_maps:
+            after_warm_up = method.enable_score_maps
+    seconds, outputs = timed(method, sequence, device, warm_up_frames, after_warm_up, out)
+    if maps_out is not None and sequence.name in keep_maps:
+        _save_score_maps(method, maps_out, sequence.name)
+    frames = len(outputs)
+    if frames != len(sequence.frames):
+        raise ValueError(f"{method.name} produced {frames} of {len(sequence.frames)} frames of {sequence.name}")
+    return {"frames": frames, "seconds": seconds, "fps": frames / seconds if seconds > 0 else float("inf")}
+
+
+def timing_record(method, fps_protocol: str, warm_up_frames: int, device: str, sequences: list,
+                  per_sequence: dict, keep_maps: set[str], extra: dict | None) -> dict:
+    """The timing.json record: the protocol, the device as the machine that ran it saw it, the FPS (mean over
+    sequences and total), the method's own description, and each sequence's entry."""
     total_frames = sum(s["frames"] for s in per_sequence.values())
     total_seconds = sum(s["seconds"] for s in per_sequence.values())
-    record = {
+    return {
         "method": method.name,
         "fps_protocol": fps_protocol,
         "timed": TIMED[fps_protocol],
@@ -179,6 +181,32 @@ def run(method: VOSMethod, dataset, out_dir: str | Path, timing_path: str | Path
         "score_maps_kept_for": sorted(keep_maps),
         **(extra or {}),
     }
+
+
+def run(method: VOSMethod, dataset, out_dir: str | Path, timing_path: str | Path | None = None,
+        progress: bool = True, extra: dict | None = None, warm_up_frames: int = 0, fps_protocol: str = "authors",
+        score_maps_dir: str | Path | None = None, score_map_sequences: list[str] | None = None) -> dict:
+    """Write <out_dir>/<sequence>/<frame>.png for every frame and return the timing record.
+
+    fps_protocol, warm_up_frames: how FPS is measured (module doc). score_maps_dir: save the target model's
+    coarse scores (FRTM) of `score_map_sequences` there (default: the first sequence by name; ["all"]: every
+    sequence). They stay on the method's device until the sequence is done (no GPU synchronisation inside
+    the timed loop); only the figures' sequences keep them.
+    """
+    _check_protocol(fps_protocol, warm_up_frames)
+    sequences = list(dataset)
+    keep_maps: set[str] = set()
+    if score_maps_dir is not None:
+        keep_maps = score_map_sequences_kept(method, [s.name for s in sequences], score_map_sequences)
+    device = method_device(method)
+    timed = _timed_sequence if fps_protocol == "authors" else _streamed_sequence
+    per_sequence = {}
+    with atomic_directory(out_dir) as tmp, contextlib.ExitStack() as stack:
+        maps_tmp = stack.enter_context(atomic_directory(score_maps_dir)) if score_maps_dir is not None else None
+        for sequence in tqdm(sequences, desc=f"{method.name}", unit="seq", disable=not progress):
+            per_sequence[sequence.name] = _run_sequence(method, sequence, device, timed, warm_up_frames, tmp,
+                                                        maps_tmp, keep_maps)
+    record = timing_record(method, fps_protocol, warm_up_frames, device, sequences, per_sequence, keep_maps, extra)
     if timing_path is not None:
         atomic_write_text(timing_path, json.dumps(record, indent=1))
     return record

@@ -35,6 +35,7 @@ from .render import CellSource, evaluation_for  # noqa: E402
 from .seeds import repeat_of  # noqa: E402
 
 DECAY_BINS = 10
+DECAY_COLOUR = "tab:blue"
 QUALITATIVE_FRAMES = 5
 # Object colours of the overlays (object ids 1..): Okabe-Ito's colour-blind-safe qualitative palette, saturated
 # so that they stand out on the grey frames, then tab10's remaining hues; as RGB in 0..1.
@@ -219,13 +220,46 @@ def speed_points(summary: pd.DataFrame, published: Published, evaluations: dict,
     return points, bounds, source
 
 
+SPEED_BENCHMARKS = (("davis2017-val", "DAVIS 2017 val"), ("davis2016-val", "DAVIS 2016 val"))
+
+
+def speed_panels(evaluations: dict) -> list[list[tuple[str, str]]]:
+    """The speed plot's panels, as the (benchmark, title) pairs each shows: one per benchmark the preset
+    measures, one for all the benchmarks a single stand-in evaluation fills (its stars would be the same in
+    each), none for a benchmark not measured; where none is, the first benchmark's published points alone."""
+    panels: list[list[tuple[str, str]]] = []
+    sources: list[CellSource] = []
+    for benchmark, title in SPEED_BENCHMARKS:
+        source = evaluation_for(benchmark, evaluations)
+        if source is None:
+            continue
+        if not source.exact and source in sources:
+            panels[sources.index(source)].append((benchmark, title))
+        else:
+            panels.append([(benchmark, title)])
+            sources.append(source)
+    return panels or [[SPEED_BENCHMARKS[0]]]
+
+
+def _panel_title(benchmarks: list[tuple[str, str]], source: CellSource | None) -> str:
+    """What a speed panel's circles and stars are measured on."""
+    titles = [title for _, title in benchmarks]
+    if source is None:
+        return f"{titles[0]}: published (circles); not evaluated by this preset"
+    if source.exact:
+        return f"{titles[0]}\npublished (circles) and reproduced (stars, {source.evaluation})"
+    return (f"stars: {source.evaluation}, a stand-in for {' and '.join(titles)}\n"
+            f"circles: published on {titles[0]}")
+
+
 def speed_accuracy_figure(summary: pd.DataFrame, published: Published, evaluations: dict,
                           hardware: str) -> plt.Figure:
-    """FPS (log scale) against J&F on DAVIS 2017 and 2016: the papers' points (circles, their GPUs) and this run's
-    (stars, this run's hardware), each numbered and named in the legend (one number per name in both panels,
-    published first); the first-frame copy, which computes nothing, is a dotted J&F line, not a point."""
-    panels = [("davis2017-val", "DAVIS 2017 val"), ("davis2016-val", "DAVIS 2016 val")]
-    data = [speed_points(summary, published, evaluations, benchmark) for benchmark, _ in panels]
+    """FPS (log scale) against J&F, one panel per DAVIS benchmark measured (speed_panels): the papers' points
+    (circles, their GPUs) and this run's (stars, this run's hardware), each numbered and named in the legend
+    (one number per name in every panel, published first); the first-frame copy, which computes nothing, is a
+    dotted J&F line, not a point."""
+    panels = speed_panels(evaluations)
+    data = [speed_points(summary, published, evaluations, benchmarks[0][0]) for benchmarks in panels]
     ordered = [p for points, _, _ in data for p in points if p.marker == "o"]
     ordered += [p for points, _, _ in data for p in points if p.marker != "o"]
     numbers: dict[str, int] = {}
@@ -237,8 +271,9 @@ def speed_accuracy_figure(summary: pd.DataFrame, published: Published, evaluatio
                                                   markersize=6 if point.marker == "o" else 10,
                                                   label=f"{numbers[point.name]}  {point.name}"))
     bound_names: set[str] = set()
-    figure, axes = plt.subplots(1, len(panels), figsize=(13, 5.6), dpi=110)
-    for ax, (_, title), (points, bounds, source) in zip(axes, panels, data, strict=True):
+    figure, axes = plt.subplots(1, len(panels), figsize=(max(8.5, 6.5 * len(panels)), 5.6), dpi=110, squeeze=False)
+    axes = axes[0]
+    for ax, benchmarks, (points, bounds, source) in zip(axes, panels, data, strict=True):
         for point in points:
             ax.scatter(point.fps, point.jf, marker=point.marker, s=40 if point.marker == "o" else 120,
                        color=point.colour, edgecolors="white", linewidths=0.5, zorder=3 if point.marker == "o" else 4)
@@ -248,14 +283,10 @@ def speed_accuracy_figure(summary: pd.DataFrame, published: Published, evaluatio
                 bound_names.add(bound.name)
                 legend.append(matplotlib.lines.Line2D([], [], color=bound.colour, linestyle=":", label=(
                     f"{bound.name}: J&F only (copies the given frame; its FPS times no method)")))
-        if source is None:
-            where = "not evaluated by this preset"
-        else:
-            where = source.evaluation + ("" if source.exact else ", a stand-in")
         ax.set_xscale("log")
         ax.set_xlabel("frames per second (log scale)\ncircles: papers' GPUs; stars: this run's hardware", fontsize=8)
         ax.set_ylabel("J&F (%)")
-        ax.set_title(f"{title}\npublished (circles) and reproduced (stars, {where})", fontsize=9)
+        ax.set_title(_panel_title(benchmarks, source), fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
     figure.suptitle(f"Speed vs accuracy. Circles' and stars' FPS are not comparable: the papers measured on "
                     f"their GPUs, this run on {hardware}", fontsize=10)
@@ -263,8 +294,9 @@ def speed_accuracy_figure(summary: pd.DataFrame, published: Published, evaluatio
     for ax, (points, bounds, _) in zip(axes, data, strict=True):
         _place_numbers(ax, [(p.fps, p.jf, numbers[p.name], p.colour) for p in points],
                        [(b.jf, "first-frame copy", b.colour) for b in bounds])
-    figure.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize=7.5,
-                  title="numbered points (one number per method in both panels)", title_fontsize=8, frameon=False)
+    figure.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2 if len(panels) == 1 else 3,
+                  fontsize=7.5, title="numbered points" + (" (one number per method in every panel)"
+                                                           if len(panels) > 1 else ""), title_fontsize=8, frameon=False)
     return figure
 
 
@@ -280,8 +312,9 @@ def object_scores(summary: pd.DataFrame, results: Path, evaluation: str) -> dict
 
 
 def per_sequence(scores: dict[str, pd.Series], evaluation: str, out: Path) -> Path:
-    """Heat map of J&F: one line per method, one column per object (sequence_id)."""
-    table = pd.DataFrame(scores).T
+    """Heat map of J&F: one line per method (methods with identical scores share one, "A = B"), one column per
+    object (sequence_id)."""
+    table = pd.DataFrame(merged(scores)).T
     width = max(6.0, 0.45 * table.shape[1] + 3)
     figure, ax = plt.subplots(figsize=(width, 0.4 * len(table) + 2))
     image = ax.imshow(table.to_numpy(), cmap="viridis", vmin=0, vmax=100, aspect="auto")
@@ -309,22 +342,74 @@ def decay_curves(per_frame: pd.DataFrame, bins: int = DECAY_BINS) -> pd.DataFram
     return curves
 
 
+def same_values(series: dict[str, pd.DataFrame | pd.Series]) -> dict[str, list[str]]:
+    """Names grouped by identical values (first name -> every name with those values, in order): rows that give
+    the same figures (e.g. a variant the preset runs with the same weights) are drawn once with all their names,
+    not as a line or a heat-map row hiding another."""
+    groups: dict[str, list[str]] = {}
+    for name, values in series.items():
+        twin = next((first for first in groups if series[first].shape == values.shape
+                     and np.allclose(series[first].to_numpy(dtype=float), values.to_numpy(dtype=float),
+                                     rtol=0, atol=1e-9, equal_nan=True)), None)
+        groups.setdefault(twin or name, []).append(name)
+    return groups
+
+
+def merged(scores: dict[str, pd.Series]) -> dict[str, pd.Series]:
+    """`scores` with the rows of identical values as one, named "A = B"."""
+    return {" = ".join(names): scores[first] for first, names in same_values(scores).items()}
+
+
+DECAY_COLUMNS = 4
+
+
+def decay_figure(curves: dict[str, pd.DataFrame], evaluation: str, reference: str | None = None) -> plt.Figure:
+    """Small multiples: one panel per method (rows with identical curves share one, named "A = B"), its J (solid)
+    and F (dashed) over normalised time on one shared scale, with the `reference` method (the first-frame copy)
+    in grey in every other panel: each method's decay reads at a glance, none hidden under another."""
+    groups = same_values(curves)
+    columns = min(DECAY_COLUMNS, len(groups))
+    lines = -(-len(groups) // columns)
+    figure, axes = plt.subplots(lines, columns, figsize=(3.3 * columns, 2.5 * lines + 0.8), sharex=True,
+                                sharey=True, squeeze=False)
+    for ax, (first, names) in zip(axes.ravel(), groups.items(), strict=False):
+        if reference is not None and reference not in names:
+            for measure, style in (("J", "-"), ("F", "--")):
+                ax.plot(curves[reference].index, curves[reference][measure], color="0.7", linestyle=style, lw=1)
+        for measure, style in (("J", "-"), ("F", "--")):
+            ax.plot(curves[first].index, curves[first][measure], color=DECAY_COLOUR, linestyle=style, marker=".",
+                    lw=1.5)
+        ax.set_title("\n= ".join(names), fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.set_ylim(-3, 103)
+    for ax in axes.ravel()[len(groups):]:
+        ax.set_axis_off()
+    for ax in axes[:, 0]:
+        ax.set_ylabel("J, F (%)")
+    for ax in axes[-1]:
+        ax.set_xlabel("normalised time (0 = first scored frame, 1 = last)", fontsize=7)
+        ax.xaxis.set_tick_params(labelbottom=True)
+    handles = [matplotlib.lines.Line2D([], [], color=DECAY_COLOUR, linestyle="-", marker=".", label="J (region)"),
+               matplotlib.lines.Line2D([], [], color=DECAY_COLOUR, linestyle="--", marker=".", label="F (boundary)")]
+    if reference is not None:
+        handles.append(matplotlib.lines.Line2D([], [], color="0.7", label=f"{reference}: J, F (for reference)"))
+    figure.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.45 / (2.5 * lines + 0.8)),
+                  ncol=len(handles), fontsize=8, frameon=False)
+    figure.suptitle(f"J and F over time on {evaluation} (mean over objects, {DECAY_BINS} bins of each video); "
+                    "one panel per method, identical methods share one", fontsize=10)
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.75 / (2.5 * lines + 0.8)))
+    return figure
+
+
 def decay(summary: pd.DataFrame, results: Path, evaluation: str, out: Path) -> Path:
     rows = summary[summary["evaluation"] == evaluation]
-    figure, axes = plt.subplots(1, 2, figsize=(13, 4.8), sharey=True)
-    colours = plt.cm.tab20(np.linspace(0, 1, max(len(rows), 2)))
-    for colour, (_, record) in zip(colours, rows.iterrows(), strict=False):
+    curves, reference = {}, None
+    for _, record in rows.iterrows():
         path = results / evaluation / record["row"] / "scores" / f"per-frame_results-{evaluation}.csv"
-        curves = decay_curves(pd.read_csv(path, dtype={"Frame": str}))
-        for ax, measure in zip(axes, ("J", "F"), strict=True):
-            ax.plot(curves.index, curves[measure], marker=".", color=colour, label=record["label"])
-    for ax, measure in zip(axes, ("J", "F"), strict=True):
-        ax.set_xlabel("normalised time in the video (0 = first scored frame, 1 = last)")
-        ax.set_ylabel(f"{measure} (%)")
-        ax.set_title(f"{measure} over time on {evaluation} (mean over objects, {DECAY_BINS} bins)")
-        ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    return save(figure, out)
+        curves[record["label"]] = decay_curves(pd.read_csv(path, dtype={"Frame": str}))
+        if record.get("method") == FIRST_FRAME_COPY:
+            reference = record["label"]
+    return save(decay_figure(curves, evaluation, reference), out)
 
 
 def read_attributes(root: Path) -> dict[str, list[str]] | None:
@@ -336,25 +421,48 @@ def read_attributes(root: Path) -> dict[str, list[str]] | None:
     return None
 
 
+# An attribute's column needs this many sequences: with fewer, one video weighs over a fifth of its mean, which
+# then tells that video's difficulty, not the attribute's (DAVIS 2016 val, 20 videos, keeps 13 of its 16).
+MIN_ATTRIBUTE_SEQUENCES = 5
+
+
+def _no_attributes(text: str) -> plt.Figure:
+    figure, ax = plt.subplots(figsize=(9, 1.2))
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=9)
+    ax.set_axis_off()
+    return figure
+
+
 def attributes(scores: dict[str, pd.Series], evaluation: EvaluationData, out: Path) -> Path:
-    """Mean J&F over the objects of the sequences that have each attribute."""
+    return save(attributes_figure(scores, evaluation), out)
+
+
+def attributes_figure(scores: dict[str, pd.Series], evaluation: EvaluationData) -> plt.Figure:
+    """Mean J&F over the objects of the sequences that have each attribute carried by at least
+    MIN_ATTRIBUTE_SEQUENCES sequences (methods with identical scores share one line, "A = B"); a line of text
+    where there is no db_info.yml or no such attribute."""
     sequence_attributes = read_attributes(evaluation.root)
-    figure, ax = plt.subplots(figsize=(11, 0.4 * len(scores) + 2.2))
     if not sequence_attributes:
-        ax.text(0.5, 0.5, f"{evaluation.root} has no db_info.yml: no attributes to group by",
-                ha="center", va="center")
-        ax.set_axis_off()
-        return save(figure, out)
+        return _no_attributes(f"{evaluation.root} has no db_info.yml: no attributes to group by")
+    scores = merged(scores)
     objects = next(iter(scores.values())).index
     sequences = sorted({name.rsplit("_", 1)[0] for name in objects})
-    present = sorted({a for s in sequences for a in sequence_attributes.get(s, [])})
-    table = pd.DataFrame(index=list(scores), columns=["all", *present], dtype=float)
     counts = {"all": len(sequences)}
+    for attribute in sorted({a for s in sequences for a in sequence_attributes.get(s, [])}):
+        counts[attribute] = sum(attribute in sequence_attributes.get(s, []) for s in sequences)
+    present = [a for a, count in counts.items() if a != "all" and count >= MIN_ATTRIBUTE_SEQUENCES]
+    left_out = ", ".join(f"{a} ({count})" for a, count in counts.items() if a != "all" and a not in present)
+    if not present:
+        return _no_attributes(f"J&F per attribute on {evaluation.name}: not drawn. An attribute needs "
+                              f"{MIN_ATTRIBUTE_SEQUENCES} sequences (with fewer, one video weighs over a fifth of its "
+                              f"mean);\n{evaluation.name} has {len(sequences)} sequences"
+                              + (f", the attributes (sequences): {left_out}" if left_out else ""))
+    figure, ax = plt.subplots(figsize=(11, 0.4 * len(scores) + 2.2))
+    table = pd.DataFrame(index=list(scores), columns=["all", *present], dtype=float)
     for label, series in scores.items():
         table.loc[label, "all"] = series.mean()
     for attribute in present:
         members = [o for o in objects if attribute in sequence_attributes.get(o.rsplit("_", 1)[0], [])]
-        counts[attribute] = len({o.rsplit("_", 1)[0] for o in members})
         for label, series in scores.items():
             table.loc[label, attribute] = series[members].mean()
     image = ax.imshow(table.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=100, aspect="auto")
@@ -363,8 +471,9 @@ def attributes(scores: dict[str, pd.Series], evaluation: EvaluationData, out: Pa
     for (i, j), value in np.ndenumerate(table.to_numpy(dtype=float)):
         ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7, color="white" if value < 55 else "black")
     figure.colorbar(image, ax=ax, label="J&F (%)", fraction=0.03)
-    ax.set_title(f"J&F per attribute on {evaluation.name} (db_info.yml; in brackets: sequences with it)")
-    return save(figure, out)
+    ax.set_title(f"J&F per attribute on {evaluation.name} (db_info.yml; in brackets: sequences with it)"
+                 + (f"\nleft out, under {MIN_ATTRIBUTE_SEQUENCES} sequences: {left_out}" if left_out else ""))
+    return figure
 
 
 def _greyscale(image: np.ndarray) -> np.ndarray:
@@ -563,13 +672,15 @@ def training_panel(ax: plt.Axes, name: str, data: dict) -> plt.Axes | None:
     shown = list(losses)
     if any("loss" in scores for _, scores in held):
         points = [(epoch, float(scores["loss"])) for epoch, scores in held if "loss" in scores]
-        ax.plot(*zip(*points, strict=True), marker="s", markersize=4, linestyle="--", color="tab:cyan",
+        ax.plot(*zip(*points, strict=True), marker="s", markersize=4, linestyle="--", color="tab:orange",
                 label="validation loss")
         shown += [loss for _, loss in points]
     _log_scale_if_wide(ax, shown)
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     if len(epochs) == 1:
         ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
+        if ax.get_yscale() == "linear":  # the lone points apart from the frame, under the epoch count
+            ax.set_ylim(0, 1.3 * max(shown))
     seconds = sum(float(entry.get("seconds", 0)) for entry in history)
     samples = history[-1].get("samples")
     ax.text(0.98, 0.97, f"{len(history)} epoch{'s' if len(history) > 1 else ''}"
@@ -589,9 +700,24 @@ def training_panel(ax: plt.Axes, name: str, data: dict) -> plt.Axes | None:
         twin.set_ylabel("validation score (held-out samples)")
         top = max(float(values[key]) for _, values in held for key in scores if key in values)
         twin.set_ylim(0, 1.05 if top <= 1 else top * 1.05)
+    for axis in (ax, twin):
+        if axis is not None:
+            _label_lone_points(axis)
     ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(handles),
               frameon=False)
     return twin
+
+
+def _label_lone_points(ax: plt.Axes) -> None:
+    """A curve of one point (a training of one epoch, a single held-out measure) is no line to read: a larger
+    marker with its name and value beside it."""
+    for line in ax.get_lines():
+        if len(line.get_xdata()) != 1:
+            continue
+        x, y = float(line.get_xdata()[0]), float(line.get_ydata()[0])
+        line.set_markersize(8)
+        ax.annotate(f"{line.get_label()} {y:.3g}", (x, y), xytext=(8, 0), textcoords="offset points", fontsize=7,
+                    va="center", color=line.get_color(), zorder=6)
 
 
 def seeds_panel(ax: plt.Axes, name: str, runs: dict[int, dict]) -> None:
@@ -670,9 +796,10 @@ def caption(path: Path, summary: pd.DataFrame | None = None) -> str:
     """The caption of a figure, from its file name (the names evaluation_figures and speed_accuracy use)."""
     stem, parent = path.stem, path.parent.name
     if stem == "speed_accuracy":
-        return ("Speed vs accuracy: frames per second against J&F, the papers' methods (circles, FPS on their GPUs) "
-                "and this run's rows (stars, FPS on this run's hardware: the two speeds are not comparable), "
-                "numbered and named in the legend; the first-frame copy is a J&F line, it has no speed to show.")
+        return ("Speed vs accuracy: frames per second against J&F, one panel per benchmark measured, the papers' "
+                "methods (circles, FPS on their GPUs) and this run's rows (stars, FPS on this run's hardware: the two "
+                "speeds are not comparable), numbered and named in the legend; the first-frame copy is a J&F line, it "
+                "has no speed to show.")
     if stem == "training-curves":
         return ("Training curves: the loss of every training this preset ran, per epoch, and its held-out "
                 "validation where the training measured one; a training retrained at other seeds has a last "
@@ -685,9 +812,11 @@ def caption(path: Path, summary: pd.DataFrame | None = None) -> str:
                 "ground truth (dashed outlines) and, for FRTM, the target model's coarse score maps (colour bar).")
     kind, _, evaluation = stem.partition("-")
     return {
-        "per_sequence": f"J&F of every object of {evaluation}, one line per method.",
-        "decay": f"J and F over normalised time on {evaluation}: how each method degrades along the videos.",
-        "attributes": f"J&F per DAVIS attribute (db_info.yml) on {evaluation}.",
+        "per_sequence": f"J&F of every object of {evaluation}, one line per method (identical methods share one).",
+        "decay": f"J and F over normalised time on {evaluation}: how each method degrades along the videos, one "
+                 "panel per method (identical methods share one), the first-frame copy in grey for reference.",
+        "attributes": f"J&F per DAVIS attribute (db_info.yml) on {evaluation}, for the attributes at least "
+                      f"{MIN_ATTRIBUTE_SEQUENCES} sequences carry.",
     }.get(kind, stem)
 
 

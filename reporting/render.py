@@ -1,6 +1,6 @@
-"""Render reports/tables.md from a preset's summary: a provenance header, the papers' tables with the
-published and reproduced numbers side by side, every reproduced row with all DAVIS measures, and the
-figures.
+"""Render reports/tables.md from a preset's summary: a short header, every reproduced row against the
+first-frame copy, the papers' tables with the published and reproduced numbers side by side, the seeds'
+spread, the figures, and the details the header links to (description, machines, every DAVIS measure).
 
 A reproduced value is set against the published one, with their difference, only where the two are
 comparable: measured on the paper's own benchmark (not a stand-in for it) and, for FPS, on a GPU like the
@@ -20,7 +20,7 @@ from metrics.youtube_vos import FRAME_RULES
 from vos_datasets.fileio import atomic_write_text
 
 from .provenance import git_commit, hardware
-from .published import Published, PublishedTable
+from .published import Published, PublishedRow, PublishedTable
 from .seeds import primary_rows, seeds_section
 
 SHOWN = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
@@ -32,6 +32,7 @@ NOT_FOUND = "not found"  # a paper version whose figures come from a quoting sou
 NOT_MEASURED = "n.m."  # this preset has no such figure (no evaluation of or for the benchmark, the row did not
 # run on it, or the evaluation does not give the measure)
 NOT_RUN = "not run"  # the reproduced row is not run by this preset at all
+TRIVIAL_FPS = 1000  # above it the first-frame copy's FPS is shown as "> 1000" (_copy_fps)
 MARKS = {  # legend entries, in the order they are listed under a table
     "n.p.": f"**{NOT_PUBLISHED}** = not in the paper",
     "not found": f"**{NOT_FOUND}** = not in the text this project could cite for that paper version (named with "
@@ -48,6 +49,8 @@ MARKS = {  # legend entries, in the order they are listed under a table
     "from": "**from `row`** = the reproduced row that filled the value, where several can",
     "other model": "**[other model x]** = the released file is not the model the published figure is of (the "
                    "row's label says which), so no difference is taken",
+    "no computation": f"**> {TRIVIAL_FPS}** = the first-frame copy computes nothing (it writes the given mask to every "
+                      "frame): its FPS times file handling, so only its order is shown",
     "under aim": "**(under aim)** = the row scores under the first-frame copy + 10 J&F on this evaluation: the "
                  "value does not show what the method can do here (*Under the aim*, under the table of every "
                  "row, gives its training's length and held-out J)",
@@ -146,7 +149,7 @@ def _difference(published: float, reproduced: float) -> str:
 
 
 def _versus(published: float | None, reproduced: float | None, metric: str, exact: bool = True,
-            device=None, marks: set | None = None) -> str:
+            device=None, marks: set | None = None, method=None) -> str:
     """A reproduced value as it can be set beside the published one: "81.2 (−0.5)" on the paper's benchmark
     (GPU for FPS); "[stand-in 20.3]" on a stand-in; "1.07 (CPU)" for an FPS not measured on a GPU; no
     difference in the last two. `marks` collects the legend entries used."""
@@ -154,12 +157,15 @@ def _versus(published: float | None, reproduced: float | None, metric: str, exac
     if _missing(reproduced):
         marks.add("n.m.")
         return NOT_MEASURED
-    text = _number(reproduced, metric)
+    trivial = _copy_fps(reproduced, method) if metric == "FPS" else None
+    if trivial is not None:
+        marks.add("no computation")
+    text = trivial or _number(reproduced, metric)
     where = fps_device(device) if metric == "FPS" else None
     if where is not None:
         text += f" ({where})"
         marks.add("CPU" if where == "CPU" else "device")
-    elif exact and published is not None:
+    elif exact and published is not None and trivial is None:
         text += " " + _difference(published, reproduced)
     if not exact:
         marks.add("stand-in")
@@ -197,8 +203,8 @@ def _part(summary: pd.DataFrame, candidates: tuple[str, ...], source: CellSource
     if pending:
         text = status.split(" for ")[0]
     else:
-        device = record.get("device") if record is not None else None
-        text = _versus(None if other_model else published, reproduced, metric, source.exact, device, marks)
+        device, method = (None, None) if record is None else (record.get("device"), record.get("method"))
+        text = _versus(None if other_model else published, reproduced, metric, source.exact, device, marks, method)
         if other_model and reproduced is not None:
             marks.add("other model")
             text = f"[other model {text}]"
@@ -257,14 +263,36 @@ def _names(names: tuple[str, ...]) -> str:
     return " or ".join(f"`{name}`" for name in names)
 
 
-def render_paper_table(table: PublishedTable, published: Published, summary: pd.DataFrame,
-                       evaluations: dict) -> list[str]:
-    sources = [evaluation_for(column.benchmark, evaluations) for column in table.columns]
+@dataclass
+class TableLine:
+    """One published row as rendered: its Markdown table line, the marks it uses, and whether any reproduced
+    part holds a value (or awaits the server's figures)."""
+
+    line: str
+    marks: set[str]
+    pending: bool = False
+    measured: bool = False
+
+
+def _table_heading(table: PublishedTable, published: Published, cited: set[str] | None) -> list[str]:
+    """The table's title, its source and the sources of rows quoted from another paper version; a source
+    already cited in full above (`cited`, shared across the report's tables) is named by its short form only."""
     lines = [f"### {table.title}", "", f"Source: {published.sources[table.source]['citation']}.", ""]
     for key in dict.fromkeys(row.source for row in table.rows if row.source != table.source):
         spec = published.sources[key]
+        if cited is not None and key in cited:
+            lines += [f"Rows marked [{spec['short']}]: the source cited in full under the first table that "
+                      "has such rows.", ""]
+            continue
         lines += [f"Rows marked [{spec['short']}]: {spec['citation']}."
                   + (f" Not found: {spec['not_found_in']}." if spec.get("not_found_in") else ""), ""]
+        if cited is not None:
+            cited.add(key)
+    return lines
+
+
+def _columns_note(table: PublishedTable, published: Published, sources: list, evaluations: dict) -> list[str]:
+    """The line above the table: which of the preset's evaluations fills each benchmark's columns, and how."""
     notes = []
     for benchmark in dict.fromkeys(column.benchmark for column in table.columns):
         source = next(s for c, s in zip(table.columns, sources, strict=True) if c.benchmark == benchmark)
@@ -278,60 +306,105 @@ def render_paper_table(table: PublishedTable, published: Published, summary: pd.
         else:
             notes.append(f"{headers}: reproduced on `{source.evaluation}` ({benchmark}"
                          + held_out_frames(evaluations[source.evaluation]) + ")")
-    lines += ["Reproduced cells: " + "; ".join(notes) + ".", ""]
+    return ["Reproduced cells: " + "; ".join(notes) + ".", ""]
+
+
+def _row_label(table: PublishedTable, row: PublishedRow, published: Published, released_ran: bool) -> str:
+    """The Method cell: the paper's label, the quoting source's mark, and the reproduced rows that fill it."""
+    label = row.label
+    if row.source != table.source:
+        label += f" [{published.sources[row.source]['short']}]"
+    if released_ran:
+        label += f" (released row {_names(row.released)}"
+        label += f"; retrained row {_names(row.candidates)})" if row.candidates else ")"
+        if row.released_model:
+            label += f" (released file: {row.released_model})"
+    elif row.candidates:
+        label += f" (row {_names(row.candidates)})"
+    return label
+
+
+def _table_line(table: PublishedTable, row: PublishedRow, published: Published, summary: pd.DataFrame,
+                sources: list) -> TableLine:
+    """A published row's table line: each cell "published / [released /] retrained" (see `_part`), the
+    published value alone for a row without a reproduction."""
+    ran = bool(row.candidates) and summary["row"].isin(row.candidates).any()
+    # the released-weights part only when such a row ran: presets without them render as before
+    released_ran = bool(row.released) and summary["row"].isin(row.released).any()
+    not_found = published.sources[row.source].get("not_found_in")
+    rendered = TableLine("", set())
+    cells = []
+    for column, source, value, text in zip(table.columns, sources, row.values, row.printed, strict=True):
+        parts = [NOT_FOUND if value is None and not_found else _published(value, text)]
+        if value is None:
+            rendered.marks.add("not found" if not_found else "n.p.")
+        reproduced = []
+        if released_ran:
+            reproduced.append(_part(summary, row.released, source, value, column.metric, rendered.marks,
+                                    other_model=bool(row.released_model)))
+        if row.candidates and ran:
+            reproduced.append(_part(summary, row.candidates, source, value, column.metric, rendered.marks))
+        elif row.candidates:
+            rendered.marks.add("not run")
+            reproduced.append((NOT_RUN, False))
+        for part, pending in reproduced:
+            parts.append(part)
+            rendered.pending = rendered.pending or pending
+            rendered.measured = rendered.measured or part not in (NOT_MEASURED, NOT_RUN)
+        cells.append(" / ".join(parts))
+    rendered.line = "| " + " | ".join([_row_label(table, row, published, released_ran), *row.flags, *cells]) + " |"
+    return rendered
+
+
+def _nothing_measured(table: PublishedTable, summary: pd.DataFrame, sources: list) -> list[str]:
+    """A table this preset measured nothing of, as one line: which of its rows ran, and why none of its columns
+    has a value. Its published figures beside n.m. in every reproduced cell would tell a reader nothing."""
+    reasons = []
+    for benchmark in dict.fromkeys(column.benchmark for column in table.columns):
+        source = next(s for c, s in zip(table.columns, sources, strict=True) if c.benchmark == benchmark)
+        headers = ", ".join(c.header for c in table.columns if c.benchmark == benchmark)
+        if source is None:
+            reasons.append(f"no evaluation of or for {benchmark}")
+        else:
+            role = "scores" if source.exact else "stands in for"
+            reasons.append(f"`{source.evaluation}` {role} {benchmark} but gives no {headers} for these rows")
+    names = list(dict.fromkeys(name for row in table.rows for name in (*row.released, *row.candidates)))
+    ran = [name for name in names if summary["row"].eq(name).any()]
+    # released rows are named only where they ran: presets without them say nothing of them
+    not_run = list(dict.fromkeys(name for row in table.rows for name in row.candidates if name not in ran))
+    rows = (f"its rows {', '.join(f'`{name}`' for name in ran)} are in *Every reproduced row*" if ran else
+            "none of its rows ran")
+    return [f"### {table.title}", "",
+            f"Not measured by this preset ({NOT_MEASURED} in every reproduced cell): " + "; ".join(reasons)
+            + f"; {rows}" + (f"; {NOT_RUN}: {', '.join(f'`{name}`' for name in not_run)}" if not_run and ran else "")
+            + ". The published figures are in reporting/published.yaml.", ""]
+
+
+def render_paper_table(table: PublishedTable, published: Published, summary: pd.DataFrame,
+                       evaluations: dict, cited: set[str] | None = None) -> list[str]:
+    """One paper's table with the reproduced values beside the published ones: heading and sources, which
+    evaluation fills each column, the table, the legend of the marks it uses, and the notes it needs (stand-in
+    J&F, awaiting server). A table of which this preset measured nothing is one line (`_nothing_measured`).
+    `cited`: the sources cited in full so far in the report (updated)."""
+    sources = [evaluation_for(column.benchmark, evaluations) for column in table.columns]
+    rendered = [_table_line(table, row, published, summary, sources) for row in table.rows]
+    if not any(line.measured or line.pending for line in rendered):
+        return _nothing_measured(table, summary, sources)
+    lines = _table_heading(table, published, cited) + _columns_note(table, published, sources, evaluations)
     header = ["Method", *table.flags, *(column.header for column in table.columns)]
-    any_pending = False
-    marks: set[str] = set()
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     group = None
-    for row in table.rows:
+    for row, line in zip(table.rows, rendered, strict=True):
         if row.group != group and row.group is not None:
             lines.append("| " + " | ".join([f"*{row.group}*", *[""] * (len(header) - 1)]) + " |")
         group = row.group
-        label = row.label
-        if row.source != table.source:
-            label += f" [{published.sources[row.source]['short']}]"
-        ran = bool(row.candidates) and summary["row"].isin(row.candidates).any()
-        # the released-weights part only when such a row ran: presets without them render as before
-        released_ran = bool(row.released) and summary["row"].isin(row.released).any()
-        if released_ran:
-            label += f" (released row {_names(row.released)}"
-            label += f"; retrained row {_names(row.candidates)})" if row.candidates else ")"
-            if row.released_model:
-                label += f" (released file: {row.released_model})"
-        elif row.candidates:
-            label += f" (row {_names(row.candidates)})"
-        not_found = published.sources[row.source].get("not_found_in")
-        cells = []
-        for column, source, value, text in zip(table.columns, sources, row.values, row.printed, strict=True):
-            parts = [NOT_FOUND if value is None and not_found else _published(value, text)]
-            if value is None:
-                marks.add("not found" if not_found else "n.p.")
-            if not row.candidates and not released_ran:
-                cells.append(parts[0])
-                continue
-            if released_ran:
-                part, pending = _part(summary, row.released, source, value, column.metric, marks,
-                                      other_model=bool(row.released_model))
-                parts.append(part)
-                any_pending = any_pending or pending
-            if not row.candidates:
-                cells.append(" / ".join(parts))
-                continue
-            if ran:
-                part, pending = _part(summary, row.candidates, source, value, column.metric, marks)
-                parts.append(part)
-                any_pending = any_pending or pending
-            else:
-                marks.add("not run")
-                parts.append(NOT_RUN)
-            cells.append(" / ".join(parts))
-        lines.append("| " + " | ".join([label, *row.flags, *cells]) + " |")
+        lines.append(line.line)
     lines.append("")
+    marks = set().union(*(line.marks for line in rendered))
     if marks:
         lines += [legend(marks), ""]
     lines += _stand_in_jf(table, summary, sources)
-    if any_pending:
+    if any(line.pending for line in rendered):
         lines += ["*Awaiting server:* YouTube-VOS valid has no public ground truth. Upload the row's "
                   "`results/<preset>/<evaluation>/<row>/submission.zip` to the official YouTube-VOS server "
                   "(CodaLab), enter the returned G, J and F (seen / unseen) in the server results file "
@@ -394,7 +467,7 @@ def under_aim(group: pd.DataFrame) -> list[str]:
     return [f"**Under the aim** (the first-frame copy's J&F {100 * bound:.1f} + {100 * AIM_OVER_LOWER_BOUND:.0f}): "
             "these rows do not show what the method can do on this preset. Each line gives what its training "
             "measured (the curves are in the figures below: a held-out J near 0 means the network has not left "
-            "its initial plateau); the preset's description above says why and where the methods' real-data "
+            "its initial plateau); the preset's description (Details, at the end) says why and where the methods' real-data "
             "figures are measured.",
             "", *(f"- `{row['row']}`: J&F {100 * row['J&F-Mean']:.1f}, {100 * (row['J&F-Mean'] - bound):+.1f} "
                   f"against the copy; {_training_text(row)}." for row in low), ""]
@@ -424,112 +497,201 @@ def fps_machines(summary: pd.DataFrame) -> str:
     return "; ".join(f"{machine}: {', '.join(sorted(set(rows)))}" for machine, rows in seen.items()) or "not recorded"
 
 
-def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict, evaluations: dict,
-           published: Published, repo: Path, figures: list[tuple[str, str]] = (),
-           provenance: str | None = None, machine: str | None = None) -> str:
-    """figures: (relative path, caption) pairs shown at the end; provenance: relative path of the manifest;
-    machine: the hardware line of the provenance manifest (written where torch sees the GPUs; default: this
-    process's view, hardware()). The summary's seed repeats (reporting.seeds) fill the seeds section only."""
-    repeats_included, summary = summary, primary_rows(summary)
+def _header(preset: str, summary: pd.DataFrame, repo: Path, provenance: str | None) -> list[str]:
+    """The few lines above the tables (about 60 words): what ran, where, and links to the rest (the
+    Details section at the end, the provenance manifest)."""
+    rest = f"; package versions and checksums: [provenance.json]({provenance})" if provenance else ""
+    return ["# Reproduced tables", "",
+            f"Preset `{preset}` at commit {git_commit(repo)}, rendered "
+            f"{dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}; FPS measured on {measured_on(summary)}. "
+            "First every row this preset ran against the first-frame copy, then the papers' tables. The preset's "
+            f"description, data, hardware and how to read a cell: [Details](#details){rest}.", ""]
+
+
+def _copy_fps(value: float | None, method) -> str | None:
+    """The first-frame copy's FPS cell, or None for any other row. The copy computes nothing (it writes the
+    given mask to every frame): its FPS times file handling, thousands on a CPU and different on every run, so
+    only its order is shown, and it is no speed to compare."""
+    if method != LOWER_BOUND_METHOD or _missing(value) or value <= TRIVIAL_FPS:
+        return None
+    return f"> {TRIVIAL_FPS}"
+
+
+def _every_row_line(row: pd.Series, released_rows: set, bound: float | None, low_rows: set,
+                    columns: list[str]) -> tuple[str, bool]:
+    """One row of an every-row table (`columns`: its measures, in order), and whether a measure is missing."""
+    mark = " †" if row["row"] in released_rows else ""
+    if not _missing(row.get("released_sha256")):  # which file ran: the first 12 hex of its sha256
+        mark += f" (sha256 `{row['released_sha256'][:12]}`)"
+    values = {c: None if _missing(row.get(c)) else 100 * row[c] for c in columns}
+    values["FPS"] = None if _missing(row.get("FPS")) else row["FPS"]
+    shown = {c: (_copy_fps(v, row.get("method")) if c == "FPS" else None) or _number(v, c) for c, v in values.items()}
+    cells = [f"{row['label']} (`{row['row']}`){mark}", *shown.values()]
+    missing = any(v is None for v in values.values())
+    if bound is not None:
+        copy_row = row["method"] == LOWER_BOUND_METHOD or values["J&F-Mean"] is None
+        cells.append("" if copy_row else f"{values['J&F-Mean'] - 100 * bound:+.1f}"
+                     + (" (under aim)" if row["row"] in low_rows else ""))
+    cells.append(_device_cell(fps_device(row.get("device")), row.get("threads"), row.get("device_model")))
+    return "| " + " | ".join(cells) + " |", missing
+
+
+def _every_row_marks(group: pd.DataFrame, missing: bool, not_measured: str) -> list[str]:
+    """The legend under an every-row table: `not_measured` where a measure is missing, and the copy's FPS form."""
+    marks = [not_measured] if missing else []
+    if any(_copy_fps(row.get("FPS"), row.get("method")) for _, row in group.iterrows()):
+        marks.append(MARKS["no computation"])
+    return ["*Marks:* " + "; ".join(marks) + ".", ""] if marks else []
+
+
+def _every_row_section(summary: pd.DataFrame, released_rows: set) -> list[str]:
+    """The table a reader needs first: per evaluation, each row's J&F, J, F and FPS, its J&F against the
+    first-frame copy and its device; then the rows under the aim with what their trainings measured."""
+    released = summary["row"].isin(released_rows).any()
+    lines = ["## Every reproduced row", "",
+             "J&F, J and F are x 100 (the other DAVIS measures: *All measures* in Details); FPS is the mean over "
+             "sequences of the method's frames per second (PNG writing excluded), on the row's device."
+             + (" Rows marked † run the authors' released weights (not trained here)." if released else ""), ""]
+    for evaluation, group in summary.groupby("evaluation", sort=False):
+        bound = lower_bound(group)
+        low_rows = {record["row"] for record in rows_under_aim(group)}
+        header = ["Method", "J&F", "J", "F", "FPS"] + (["J&F vs copy"] if bound is not None else []) + ["Device"]
+        lines += [f"### {evaluation}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        missing = False
+        for _, row in group.iterrows():
+            line, gap = _every_row_line(row, released_rows, bound, low_rows, ["J&F-Mean", "J-Mean", "F-Mean", "FPS"])
+            lines.append(line)
+            missing = missing or gap
+        lines.append("")
+        lines += _every_row_marks(group, missing, f"**{NOT_MEASURED}** = not measured by this evaluation")
+        lines += under_aim(group)
+    return lines
+
+
+def _papers_section(summary: pd.DataFrame, published: Published, evaluations: dict) -> list[str]:
+    """The papers' tables, each with the reproduced values beside the published ones, after a line on how
+    to read them and the rows to read with care."""
+    lines = ["## The papers' tables", "",
+             "A cell reads **published / reproduced (reproduced − published)**; a value that cannot be compared "
+             "with the paper's (measured on a stand-in, or FPS not on a GPU) is labelled, without a difference. "
+             "The marks are explained under each table and in [Details](#details).", ""]
+    low = sorted({row["row"] for _, group in summary.groupby("evaluation", sort=False) for row in rows_under_aim(group)})
+    if low:
+        lines += [f"**Read with care:** {', '.join(f'`{row}`' for row in low)} score under the first-frame copy + "
+                  f"{100 * AIM_OVER_LOWER_BOUND:.0f} J&F on this preset; *Under the aim* above gives each one's "
+                  "training length and held-out J.", ""]
+    cited: set[str] = set()
+    for table in published.tables.values():
+        lines += render_paper_table(table, published, summary, evaluations, cited)
+    return lines
+
+
+def _figures_section(figures: list[tuple[str, str]]) -> list[str]:
+    """Each figure with its caption; the qualitative strips of an evaluation (one per row, their captions alike
+    but for the row: "<label> on <evaluation>: <what it shows>") under one shared caption, each named by its row."""
+    if not figures:
+        return []
+    lines = ["## Figures", ""]
+    shared = None
+    for path, caption in figures:
+        folder = Path(path).parent.name
+        separator = f" on {folder.removeprefix('qualitative-')}: "
+        if not folder.startswith("qualitative-") or separator not in caption:
+            lines += [f"![{caption}]({path})", "", f"*{caption}*", ""]
+            continue
+        label, _, what = caption.partition(separator)
+        if (folder, what) != shared:
+            shared = (folder, what)
+            lines += [f"Qualitative strips on {folder.removeprefix('qualitative-')}, one per row: "
+                      f"{what[0].lower()}{what[1:]}", ""]
+        lines += [f"![{label}]({path})", "", f"*{label}*", ""]
+    return lines
+
+
+CELL_FORMAT = (
+    "Each cell of a reproduced row reads **published / reproduced (reproduced − published)** where the "
+    "reproduced value is measured on the paper's own benchmark. A value measured on a *stand-in* (an "
+    "evaluation that only stands in for the paper's benchmark, named above each table) reads "
+    "**published / [stand-in value]**, without a difference: the two are not measured on the same videos. "
+    "An FPS not measured on a GPU reads **published / value (CPU)**, without a difference: the papers' FPS "
+    "are GPU figures. G and the YouTube-VOS seen / unseen columns are filled only by an evaluation that "
+    "measures them, never by a DAVIS J&F. Where a published row can be filled by several reproduced rows "
+    "(its label lists them, first choice first), each value names the row that filled it "
+    "(\"from `row`\"). Marks: "
+    f"**{NOT_PUBLISHED}** = not in the paper; **{NOT_MEASURED}** = not measured by this preset (no "
+    "evaluation of or for the column's benchmark, the row did not run on it, or that evaluation does not "
+    f"give the measure); **{NOT_RUN}** = this preset does not run the row; each table lists those it uses; "
+    "a table of which the preset measured nothing is one line saying so. "
+    "Rows without a reproduction (other methods) show the published value only. Figures are percentages; "
+    "FPS is frames per second, published on the papers' GPUs, reproduced on the devices of the FPS line above. "
+    "Methods are rows in every table (LWL's Tables 2 and 3 print them as columns).")
+
+RELEASED_FORMAT = (
+    "Where the authors' released weights ran (the row's label names a *released row*), a cell "
+    "reads **published / released (released − published) / retrained (retrained − published)**: "
+    "first the figure of the paper version the released file belongs to, then the authors' "
+    "released checkpoint run through this suite's tracker (our inference on their weights), then "
+    "the model trained here (our training and inference); on a stand-in or for a CPU FPS both "
+    "parts are labelled as above, without a difference. A gap in the retrained value alone points "
+    "at training, one in both at inference or evaluation. FRTM's released files are its CVPR 2020 "
+    "version's: they stand beside the rows marked [FRTM (CVPR 2020, ...)] only, which have no "
+    "retrained part (cells **published (CVPR 2020) / released**), while the rows retrained here "
+    "keep the arXiv v1 figures; a released ResNet-18 file (FRTM fast) stands only beside a "
+    "ResNet-18 row. Where the released file is not the model the figure is of (LWL's lwl_stage2 "
+    "beside its DAVIS-fine-tuned figures) the released part reads [other model x], without a "
+    "difference.")
+
+
+def _details_section(summary: pd.DataFrame, description: str, datasets: dict, machine: str | None,
+                     released_rows: set) -> list[str]:
+    """What the header links to: the preset's description, data and machines, how to read a paper table's
+    cell, and every DAVIS measure of every row."""
     lines = [
-        "# Reproduced tables",
-        "",
-        f"- **Preset:** `{preset}`: {description}",
+        "## Details", "",
+        f"- **Preset:** {description}",
         "- **Data:** " + "; ".join(f"`{name}` ({spec.get('kind')}"
                                     + (f", {spec['root']}" if spec.get("root") else "") + ")"
                                     for name, spec in datasets.items()),
         f"- **Hardware:** {machine or hardware()}",
         f"- **FPS measured on:** {fps_machines(summary)}",
-        f"- **Commit:** {git_commit(repo)}",
-        f"- **Date:** {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-    ]
-    if provenance:
-        lines.append(f"- **Provenance** (package versions, checksums of weights and data, config): "
-                     f"[provenance.json]({provenance})")
-    lines += [
         "",
-        "## The papers' tables",
-        "",
-        "Each cell of a reproduced row reads **published / reproduced (reproduced − published)** where the "
-        "reproduced value is measured on the paper's own benchmark. A value measured on a *stand-in* (an "
-        "evaluation that only stands in for the paper's benchmark, named above each table) reads "
-        "**published / [stand-in value]**, without a difference: the two are not measured on the same videos. "
-        "An FPS not measured on a GPU reads **published / value (CPU)**, without a difference: the papers' FPS "
-        "are GPU figures. G and the YouTube-VOS seen / unseen columns are filled only by an evaluation that "
-        "measures them, never by a DAVIS J&F. Where a published row can be filled by several reproduced rows "
-        "(its label lists them, first choice first), each value names the row that filled it "
-        "(\"from `row`\"). Marks: "
-        f"**{NOT_PUBLISHED}** = not in the paper; **{NOT_MEASURED}** = not measured by this preset (no "
-        "evaluation of or for the column's benchmark, the row did not run on it, or that evaluation does not "
-        f"give the measure); **{NOT_RUN}** = this preset does not run the row; each table lists those it uses. "
-        "Rows without a reproduction (other methods) show the published value only. Figures are percentages; "
-        "FPS is frames per second, published on the papers' GPUs, reproduced on the devices of the FPS line above. Methods "
-        "are rows in every table (LWL's Tables 2 and 3 print them as columns).",
-        "",
-    ]
-    released_rows = published.released_rows()
-    released = summary["row"].isin(released_rows)
-    if released.any():
-        lines += ["Where the authors' released weights ran (the row's label names a *released row*), a cell "
-                  "reads **published / released (released − published) / retrained (retrained − published)**: "
-                  "first the figure of the paper version the released file belongs to, then the authors' "
-                  "released checkpoint run through this suite's tracker (our inference on their weights), then "
-                  "the model trained here (our training and inference); on a stand-in or for a CPU FPS both "
-                  "parts are labelled as above, without a difference. A gap in the retrained value alone points "
-                  "at training, one in both at inference or evaluation. FRTM's released files are its CVPR 2020 "
-                  "version's: they stand beside the rows marked [FRTM (CVPR 2020, ...)] only, which have no "
-                  "retrained part (cells **published (CVPR 2020) / released**), while the rows retrained here "
-                  "keep the arXiv v1 figures; a released ResNet-18 file (FRTM fast) stands only beside a "
-                  "ResNet-18 row. Where the released file is not the model the figure is of (LWL's lwl_stage2 "
-                  "beside its DAVIS-fine-tuned figures) the released part reads [other model x], without a "
-                  "difference.", ""]
-    low = sorted({row["row"] for _, group in summary.groupby("evaluation", sort=False) for row in rows_under_aim(group)})
-    if low:
-        lines += [f"**Read with care:** {', '.join(f'`{row}`' for row in low)} score under the first-frame copy + "
-                  f"{100 * AIM_OVER_LOWER_BOUND:.0f} J&F on this preset; *Under the aim* below gives each one's "
-                  "training length and held-out J.", ""]
-    for table in published.tables.values():
-        lines += render_paper_table(table, published, summary, evaluations)
-    lines += ["## Every reproduced row", "",
-              "All DAVIS measures (x 100) of each row this preset ran; FPS is the mean over sequences of the "
-              "method's frames per second (PNG writing excluded), on the row's device."
-              + (" Rows marked † run the authors' released weights (not trained here)." if released.any() else ""),
-              ""]
+        "**Reading the papers' tables.** " + CELL_FORMAT, ""]
+    if summary["row"].isin(released_rows).any():
+        lines += [RELEASED_FORMAT, ""]
+    lines += ["### All measures", "",
+              "Every DAVIS measure (x 100) of each row this preset ran, and the objects it scored.", ""]
     for evaluation, group in summary.groupby("evaluation", sort=False):
-        lines += [f"### {evaluation}", ""]
-        bound = lower_bound(group)
-        low_rows = {record["row"] for record in rows_under_aim(group)}
-        header = ["Method", *SHOWN, "FPS", "Device", "Objects"] + (["J&F vs copy"] if bound is not None else [])
-        lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "---|" * len(header))
+        header = ["Method", *SHOWN, "FPS", "Device", "Objects"]
+        lines += [f"#### {evaluation}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         unmeasured = False
         for _, row in group.iterrows():
-            mark = " †" if row["row"] in released_rows else ""
-            if not _missing(row.get("released_sha256")):  # which file ran: the first 12 hex of its sha256
-                mark += f" (sha256 `{row['released_sha256'][:12]}`)"
-            values = {c: None if _missing(row.get(c)) else 100 * row[c] for c in SHOWN}
-            values["FPS"] = None if _missing(row.get("FPS")) else row["FPS"]
-            unmeasured = unmeasured or any(v is None for v in values.values()) or _missing(row.get("objects"))
-            cells = [f"{row['label']} (`{row['row']}`){mark}"] + [_number(v, c) for c, v in values.items()]
-            where = fps_device(row.get("device"))
+            line, missing = _every_row_line(row, released_rows, None, set(), SHOWN)
             objects = NOT_MEASURED if _missing(row.get("objects")) else str(int(row["objects"]))
-            cells += [_device_cell(where, row.get("threads"), row.get("device_model")), objects]
-            if bound is not None:
-                copy_row = row["method"] == LOWER_BOUND_METHOD or values["J&F-Mean"] is None
-                cells.append("" if copy_row else f"{values['J&F-Mean'] - 100 * bound:+.1f}"
-                             + (" (under aim)" if row["row"] in low_rows else ""))
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append(f"{line} {objects} |")
+            unmeasured = unmeasured or missing or _missing(row.get("objects"))
         lines.append("")
-        lines += under_aim(group)
-        if unmeasured:
-            lines += [f"*Marks:* **{NOT_MEASURED}** = not measured by this evaluation (a YouTube-VOS or server "
-                      "scoring gives no recall or decay; the server no objects count).", ""]
+        lines += _every_row_marks(group, unmeasured, f"**{NOT_MEASURED}** = not measured by this evaluation (a "
+                                  "YouTube-VOS or server scoring gives no recall or decay; the server no objects count)")
+    return lines
+
+
+def render(summary: pd.DataFrame, preset: str, description: str, datasets: dict, evaluations: dict,
+           published: Published, repo: Path, figures: list[tuple[str, str]] = (),
+           provenance: str | None = None, machine: str | None = None) -> str:
+    """The tables' Markdown: a short header, every reproduced row, the papers' tables, the seeds' spread, the
+    figures and the details the header links to. figures: (relative path, caption) pairs; provenance: relative
+    path of the manifest; machine: the hardware line of the provenance manifest (written where torch sees the
+    GPUs; default: this process's view, hardware()). The summary's seed repeats (reporting.seeds) fill the seeds
+    section only."""
+    repeats_included, summary = summary, primary_rows(summary)
+    released_rows = set(published.released_rows())
     ablation_order = [name for table in published.tables.values() for row in table.rows for name in row.candidates]
-    lines += seeds_section(repeats_included, ablation_order)
-    if figures:
-        lines += ["## Figures", ""]
-        for path, caption in figures:
-            lines += [f"![{caption}]({path})", "", f"*{caption}*", ""]
+    lines = (_header(preset, summary, repo, provenance)
+             + _every_row_section(summary, released_rows)
+             + _papers_section(summary, published, evaluations)
+             + seeds_section(repeats_included, ablation_order)
+             + _figures_section(figures)
+             + _details_section(summary, description, datasets, machine, released_rows))
     return "\n".join(lines)
 
 

@@ -15,12 +15,18 @@ from matplotlib.text import Text
 from PIL import Image
 
 from reporting.plots import (
+    DECAY_COLOUR,
+    MIN_ATTRIBUTE_SEQUENCES,
     EvaluationData,
     _overlay,
+    attributes_figure,
+    decay_figure,
     figure_list,
+    merged,
     object_colour,
     qualitative_figure,
     speed_accuracy_figure,
+    speed_panels,
     training_curves,
     training_figure,
 )
@@ -210,3 +216,90 @@ def test_a_damaged_frame_under_a_qualitative_strip_is_a_dataset_error_naming_it(
     damaged.write_bytes(b"\xff\xd8 not a jpeg")
     with pytest.raises(DatasetError, match="00001.jpg"):
         qualitative_figure(record, results, evaluation, "s")
+
+
+def panel_titles(figure: plt.Figure) -> list[str]:
+    return [ax.get_title() for ax in figure.axes if ax.get_title()]
+
+
+def test_one_speed_panel_per_benchmark_measured():
+    """A stand-in that fills DAVIS 2017 and 2016 is one panel (its stars would be the same twice); two
+    benchmarks measured are two panels; a benchmark not measured has none."""
+    assert speed_panels(STAND_IN) == [[("davis2017-val", "DAVIS 2017 val"), ("davis2016-val", "DAVIS 2016 val")]]
+    both = {"d17": {"benchmark": "davis2017-val"}, "d16": {"benchmark": "davis2016-val"}}
+    assert speed_panels(both) == [[("davis2017-val", "DAVIS 2017 val")], [("davis2016-val", "DAVIS 2016 val")]]
+    assert speed_panels({"d16": {"benchmark": "davis2016-val"}}) == [[("davis2016-val", "DAVIS 2016 val")]]
+    assert speed_panels({}) == [[("davis2017-val", "DAVIS 2017 val")]]  # the published points alone
+    figure = speed_accuracy_figure(summary(*ROWS), load_published(), STAND_IN, "CPU")
+    assert panel_titles(figure) == ["stars: synthetic-val, a stand-in for DAVIS 2017 val and DAVIS 2016 val\n"
+                                    "circles: published on DAVIS 2017 val"]
+    points = [point for ax in figure.axes for c in ax.collections for point in c.get_offsets()]
+    assert len(points) == len(ROWS) - 1 + 11  # three rows (not the copy) once; 11 DAVIS 2017 rows print J&F and FPS
+    plt.close(figure)
+    figure = speed_accuracy_figure(summary(*ROWS, evaluation="d17"), load_published(), both, "CPU")
+    assert len(panel_titles(figure)) == 2
+    plt.close(figure)
+
+
+def curve(j: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"J": j, "F": [v + 1 for v in j]}, index=[0.25, 0.75])
+
+
+def test_decay_draws_one_panel_per_method_identical_ones_once_with_the_copy_greyed():
+    curves = {"Copy": curve([60, 10]), "FRTM Ours": curve([50, 45]), "FRTM Ours (DV17)": curve([50, 45]),
+              "LWL": curve([3, 2])}
+    figure = decay_figure(curves, "e", reference="Copy")
+    panels = [ax for ax in figure.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["Copy", "FRTM Ours\n= FRTM Ours (DV17)", "LWL"]
+    for ax in panels:
+        own = [line for line in ax.get_lines() if line.get_color() == DECAY_COLOUR]
+        grey = [line for line in ax.get_lines() if line.get_color() == "0.7"]
+        assert len(own) == 2 and len(grey) == (0 if ax.get_title() == "Copy" else 2)  # J and F each
+    assert [list(line.get_ydata()) for line in panels[1].get_lines()[2:]] == [[50, 45], [51, 46]]
+    plt.close(figure)
+    scores = {"A": pd.Series([1.0, 2.0]), "B": pd.Series([1.0, 2.0]), "C": pd.Series([1.0, 2.5])}
+    assert list(merged(scores)) == ["A = B", "C"]
+
+
+def test_attributes_only_where_enough_sequences_carry_them(tmp_path):
+    sequences = [f"s{i}" for i in range(MIN_ATTRIBUTE_SEQUENCES + 1)]
+    info = [{"name": name, "attributes": ["OCC"] + (["FM"] if i < 2 else [])} for i, name in enumerate(sequences)]
+    (tmp_path / "db_info.yml").write_text(__import__("yaml").safe_dump({"sequences": info}))
+    scores = {"FRTM Ours": pd.Series(50.0, index=[f"{name}_1" for name in sequences])}
+    figure = attributes_figure(scores, EvaluationData("e", tmp_path))
+    (ax,) = [ax for ax in figure.axes if ax.get_title()]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["all\n(6)", "OCC\n(6)"]
+    assert ax.get_title().endswith(f"left out, under {MIN_ATTRIBUTE_SEQUENCES} sequences: FM (2)")
+    plt.close(figure)
+    few = {"FRTM Ours": scores["FRTM Ours"].iloc[:3]}
+    figure = attributes_figure(few, EvaluationData("e", tmp_path))
+    (text,) = figure.axes[0].texts
+    assert "not drawn" in text.get_text() and "e has 3 sequences, the attributes (sequences): FM (2), OCC (3)" \
+        in text.get_text()
+    plt.close(figure)
+
+
+def test_a_training_of_one_epoch_is_drawn_as_markers_with_their_values(tmp_path):
+    lone = write_history(tmp_path / "lwl-stage2", [46.4], {0: {"loss": 50.3, "J": 0.0334}}, {"stage": 2})
+    figure = training_figure({"lwl-stage2": json.loads(lone.read_text())})
+    texts = {text.get_text() for ax in figure.axes for text in ax.texts}
+    assert {"training loss 46.4", "validation loss 50.3", "validation J 0.0334"} <= texts
+    several = write_history(tmp_path / "frtm-refiner", [0.3, 0.2], {1: {"loss": 0.25, "J": 0.1}})
+    figure = training_figure({"frtm-refiner": json.loads(several.read_text())})
+    texts = {text.get_text() for ax in figure.axes for text in ax.texts}
+    assert "validation J 0.1" in texts and not any(t.startswith("training loss") for t in texts)  # a line: no value
+    plt.close("all")
+
+
+def test_a_training_panels_curves_have_distinct_hues(tmp_path):
+    import colorsys
+
+    from matplotlib.colors import to_rgb
+
+    path = write_history(tmp_path / "lwl-stage1", [3.0, 2.0], {0: {"loss": 2.5, "J": 0.1}, 1: {"loss": 2.2, "J": 0.2}})
+    figure = training_figure({"lwl-stage1": json.loads(path.read_text())})
+    hues = [colorsys.rgb_to_hsv(*to_rgb(line.get_color()))[0] for ax in figure.axes for line in ax.get_lines()]
+    assert len(hues) == 3
+    for a, b in itertools.combinations(hues, 2):
+        assert min(abs(a - b), 1 - abs(a - b)) > 0.1, hues  # no two blues
+    plt.close(figure)

@@ -658,16 +658,106 @@ def test_rows_under_the_first_frame_copy_plus_ten_are_named_with_their_trainings
     assert ours["heldout_J"] == pytest.approx(0.031)
     report = render(summary, "embedded", "t", {}, {"d16": {"benchmark": "davis2016-val"}}, load_published(),
                     PUBLISHED_FILE.parent.parent)
-    every_row = report[report.index("## Every reproduced row"):]
+    every_row = report[report.index("## Every reproduced row"):report.index("## The papers' tables")]
     assert "- `frtm-ours`: J&F 5.0, -22.2 against the copy; its training `frtm-refiner` saw 45 samples in 3 " \
            "epochs, held-out J 3.1 at its last measure." in every_row
-    assert "`frtm-d-only`:" not in every_row and "| CPU, 1 thread | 1 | +14.5 |" in every_row
+    assert "`frtm-d-only`:" not in every_row and "| 2.00 | +14.5 | CPU, 1 thread |" in every_row
     assert "**Read with care:** `frtm-ours` score under the first-frame copy + 10" in report
     # the cells say so too: the paper tables' values and the every-row table's gap to the copy
     assert "| Ours (row `frtm-ours`) | 73.4 / n.m. | 71.3 / n.m. | 75.5 / n.m. | 84.8 / 5.0 (−79.8) (under aim) |" \
         in report
     assert "**(under aim)** = the row scores under the first-frame copy + 10 J&F" in report
-    assert "| CPU, 1 thread | 1 | -22.2 (under aim) |" in every_row  # D-only's, above the aim: "| +14.5 |" above
+    assert "| 5.0 | 5.0 | 5.0 | 2.00 | -22.2 (under aim) | CPU, 1 thread |" in every_row  # frtm-ours; D-only: +14.5
+
+
+def copy_and_ours(evaluation: str, copy_fps: float = 13541.8) -> pd.DataFrame:
+    """A first-frame copy (its own method, thousands of FPS) and an FRTM row on one evaluation."""
+    summary = summary_frame(first_frame_copy=(evaluation, 0.212, copy_fps), frtm_ours=(evaluation, 0.418, 2.84))
+    summary.loc[0, "method"] = "first_frame_copy"
+    return summary
+
+
+def test_the_every_row_table_comes_first_under_a_short_header_that_links_the_rest():
+    """A reader meets, under a header of at most 60 words, every row's J&F, J, F, FPS, gap to the copy and
+    device; the preset's (long) description, the machines and every DAVIS measure are in Details at the end."""
+    description = " ".join(["word"] * 170)  # as long as the embedded preset's
+    report = render(copy_and_ours("d16"), "embedded", description, {"d": {"kind": "synthetic"}},
+                    {"d16": {"stands_in_for": ["davis2016-val"]}}, load_published(), PUBLISHED_FILE.parent.parent,
+                    provenance="embedded/provenance.json", machine="CPU only: x86_64, 2 cores")
+    header = report[:report.index("\n## ")]
+    assert len(header.split()) <= 60, header
+    assert "[Details](#details)" in header and "[provenance.json](embedded/provenance.json)" in header
+    assert description not in header
+    sections = [line for line in report.splitlines() if line.startswith("## ")]
+    assert sections[:2] == ["## Every reproduced row", "## The papers' tables"] and sections[-1] == "## Details"
+    every_row = report[report.index("## Every reproduced row"):report.index("## The papers' tables")]
+    assert "| Method | J&F | J | F | FPS | J&F vs copy | Device |" in every_row
+    assert "| frtm_ours (`frtm-ours`) | 41.8 | 42.8 | 40.8 | 2.84 | +20.6 | CPU |" in every_row
+    details = report[report.index("## Details"):]
+    assert f"- **Preset:** {description}" in details and "- **Hardware:** CPU only: x86_64, 2 cores" in details
+    assert "| frtm_ours (`frtm-ours`) | 41.8 | 42.8 | 50.0 | 10.0 | 40.8 | 50.0 | 10.0 | 2.84 | CPU | 3 |" in details
+
+
+def test_the_first_frame_copys_fps_shows_its_order_not_a_speed():
+    """The copy computes nothing: its thousands of FPS read "> 1000", explained, in the every-row table and in a
+    paper table; a method's FPS is its number whatever it is, and a copy under 1000 FPS keeps its number."""
+    report = render(copy_and_ours("d16"), "t", "t", {}, {"d16": {"stands_in_for": ["davis2016-val"]}},
+                    load_published(), PUBLISHED_FILE.parent.parent)
+    assert "13541.8" not in report
+    assert "| first_frame_copy (`first-frame-copy`) | 21.2 | 22.2 | 20.2 | > 1000 |  | CPU |" in report
+    assert "n.p. / [stand-in > 1000 (CPU)] |" in report
+    details = report[report.index("## Details"):]
+    assert "| 21.2 | 22.2 | 50.0 | 10.0 | 20.2 | 50.0 | 10.0 | > 1000 | CPU | 3 |" in details
+    assert report.count(MARKS["no computation"]) == 3  # under the every-row table, FRTM Table 3 and All measures
+    fast = copy_and_ours("d16").assign(FPS=[500.0, 1500.0])
+    report = render(fast, "t", "t", {}, {"d16": {"benchmark": "davis2016-val"}}, load_published(),
+                    PUBLISHED_FILE.parent.parent)
+    assert "| 500.0 |  | CPU |" in report and "| 1500.0 | +20.6 | CPU |" in report
+    assert MARKS["no computation"] not in report
+
+
+def test_a_paper_table_this_preset_measured_nothing_of_is_one_line():
+    """LWL Table 2 on a DAVIS-protocol stand-in (no G, no seen/unseen): one line that says so and why, not a
+    table of n.m.; a table with one measured cell (FRTM Table 2's FPS) stays a table."""
+    published = load_published()
+    summary = summary_frame(lwl=("synthetic", 0.04, 7.0), frtm_ours=("synthetic", 0.418, 2.84))
+    lines = render_paper_table(published.tables["lwl-table2"], published, summary, EMBEDDED_LIKE)
+    assert not [line for line in lines if line.startswith("|")]
+    assert [line for line in lines if line] == [
+        "### LWL Table 2: YouTube-VOS 2018 validation, official server (transposed: methods as rows)",
+        "Not measured by this preset (n.m. in every reproduced cell): `synthetic` stands in for ytvos2018-valid but "
+        "gives no G, J seen, J unseen, F seen, F unseen for these rows; its rows `lwl` are in *Every reproduced "
+        "row*; not run: `lwl-ytvos-only`. The published figures are in reporting/published.yaml."]
+    lines = render_paper_table(published.tables["frtm-table2"], published, summary, EMBEDDED_LIKE)
+    assert table_row(lines, "| Ours (row `frtm-ours`) |").endswith("| 14.6 / [stand-in 2.84 (CPU)] |")
+    # a preset that ran none of a table's rows: one line as well
+    lines = render_paper_table(published.tables["lwl-table1"], published, summary, EMBEDDED_LIKE)
+    assert [line for line in lines if line][1].endswith("none of its rows ran. The published figures are in "
+                                                        "reporting/published.yaml.")
+
+
+def test_a_quoting_source_is_cited_in_full_once_per_report():
+    published = load_published()
+    # FRTM's and LWL's Tables 3 both quote FRTM's CVPR 2020 figures
+    report = render(summary_frame(frtm_ours=("d17", 0.5, 3.0), lwl=("d17", 0.8, 9.0)), "t", "t", {},
+                    DAVIS_EVALUATIONS, published, PUBLISHED_FILE.parent.parent)
+    quoted = published.sources["frtm-cvpr2020"]
+    assert report.count(quoted["citation"]) == 1
+    assert f"Rows marked [{quoted['short']}]: the source cited in full under the first table" in report
+
+
+def test_the_qualitative_strips_share_one_caption(tmp_path):
+    """One strip per row: what a strip shows is said once, each strip is named by its row's label."""
+    summary = summary_frame(frtm_ours=("e", 0.5, 1.0), lwl=("e", 0.4, 2.0))
+    paths = [tmp_path / "decay-e.png", tmp_path / "qualitative-e" / "frtm-ours.png", tmp_path / "qualitative-e" / "lwl.png"]
+    figures = [(f"figures/{path.relative_to(tmp_path)}", caption(path, summary)) for path in paths]
+    report = render(summary, "t", "t", {}, {"e": {"benchmark": "davis2016-val"}}, load_published(),
+                    PUBLISHED_FILE.parent.parent, figures)
+    shown = caption(paths[1], summary).partition(": ")[2]
+    assert report.count(shown) == 1 and f"Qualitative strips on e, one per row: {shown}" in report
+    assert "![frtm_ours](figures/qualitative-e/frtm-ours.png)\n\n*frtm_ours*" in report
+    assert "![lwl](figures/qualitative-e/lwl.png)\n\n*lwl*" in report
+    assert f"![{figures[0][1]}](figures/decay-e.png)" in report  # the other figures keep their captions
 
 
 def test_the_machine_lines_come_from_where_the_methods_ran(tmp_path):

@@ -83,7 +83,7 @@ def test_default_dag_produces_the_tables(tmp_path):
     tables = (work / "reports/tables.md").read_text()
     assert tables == (work / "reports/embedded/tables.md").read_text().replace("](figures/", "](embedded/figures/") \
         .replace("](provenance.json)", "](embedded/provenance.json)")
-    assert "**Preset:** `embedded`" in tables
+    assert "Preset `embedded` at commit" in tables
     assert "| First-frame copy (lower bound) (`first-frame-copy`) |" in tables
     for label in ("FRTM Ours (`frtm-ours`)", "FRTM D-only (`frtm-d-only`)", "FRTM Base net + F-T (`frtm-base-net-ft`)",
                   "LWL box-init (`lwl-box-init`)"):

@@ -393,6 +393,87 @@ def sample_batches(job: TrainingJob, device: torch.device, rank: int, world: int
                       pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(job.seed))
 
 
+def checkpoint_to_resume(job: TrainingJob, checkpoint_path: Path, identity: str, rank: int, world: int,
+                         discard_other_settings: bool, keep_checkpoint_on_code_change: bool) -> dict | None:
+    """The checkpoint's state where it may be resumed; None where there is none, or where it was written with
+    other settings or code and `discard_other_settings` deletes it; else ValueError, one line, saying what to
+    do. A code-only change is resumed with `keep_checkpoint_on_code_change`."""
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=True) if checkpoint_path.is_file() else None
+    change = checkpoint_change(job, state, identity) if state is not None else None
+    if change is None:
+        return state
+    reason, code_only = change
+    if code_only and keep_checkpoint_on_code_change:
+        if rank == 0:
+            print(f"keeping {checkpoint_path} (--keep-checkpoint-on-code-change) although {reason}", flush=True)
+        return state
+    if not discard_other_settings:
+        raise ValueError(f"{checkpoint_path}: {reason}; delete {checkpoint_path.parent} to start again, restore the "
+                         "settings or code it was made with" + (", or resume it with --keep-checkpoint-on-code-change "
+                                                                 "if the change is harmless" if code_only else ""))
+    if rank == 0:
+        print(f"discarding {checkpoint_path}: {reason}", flush=True)
+        checkpoint_path.unlink()
+    if world > 1:
+        dist.barrier()
+    return None
+
+
+def restore(job: TrainingJob, module: nn.Module, optimiser: torch.optim.Optimizer,
+            scheduler: torch.optim.lr_scheduler.LRScheduler, state: dict | None) -> tuple[int, list[dict]]:
+    """Where the training starts (first epoch, history so far): the checkpoint's weights, optimiser, scheduler
+    and loss scale loaded from `state`; without one, epoch 0 from the job's initial weights."""
+    if state is None:
+        job.load_initial_weights(module)
+        return 0, []
+    module.load_state_dict(state["module"])
+    optimiser.load_state_dict(state["optimiser"])
+    scheduler.load_state_dict(state["scheduler"])
+    if state.get("scaler"):  # float16 on CUDA: the loss scale reached
+        job.precision.scaler.load_state_dict(state["scaler"])
+    return state["epoch"] + 1, json.loads(state["history"])
+
+
+def train_epoch(job: TrainingJob, model: nn.Module, module: nn.Module, loader: DataLoader,
+                optimiser: torch.optim.Optimizer, epoch: int, world: int, show_progress: bool,
+                first_step_check: Callable[[], None] | None) -> tuple[list[float], bool]:
+    """One epoch's optimiser steps: the batches' losses, and whether the pre-flight is still to run (it runs
+    once, on the training's first step: `first_step_check`, None once done or when off)."""
+    losses = []
+    model.train()
+    for share in tqdm(loader, desc=f"epoch {epoch + 1}/{job.epochs}", disable=not show_progress):
+        optimiser.zero_grad()
+        if first_step_check is not None:
+            job.output_record = OutputRecord()
+        losses.append(job.batch_loss(model, module, share, len(share) * world))  # equal shares on every rank
+        if first_step_check is not None:
+            first_step_check()
+            job.output_record, first_step_check = None, None
+        job.precision.step(optimiser)
+    return losses, first_step_check is not None
+
+
+def mean_over_processes(losses: list[float], device: torch.device, world: int) -> float:
+    """The epoch's mean loss, averaged over the processes of a distributed training."""
+    mean_loss = float(np.mean(losses)) if losses else float("nan")
+    if world > 1:
+        total = torch.tensor([mean_loss], device=device)
+        dist.all_reduce(total)
+        mean_loss = float(total) / world
+    return mean_loss
+
+
+def save_checkpoint(checkpoint_path: Path, job: TrainingJob, module: nn.Module, optimiser: torch.optim.Optimizer,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler, epoch: int, history: list[dict], identity: str,
+                    code_files: str) -> None:
+    """Everything a later run resumes from after `epoch` (atomically: an interrupted save leaves the last one)."""
+    checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(checkpoint_path) as tmp:
+        torch.save({"module": module.state_dict(), "optimiser": optimiser.state_dict(),
+                    "scheduler": scheduler.state_dict(), "epoch": epoch, "history": json.dumps(history),
+                    "scaler": job.precision.scaler.state_dict(), "config": identity, "code_files": code_files}, tmp)
+
+
 def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_after_epochs: int | None = None,
                  discard_other_settings: bool = False, device_name: str = "auto",
                  keep_checkpoint_on_code_change: bool = False, stop_at_epoch: int | None = None) -> dict:
@@ -410,39 +491,13 @@ def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_
     job.precision = MixedPrecision(device, job.mixed_precision)
     loader = sample_batches(job, device, rank, world)
     optimiser, scheduler = job.optimiser(module)
-    start_epoch, history = 0, []
-    preflight_pending = job.preflight
     identity = checkpoint_identity(job)
     code_files = json.dumps(job.code_file_digests(), sort_keys=True)
-    state = torch.load(checkpoint_path, map_location="cpu", weights_only=True) if checkpoint_path.is_file() else None
-    change = checkpoint_change(job, state, identity) if state is not None else None
-    if change is not None:
-        reason, code_only = change
-        if code_only and keep_checkpoint_on_code_change:
-            if rank == 0:
-                print(f"keeping {checkpoint_path} (--keep-checkpoint-on-code-change) although {reason}", flush=True)
-        elif not discard_other_settings:
-            raise ValueError(f"{checkpoint_path}: {reason}; delete {work} to start again, restore the settings or code "
-                             "it was made with" + (", or resume it with --keep-checkpoint-on-code-change if the change "
-                                                    "is harmless" if code_only else ""))
-        else:
-            if rank == 0:
-                print(f"discarding {checkpoint_path}: {reason}", flush=True)
-                checkpoint_path.unlink()
-            if world > 1:
-                dist.barrier()
-            state = None
-    if state is not None:
-        module.load_state_dict(state["module"])
-        optimiser.load_state_dict(state["optimiser"])
-        scheduler.load_state_dict(state["scheduler"])
-        if state.get("scaler"):  # float16 on CUDA: the loss scale reached
-            job.precision.scaler.load_state_dict(state["scaler"])
-        start_epoch, history = state["epoch"] + 1, json.loads(state["history"])
-        if rank == 0:
-            print(f"resuming from {checkpoint_path} after epoch {start_epoch}", flush=True)
-    else:
-        job.load_initial_weights(module)
+    state = checkpoint_to_resume(job, checkpoint_path, identity, rank, world, discard_other_settings,
+                                 keep_checkpoint_on_code_change)
+    start_epoch, history = restore(job, module, optimiser, scheduler, state)
+    if state is not None and rank == 0:
+        print(f"resuming from {checkpoint_path} after epoch {start_epoch}", flush=True)
     held_out = job.validation_samples() if job.validation_every > 0 else []
     if rank == 0:
         print(f"training epochs {start_epoch + 1}-{job.epochs} of {job.epochs}, {world} process(es)"
@@ -455,38 +510,24 @@ def run_training(job: TrainingJob, out: str | Path, progress: bool = True, stop_
         model = nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None,
                                                     find_unused_parameters=job.find_unused_parameters)
 
+    def first_step_check() -> None:
+        check_first_step(job, module, out, device, resumed=start_epoch > 0)
+
+    preflight_pending = job.preflight
     for epoch in range(start_epoch, job.epochs):
         started = time.perf_counter()
         samples = loader.batch_sampler.samples = job.epoch_samples(epoch)
-        losses = []
-        model.train()
-        for share in tqdm(loader, desc=f"epoch {epoch + 1}/{job.epochs}", disable=not progress or rank != 0):
-            optimiser.zero_grad()
-            if preflight_pending:
-                job.output_record = OutputRecord()
-            losses.append(job.batch_loss(model, module, share, len(share) * world))  # equal shares on every rank
-            if preflight_pending:
-                check_first_step(job, module, out, device, resumed=start_epoch > 0)
-                job.output_record, preflight_pending = None, False
-            job.precision.step(optimiser)
+        losses, preflight_pending = train_epoch(job, model, module, loader, optimiser, epoch, world,
+                                                progress and rank == 0, first_step_check if preflight_pending else None)
         scheduler.step()
-        mean_loss = float(np.mean(losses)) if losses else float("nan")
-        if world > 1:
-            total = torch.tensor([mean_loss], device=device)
-            dist.all_reduce(total)
-            mean_loss = float(total) / world
-        history.append({"epoch": epoch, "loss": mean_loss, "seconds": time.perf_counter() - started,
-                        "processes": world, "samples": len(samples), **job.history_extra()})
+        history.append({"epoch": epoch, "loss": mean_over_processes(losses, device, world),
+                        "seconds": time.perf_counter() - started, "processes": world, "samples": len(samples),
+                        **job.history_extra()})
         if held_out and validation_due(job, epoch):  # after the epoch's steps; changes nothing it trains
             history[-1]["validation"] = measure_validation(job, module, held_out, device, rank, world)
         if rank == 0:
             print(progress_line(history[-1], job.epochs), flush=True)
-            work.mkdir(parents=True, exist_ok=True)
-            with atomic_path(checkpoint_path) as tmp:
-                torch.save({"module": module.state_dict(), "optimiser": optimiser.state_dict(),
-                            "scheduler": scheduler.state_dict(), "epoch": epoch, "history": json.dumps(history),
-                            "scaler": job.precision.scaler.state_dict(), "config": identity,
-                            "code_files": code_files}, tmp)
+            save_checkpoint(checkpoint_path, job, module, optimiser, scheduler, epoch, history, identity, code_files)
         if world > 1:
             dist.barrier()
         if (stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs) or (
