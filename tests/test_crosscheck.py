@@ -331,30 +331,26 @@ def test_dry_run_shows_the_toolkit_command(tmp_path, shared):
 
 
 def test_an_unsupervised_evaluation_is_scored_and_cross_checked_with_its_task(tmp_path, shared):
-    """An evaluation with `task: unsupervised` is scored against Annotations_unsupervised/480p with --task
-    unsupervised, and the cross-check runs the toolkit's unsupervised task; on DAVIS 2016 it is refused."""
-    davis = tmp_path / "DAVIS"
-    for folder, suffix in (("Annotations", "png"), ("Annotations_unsupervised", "png"), ("JPEGImages", "jpg")):
-        for frame in range(3):
-            path = davis / folder / "480p" / "seqa" / f"{frame:05d}.{suffix}"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch()
-    (davis / "ImageSets/2017").mkdir(parents=True)
-    (davis / "ImageSets/2017/val.txt").write_text("seqa\n")
+    """An evaluation with `task: unsupervised` on the downloaded unsupervised archive: the archive is fetched, the
+    masks are scored against its Annotations_unsupervised/480p with --task unsupervised, and the cross-check runs
+    the toolkit's unsupervised task; on DAVIS 2016 the task is refused."""
     work = with_crosscheck_rules(workflow_copy(tmp_path))
     preset = work / "config/presets/ci.yaml"
     data = yaml.safe_load(preset.read_text())
-    data["datasets"]["davis2017-stub"] = {"kind": "davis", "root": str(davis), "year": "2017"}
-    data["evaluations"]["davis2017-unsupervised"] = {"dataset": "davis2017-stub", "split": "val",
-                                                     "sequences": ["seqa"], "task": "unsupervised"}
-    data["rows"]["first-frame-copy"]["evaluate_on"].append("davis2017-unsupervised")
+    data["datasets"]["davis2017-unsupervised"] = {"kind": "davis", "download": "davis2017-unsupervised"}
+    data["evaluations"]["davis2017-unsupervised-val"] = {"dataset": "davis2017-unsupervised", "split": "val",
+                                                         "sequences": ["bmx-trees"], "task": "unsupervised"}
+    data["rows"]["first-frame-copy"]["evaluate_on"].append("davis2017-unsupervised-val")
     preset.write_text(yaml.safe_dump(data))
-    target = "results/ci/davis2017-unsupervised/first-frame-copy/official-crosscheck.md"
+    target = "results/ci/davis2017-unsupervised-val/first-frame-copy/official-crosscheck.md"
     done = snakemake(work, "-n", "-p", target, "--config", "preset=ci", f"shared_dir={shared}")
-    assert (f"python -m metrics {davis}/Annotations_unsupervised/480p "
-            "results/ci/davis2017-unsupervised/first-frame-copy/masks") in done.stdout
-    assert "--sequences seqa --task unsupervised --objects first-frame" in done.stdout
-    assert f"official {davis} " in done.stdout and done.stdout.count("--task unsupervised") == 3  # score, official, compare
+    dataset = "resources/datasets/davis2017-unsupervised"
+    assert "python -m vos_datasets.download davis2017-unsupervised resources/datasets" in done.stdout
+    assert (f"python -m metrics {dataset}/Annotations_unsupervised/480p "
+            "results/ci/davis2017-unsupervised-val/first-frame-copy/masks") in done.stdout
+    assert "--sequences bmx-trees --task unsupervised --objects first-frame" in done.stdout
+    assert f"official {dataset} " in done.stdout
+    assert done.stdout.count("--task unsupervised") == 3  # the suite's scoring, the toolkit's, the comparison
     data["evaluations"]["davis2016-val-subset"]["task"] = "unsupervised"
     preset.write_text(yaml.safe_dump(data))
     done = snakemake(work, "-n", target, "--config", "preset=ci", f"shared_dir={shared}", check=False)
