@@ -83,7 +83,7 @@ def usage_error(args: argparse.Namespace) -> str | None:
 def annotations_note(gt_dir: Path, task: str) -> str | None:
     """A note when GT_DIR looks like the other task's annotations (DAVIS keeps them in two folders whose objects
     differ): Annotations/ for the semi-supervised task, Annotations_unsupervised/ for the unsupervised one."""
-    parts = gt_dir.resolve().parts
+    parts = gt_dir.absolute().parts  # as the user named it (a link may point anywhere)
     other = "Annotations" if task == "unsupervised" else "Annotations_unsupervised"
     if other in parts:
         wanted = "Annotations_unsupervised" if task == "unsupervised" else "Annotations"
