@@ -1,5 +1,5 @@
-"""Evaluation of VOS results: DAVIS J, F, J&F, recall, decay (exactly as the official toolkit) and
-YouTube-VOS J, F and G. Command line: `vos-eval GT_DIR PRED_DIR --out OUT_DIR` (or `python -m metrics`).
+"""Evaluation of VOS results: DAVIS J, F, J&F, recall, decay (exactly as the official toolkit, semi-supervised
+and unsupervised tasks) and YouTube-VOS J, F and G. Command line: `vos-eval GT_DIR PRED_DIR --out OUT_DIR` (or `python -m metrics`).
 
 From Python (both folders hold <sequence>/<frame>.png):
 
@@ -10,6 +10,10 @@ From Python (both folders hold <sequence>/<frame>.png):
     result.object_statistics()   # one dict per object <sequence>_<id>
     result.per_frame()           # one dict per scored frame and object: J and F
     metrics.write_tables(result, "scores/", "val")   # the CSV files vos-eval writes
+
+The unsupervised task (up to 20 proposals per video, matched to the annotated objects, as the toolkit's
+`--task unsupervised`): `metrics.evaluate("DAVIS/Annotations_unsupervised/480p", "proposals/", task="unsupervised")`,
+on the command line `--task unsupervised` (metrics/unsupervised.py).
 
 `metrics.Protocol.corrected()` (or Protocol(objects="all", ignore_void=True, decay_uint8_quirk=False)) turns
 on the corrections of the official toolkit's quirks (metrics/README.md)."""

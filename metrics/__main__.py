@@ -11,7 +11,7 @@ from pathlib import Path
 from vos_datasets.davis import read_image_set
 from vos_datasets.masks import CONVENTIONS
 
-from .davis import EvaluationError, Protocol, evaluate
+from .davis import TASKS, EvaluationError, Protocol, evaluate
 from .gt_cache import default_cache_dir
 from .parallel import available_cores, keep_freed_memory
 from .tables import check_out_dir, check_set_name, write_tables
@@ -20,12 +20,16 @@ from .tables import check_out_dir, check_set_name, write_tables
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vos-eval" if Path(sys.argv[0]).name == "vos-eval" else "python -m metrics",
-        description="Score a VOS result folder with the semi-supervised DAVIS protocol (same figures as the "
-        "official davis2017-evaluation toolkit). Both folders hold <sequence>/<frame>.png.",
+        description="Score a VOS result folder with the DAVIS protocol of the semi-supervised or the unsupervised "
+        "task (same figures as the official davis2017-evaluation toolkit). Both folders hold <sequence>/<frame>.png.",
     )
     parser.add_argument("gt_dir", type=Path, help="ground truth, e.g. DAVIS/Annotations/480p (DAVIS 2017 "
-                        "indexed or DAVIS 2016 0/255 masks)")
-    parser.add_argument("pred_dir", type=Path, help="results: indexed PNGs with the annotation's ids")
+                        "indexed or DAVIS 2016 0/255 masks; --task unsupervised: DAVIS/Annotations_unsupervised/480p)")
+    parser.add_argument("pred_dir", type=Path, help="results: indexed PNGs with the annotation's ids (--task "
+                        "unsupervised: proposal ids 1..20)")
+    parser.add_argument("--task", choices=TASKS, default="semi-supervised",
+                        help="semi-supervised (default) or unsupervised: up to 20 proposals per sequence, matched to "
+                        "the annotated objects (Hungarian method), every frame scored, void left out, as the toolkit")
     parser.add_argument("--out", type=Path, required=True,
                         help="folder for the CSV files (never the inputs); protocol-<set>.json, written last, "
                         "marks a complete set")
@@ -69,6 +73,22 @@ def usage_error(args: argparse.Namespace) -> str | None:
         return str(err)
     if args.workers is not None and args.workers < 1:
         return f"--workers {args.workers}: give 1 or more processes (omit --workers to use every core)"
+    if args.task == "unsupervised" and (args.corrected or args.objects == "all"):
+        option = "--corrected" if args.corrected else "--objects all"
+        return (f"{option}: the unsupervised task matches proposals to the objects of the first frame only; drop "
+                f"{option} (--exact-decay is the correction that applies)")
+    return None
+
+
+def annotations_note(gt_dir: Path, task: str) -> str | None:
+    """A note when GT_DIR looks like the other task's annotations (DAVIS keeps them in two folders whose objects
+    differ): Annotations/ for the semi-supervised task, Annotations_unsupervised/ for the unsupervised one."""
+    parts = gt_dir.absolute().parts  # as the user named it (a link may point anywhere)
+    other = "Annotations" if task == "unsupervised" else "Annotations_unsupervised"
+    if other in parts:
+        wanted = "Annotations_unsupervised" if task == "unsupervised" else "Annotations"
+        return (f"note: {gt_dir} looks like DAVIS's {other} folder, but the {task} task is scored against "
+                f"{wanted}/480p (its objects differ); pass that folder unless this is on purpose")
     return None
 
 
@@ -84,11 +104,16 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         args.workers = cores
     keep_freed_memory()
-    if args.corrected:
+    if args.task == "unsupervised":  # its own void and frame rules; --ignore-void is its rule already
+        protocol = Protocol(task="unsupervised", decay_uint8_quirk=not args.exact_decay)
+    elif args.corrected:
         protocol = Protocol.corrected()
     else:
         protocol = Protocol(objects=args.objects, ignore_void=args.ignore_void,
                             decay_uint8_quirk=not args.exact_decay)
+    note = annotations_note(args.gt_dir, args.task)
+    if note:
+        print(note, file=sys.stderr)
     if args.keep_first_last:
         protocol = dataclasses.replace(protocol, skip_first_last=False)
     out = args.out.resolve()

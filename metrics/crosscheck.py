@@ -4,12 +4,13 @@ Run as a script, `python metrics/crosscheck.py COMMAND ...`: the `official` comm
 environment (envs/davis2017-toolkit.yaml: NumPy < 1.24 for its `np.bool`), which does not have the suite's
 packages, so this file imports nothing from the suite and only the standard library at module level.
 
-  official DATASET MASKS --split val --year 2017 (--sequences A B | --split-file F) --out DIR
-      Scores MASKS with the toolkit's own `DAVISEvaluation` (semi-supervised task) and writes what its
-      evaluation_method.py writes, global_results-<split>.csv and per-sequence_results-<split>.csv (3 decimals),
-      plus per-object_results-<split>.csv: the six figures of every object at full precision (the lists the
-      toolkit returns, which evaluation_method.py only averages).
-  compare OFFICIAL_DIR SUITE_DIR --official-set val --suite-set EVALUATION --report REPORT.md
+  official DATASET MASKS --split val --year 2017 (--sequences A B | --split-file F) [--task T] --out DIR
+      Scores MASKS with the toolkit's own `DAVISEvaluation` (task T: semi-supervised, the default, against
+      DATASET/Annotations/480p, or unsupervised, against DATASET/Annotations_unsupervised/480p) and writes what
+      its evaluation_method.py writes, global_results-<split>.csv and per-sequence_results-<split>.csv (3
+      decimals), plus per-object_results-<split>.csv: the six figures of every object at full precision (the
+      lists the toolkit returns, which evaluation_method.py only averages).
+  compare OFFICIAL_DIR SUITE_DIR --official-set val --suite-set EVALUATION [--task T] --report REPORT.md
       Compares every figure the two hold, writes a Markdown table of the differences and exits 1, with one line
       naming the worst figure, when one differs by more than its tolerance (see `tolerance`).
 
@@ -37,9 +38,17 @@ AGREEMENT = 1e-6
 # evaluation_method.py writes its CSVs with "%.3f": a printed figure lies within half a unit of its last digit
 # of the true one.
 PRINTED = 0.0005
-# The toolkit's semi-supervised protocol, as the suite records it in protocol-<set>.json (metrics.davis.Protocol).
-OFFICIAL_PROTOCOL = {"objects": "first-frame", "ignore_void": False, "decay_uint8_quirk": True,
-                     "skip_first_last": True}
+# The toolkit's protocol of each task, as the suite records it in protocol-<set>.json (metrics.davis.Protocol;
+# tables written before the unsupervised task record no task: semi-supervised).
+TASKS = ("semi-supervised", "unsupervised")
+OFFICIAL_PROTOCOLS = {
+    "semi-supervised": {"task": "semi-supervised", "objects": "first-frame", "ignore_void": False,
+                        "decay_uint8_quirk": True, "skip_first_last": True},
+    "unsupervised": {"task": "unsupervised", "objects": "first-frame", "ignore_void": True,
+                     "decay_uint8_quirk": True, "skip_first_last": False},
+}
+# The toolkit's annotation folder of each task (davis2017/davis.py).
+ANNOTATIONS = {"semi-supervised": "Annotations", "unsupervised": "Annotations_unsupervised"}
 
 
 class CrossCheckError(Exception):
@@ -74,8 +83,10 @@ def read_split_file(path: Path) -> list[str]:
     return found
 
 
-def stage_dataset(dataset: Path, sequences: list[str], split: str, year: str, stage: Path) -> None:
-    """The layout the toolkit reads (`ImageSets/2017/<split>.txt`, `Annotations/480p/<seq>`), in `stage`.
+def stage_dataset(dataset: Path, sequences: list[str], split: str, year: str, stage: Path,
+                  task: str = "semi-supervised") -> None:
+    """The layout the toolkit reads (`ImageSets/2017/<split>.txt`, `Annotations/480p/<seq>`, or for the unsupervised
+    task `Annotations_unsupervised/480p/<seq>`), in `stage`.
 
     The split file lists exactly the scored sequences. DAVIS 2017 annotations are linked as they are; DAVIS 2016
     ones (0/255, one object) are written with 255 -> 1, as FRTM and pytracking feed them to the toolkit, which would
@@ -84,12 +95,14 @@ def stage_dataset(dataset: Path, sequences: list[str], split: str, year: str, st
     import numpy as np
     from PIL import Image
 
-    (stage / "ImageSets" / "2017").mkdir(parents=True)
-    (stage / "ImageSets" / "2017" / f"{split}.txt").write_text("".join(f"{name}\n" for name in sequences))
-    annotations = stage / "Annotations" / "480p"
+    # the toolkit reads the unsupervised test sets' lists from ImageSets/2019
+    lists = "2019" if task == "unsupervised" and split in ("test-dev", "test-challenge") else "2017"
+    (stage / "ImageSets" / lists).mkdir(parents=True)
+    (stage / "ImageSets" / lists / f"{split}.txt").write_text("".join(f"{name}\n" for name in sequences))
+    annotations = stage / ANNOTATIONS[task] / "480p"
     annotations.mkdir(parents=True)
     for name in sequences:
-        source = dataset / "Annotations" / "480p" / name
+        source = dataset / ANNOTATIONS[task] / "480p" / name
         if not source.is_dir():
             raise CrossCheckError(f"{source}: no annotation folder for sequence {name}")
         if year != "2016":
@@ -104,23 +117,26 @@ def stage_dataset(dataset: Path, sequences: list[str], split: str, year: str, st
             Image.fromarray((ids == 255).astype(np.uint8)).save(annotations / name / png.name)
 
 
-def run_official(dataset: Path, masks: Path, sequences: list[str], split: str, year: str) -> list[dict]:
-    """The toolkit's per-object figures (semi-supervised task), in its order."""
+def run_official(dataset: Path, masks: Path, sequences: list[str], split: str, year: str,
+                 task: str = "semi-supervised") -> list[dict]:
+    """The toolkit's per-object figures (of `task`), in its order."""
     try:
         from davis2017.evaluation import DAVISEvaluation
     except ImportError as err:
         raise CrossCheckError(f"the official toolkit is not installed ({err}); run in envs/davis2017-toolkit.yaml "
                               "(snakemake --use-conda), see docs/official-toolkit.md") from err
     with tempfile.TemporaryDirectory(prefix="davis2017-stage-") as stage:
-        stage_dataset(dataset, sequences, split, year, Path(stage))
+        stage_dataset(dataset, sequences, split, year, Path(stage), task)
         try:
             # codalab=True: the toolkit reads no JPEG (it would otherwise require them beside the annotations)
-            evaluation = DAVISEvaluation(davis_root=stage, task="semi-supervised", gt_set=split, sequences=sequences,
+            evaluation = DAVISEvaluation(davis_root=stage, task=task, gt_set=split, sequences=sequences,
                                          codalab=True)
             figures = evaluation.evaluate(str(masks))
         except SystemExit as stop:  # the toolkit calls sys.exit() (status 0) on a missing frame or an unknown id
+            cause = ("an object id above those of the first frame" if task == "semi-supervised"
+                     else "a proposal id above 20")
             raise CrossCheckError(f"{masks}: the official toolkit stopped (sys.exit {stop.code!r}); its message is "
-                                  "above: a missing prediction or an object id above those of the first frame") from None
+                                  f"above: a missing prediction or {cause}") from None
         except (ValueError, FileNotFoundError) as err:
             raise CrossCheckError(f"{masks}: the official toolkit refused the input ({err}); check the folder "
                                   f"against the annotations of {dataset}") from None
@@ -200,8 +216,10 @@ def read_rows(path: Path, columns: list[str], key: str | None) -> dict[str, dict
     return table
 
 
-def read_suite(suite: Path, subset: str) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """The suite's global figures (full precision, from protocol-<set>.json) and per-object figures."""
+def read_suite(suite: Path, subset: str, task: str = "semi-supervised") -> tuple[dict[str, float],
+                                                                               dict[str, dict[str, float]]]:
+    """The suite's global figures (full precision, from protocol-<set>.json) and per-object figures, scored with
+    the toolkit's protocol of `task`."""
     files = names(subset)
     marker = suite / files["protocol"]
     try:
@@ -211,11 +229,13 @@ def read_suite(suite: Path, subset: str) -> tuple[dict[str, float], dict[str, di
                               "evaluate again (python -m metrics)") from None
     except ValueError as err:
         raise CrossCheckError(f"{marker}: not JSON ({err}); evaluate again") from None
-    protocol = info.get("protocol", {})
-    different = {k: protocol.get(k) for k, v in OFFICIAL_PROTOCOL.items() if protocol.get(k) != v}
+    protocol = {"task": "semi-supervised", **info.get("protocol", {})}
+    official = OFFICIAL_PROTOCOLS[task]
+    different = {k: protocol.get(k) for k, v in official.items() if protocol.get(k) != v}
     if different:
         raise CrossCheckError(f"{marker}: the suite scored with {different}, not the official protocol "
-                              f"{OFFICIAL_PROTOCOL}; cross-check an evaluation scored with the official protocol")
+                              f"of the {task} task {official}; cross-check an evaluation scored with that protocol (or pass the "
+                              "--task it was scored with)")
     glob = info.get("global")
     if not isinstance(glob, dict) or any(not isinstance(glob.get(c), (int, float)) for c in GLOBAL_COLUMNS):
         raise CrossCheckError(f"{marker}: no full-precision global figures {GLOBAL_COLUMNS}; evaluate again")
@@ -223,7 +243,8 @@ def read_suite(suite: Path, subset: str) -> tuple[dict[str, float], dict[str, di
     return {c: float(glob[c]) for c in GLOBAL_COLUMNS}, objects
 
 
-def compare(official: Path, suite: Path, official_set: str, suite_set: str) -> tuple[list[Difference], list[str]]:
+def compare(official: Path, suite: Path, official_set: str, suite_set: str,
+            task: str = "semi-supervised") -> tuple[list[Difference], list[str]]:
     """Every figure both sides report, and the objects only one side scored.
 
     Official per-object figures come from per-object_results (full precision, written by the `official` command)
@@ -231,7 +252,7 @@ def compare(official: Path, suite: Path, official_set: str, suite_set: str) -> t
     from its global_results (3 decimals). The suite's are full precision throughout.
     """
     files = names(official_set)
-    suite_global, suite_objects = read_suite(suite, suite_set)
+    suite_global, suite_objects = read_suite(suite, suite_set, task)
     official_global = read_rows(official / files["global"], GLOBAL_COLUMNS, None)
     differences = [Difference("global", c, official_global[c], suite_global[c], tolerance(False))
                    for c in GLOBAL_COLUMNS]
@@ -304,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     selection = run.add_mutually_exclusive_group(required=True)
     selection.add_argument("--sequences", nargs="+")
     selection.add_argument("--split-file", type=Path)
+    run.add_argument("--task", choices=TASKS, default="semi-supervised",
+                     help="the toolkit's task (default semi-supervised; unsupervised reads Annotations_unsupervised)")
     run.add_argument("--objects", default="first-frame",
                      help="the evaluation's `objects` setting: the toolkit has only first-frame")
     run.add_argument("--evaluation", default="this evaluation", help="its name, for messages")
@@ -313,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("suite", type=Path, help="folder of the suite's tables (python -m metrics --out)")
     check.add_argument("--official-set", default="val", help="the toolkit's subset name in its file names")
     check.add_argument("--suite-set", default="val", help="the suite's --set name in its file names")
+    check.add_argument("--task", choices=TASKS, default="semi-supervised",
+                       help="the task both scored (the suite's tables must record its official protocol)")
     check.add_argument("--report", type=Path, required=True, help="Markdown file for the table of differences")
     return parser
 
@@ -325,12 +350,15 @@ def main(argv: list[str] | None = None) -> int:
                 raise CrossCheckError(f"evaluations.{args.evaluation}.objects is {args.objects!r}: the official toolkit "
                                       "scores only the objects of the first frame, so there is nothing to cross-check; "
                                       "use an evaluation with objects: first-frame")
+            if args.task == "unsupervised" and args.year == "2016":
+                raise CrossCheckError(f"{args.dataset}: DAVIS 2016 has no unsupervised annotations; score the "
+                                      "unsupervised task on DAVIS 2017 (Annotations_unsupervised)")
             sequences = args.sequences or read_split_file(args.split_file)
-            rows = run_official(args.dataset, args.masks, sequences, args.split, args.year)
+            rows = run_official(args.dataset, args.masks, sequences, args.split, args.year, args.task)
             write_official_tables(rows, args.out, args.split)
             print(f"official toolkit: {len(rows)} objects in {len(sequences)} sequences; tables in {args.out}")
             return 0
-        differences, unmatched = compare(args.official, args.suite, args.official_set, args.suite_set)
+        differences, unmatched = compare(args.official, args.suite, args.official_set, args.suite_set, args.task)
         report = render(differences, unmatched, args.official, args.suite)
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(report)

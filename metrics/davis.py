@@ -1,6 +1,7 @@
-"""The semi-supervised DAVIS evaluation protocol over result folders.
+"""The DAVIS evaluation protocols over result folders: semi-supervised (here) and unsupervised
+(metrics/unsupervised.py, chosen by `Protocol.task`).
 
-Both folders hold <sequence>/<frame>.png. Following the official toolkit (davis2017-evaluation):
+Both folders hold <sequence>/<frame>.png. Semi-supervised, following the official toolkit (davis2017-evaluation):
 the first and last frame of every sequence are excluded; the objects of a sequence are 1..max id of
 its first ground-truth frame; an object the prediction never contains is scored as empty; frames
 where ground truth and prediction are both empty score J = F = 1; every statistic is averaged over
@@ -27,34 +28,57 @@ from .parallel import map_videos
 from .reading import read_ground_truth, read_mask, read_regular, require_regular
 
 GLOBAL_COLUMNS = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
+TASKS = ("semi-supervised", "unsupervised")
+# The toolkit's rules that differ between its two tasks: (ignore_void, skip_first_last).
+_TASK_RULES = {"semi-supervised": (False, True), "unsupervised": (True, False)}
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """How sequences are scored. The defaults reproduce the official toolkit exactly.
+    """How sequences are scored. The defaults reproduce the official toolkit exactly, for either task.
 
+    task: "semi-supervised" (the annotation's ids, given on the first frame) or "unsupervised" (up to
+        20 proposals per video matched to the annotated objects: metrics/unsupervised.py).
     objects: "first-frame" (official: ids 1..max of the first GT frame; objects entering later are
         not scored) or "all" (every id in any GT frame, each scored from the frame after it first
-        appears, as YouTube-VOS does).
+        appears, as YouTube-VOS does; semi-supervised only).
     ignore_void: False (official semi-supervised: void pixels count as background) or True (void
-        pixels are left out of J and F, as the toolkit's own unsupervised path does).
+        pixels are left out of J and F, as the toolkit's unsupervised task does); None: the task's rule.
     decay_uint8_quirk: True (official: bin edges cast to uint8, wrong for sequences over 256
         frames) or False (exact bin edges).
+    skip_first_last: True (official semi-supervised) or False (official unsupervised: every frame is
+        scored); None: the task's rule.
     """
 
     objects: str = "first-frame"
-    ignore_void: bool = False
+    ignore_void: bool | None = None
     decay_uint8_quirk: bool = True
-    skip_first_last: bool = True
+    skip_first_last: bool | None = None
     bound_th: float = BOUNDARY_THRESHOLD
+    task: str = "semi-supervised"
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         if self.objects not in ("first-frame", "all"):
             raise ValueError(f"objects must be 'first-frame' or 'all', got {self.objects!r}")
+        if self.task == "unsupervised" and self.objects != "first-frame":
+            raise ValueError("objects='all' is not defined for the unsupervised task: the toolkit matches proposals "
+                             "to the objects of the first frame (objects='first-frame')")
+        ignore_void, skip_first_last = _TASK_RULES[self.task]
+        if self.ignore_void is None:
+            object.__setattr__(self, "ignore_void", ignore_void)
+        if self.skip_first_last is None:
+            object.__setattr__(self, "skip_first_last", skip_first_last)
 
     @classmethod
     def corrected(cls) -> Protocol:
         return cls(objects="all", ignore_void=True, decay_uint8_quirk=False)
+
+    @classmethod
+    def unsupervised(cls) -> Protocol:
+        """The official toolkit's unsupervised task: every frame scored, void left out, proposals matched."""
+        return cls(task="unsupervised")
 
 
 @dataclass
@@ -66,6 +90,8 @@ class SequenceScores:
     frames: dict[int, list[str]] = field(default_factory=dict)  # object id -> scored frame names
     j: dict[int, np.ndarray] = field(default_factory=dict)
     f: dict[int, np.ndarray] = field(default_factory=dict)
+    # unsupervised task: row id -> (proposal id, annotated object id) of the Hungarian matching
+    matches: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -306,13 +332,23 @@ class EvaluationResult:
 def evaluate(gt_root: str | Path, pred_root: str | Path, sequences: SequenceT[str] | None = None,
              protocol: Protocol | None = None, workers: int | None = None, gt_convention: Convention = "auto",
              pred_convention: Convention = "auto", progress: bool = True,
-             cache_dir: str | Path | None = None) -> EvaluationResult:
+             cache_dir: str | Path | None = None, task: str | None = None) -> EvaluationResult:
     """Score every sequence of `pred_root` against `gt_root`; `workers` processes (default: all cores).
 
+    task: "semi-supervised" (default) or "unsupervised" (gt_root: DAVIS/Annotations_unsupervised/480p;
+        pred_root: proposals 1..20), each with the toolkit's rules; or give a `protocol` (its task is used).
     cache_dir: where decoded ground truth is kept between runs (see metrics.gt_cache); None: no cache.
     """
-    protocol = protocol or Protocol()
+    if protocol is None:
+        protocol = Protocol(task=task or "semi-supervised")
+    elif task is not None and task != protocol.task:
+        raise ValueError(f"task={task!r} but the protocol's task is {protocol.task!r}; give one of them")
     jobs = plan_jobs(Path(gt_root), Path(pred_root), sequences, protocol, gt_convention, pred_convention,
                      Path(cache_dir) if cache_dir is not None else None)
-    scores = map_videos(score_sequence, jobs, lambda job: len(job.pred_paths), workers, "evaluate", "seq", progress)
+    score = score_sequence
+    if protocol.task == "unsupervised":
+        from .unsupervised import score_proposals  # imports SciPy: only for this task
+
+        score = score_proposals
+    scores = map_videos(score, jobs, lambda job: len(job.pred_paths), workers, "evaluate", "seq", progress)
     return EvaluationResult(protocol, scores)

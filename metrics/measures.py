@@ -1,5 +1,6 @@
 """Region similarity J, boundary accuracy F and the per-object statistics, as the official DAVIS
-toolkit (davis2017-evaluation) defines them.
+toolkit (davis2017-evaluation) defines them. `pair_scores` gives J and F of every (proposal, object)
+pair of a frame at once, for the unsupervised task.
 
 `jaccard`, `boundary_map` and `f_measure` are the plain full-frame definitions; `frame_scores`
 computes the same figures for every object of a frame at once with less work, each step exact:
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
@@ -189,6 +191,106 @@ def frame_scores(gt_ids: np.ndarray, pred_ids: np.ndarray, object_ids: list[int]
                                                   matched_pixels(gt_b, pred_b, radius))
         else:
             f_values[index] = _precision_recall_f(n_pred, n_gt, 0, 0)
+    return j_values, f_values
+
+
+@dataclass
+class _Boundary:
+    """One mask's boundary map and its dilation by the disk, each a crop with its top-left corner in the frame."""
+
+    corner: tuple[int, int]
+    bmap: np.ndarray
+    count: int
+    reach_corner: tuple[int, int]
+    reach: np.ndarray
+
+
+def _boundary(mask: np.ndarray, radius: int) -> _Boundary | None:
+    """The boundary of a boolean mask (`boundary_map`, on a crop around it) and the pixels within `radius` of it
+    (`dilate_disk`, on that crop grown by the radius); None when the boundary is empty."""
+    height, width = mask.shape
+    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+    if w == 0:
+        return None
+    # one row/column above-left (the boundary reaches there) and one below-right (background, so the toolkit's
+    # last-row/column rule gives the full-frame map)
+    y0, x0 = max(y - 1, 0), max(x - 1, 0)
+    bmap = boundary_map(mask[y0:min(y + h + 1, height), x0:min(x + w + 1, width)])
+    bx, by, bw, bh = cv2.boundingRect(bmap.view(np.uint8))
+    if bw == 0:
+        return None
+    bmap = bmap[by:by + bh, bx:bx + bw]
+    top, left = y0 + by, x0 + bx
+    r0, c0 = max(top - radius, 0), max(left - radius, 0)
+    grown = np.zeros((min(top + bh + radius, height) - r0, min(left + bw + radius, width) - c0), np.uint8)
+    grown[top - r0:top - r0 + bh, left - c0:left - c0 + bw] = bmap
+    return _Boundary((top, left), bmap, int(np.count_nonzero(bmap)), (r0, c0), dilate_disk(grown, radius).view(bool))
+
+
+def _overlap(corner_a: tuple[int, int], a: np.ndarray, corner_b: tuple[int, int], b: np.ndarray) -> int:
+    """Pixels set in both crops `a` and `b`, each placed at its corner in the frame."""
+    top, left = max(corner_a[0], corner_b[0]), max(corner_a[1], corner_b[1])
+    bottom = min(corner_a[0] + a.shape[0], corner_b[0] + b.shape[0])
+    right = min(corner_a[1] + a.shape[1], corner_b[1] + b.shape[1])
+    if bottom <= top or right <= left:
+        return 0
+    return int(np.count_nonzero(a[top - corner_a[0]:bottom - corner_a[0], left - corner_a[1]:right - corner_a[1]]
+                                & b[top - corner_b[0]:bottom - corner_b[0], left - corner_b[1]:right - corner_b[1]]))
+
+
+def pair_scores(gt_ids: np.ndarray, pred_ids: np.ndarray, n_objects: int, n_proposals: int, radius: int,
+                void: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """J and F of every (proposal, object) pair on one frame, as arrays [proposal - 1, object - 1]: the figures
+    `jaccard` and `f_measure` give for `pred_ids == proposal` against `gt_ids == object` (ids of gt_ids above
+    n_objects are background; pred_ids holds no id above n_proposals).
+
+    J comes from one joint histogram of the two label maps over the kept pixels. For F, each mask's boundary
+    and its dilation by the disk are computed once (on crops), and each pair counts the pixels one boundary
+    has within the other's reach, only where their crops meet.
+    """
+    j_values = np.ones((n_proposals, n_objects))  # both empty: J = F = 1 (the toolkit's convention)
+    f_values = np.ones((n_proposals, n_objects))
+    height, width = gt_ids.shape
+    x, y, w, h = cv2.boundingRect(np.maximum(gt_ids, pred_ids))
+    if w == 0:
+        return j_values, f_values
+    top, left = max(y - 1, 0), max(x - 1, 0)
+    bottom, right = min(y + h + 1, height), min(x + w + 1, width)
+    gt_region, pred_region = gt_ids[top:bottom, left:right], pred_ids[top:bottom, left:right]
+    if int(gt_region.max()) > n_objects:
+        gt_region = np.where(gt_region > n_objects, 0, gt_region)
+    keep = None if void is None else ~void[top:bottom, left:right]
+
+    codes = gt_region.astype(np.intp) * (n_proposals + 1) + pred_region
+    codes = codes.ravel() if keep is None else codes[keep]
+    table = np.bincount(codes, minlength=(n_objects + 1) * (n_proposals + 1)).reshape(n_objects + 1, n_proposals + 1)
+    intersection = table[1:, 1:].T
+    union = table[1:, :].sum(axis=1)[None, :] + table[:, 1:].sum(axis=0)[:, None] - intersection
+    scored = union > 0
+    j_values[scored] = intersection[scored] / union[scored]
+
+    def boundaries(region: np.ndarray, ids: list[int]) -> dict[int, _Boundary | None]:
+        masks = {i: region == i for i in ids}
+        if keep is not None:
+            for mask in masks.values():
+                mask &= keep
+        return {i: _boundary(mask, radius) for i, mask in masks.items()}
+
+    gt_bounds = boundaries(gt_region, [i for i in present_labels(gt_region).tolist() if 0 < i <= n_objects])
+    pred_bounds = boundaries(pred_region, [i for i in present_labels(pred_region).tolist() if 0 < i <= n_proposals])
+    for proposal in range(1, n_proposals + 1):
+        pred_b = pred_bounds.get(proposal)
+        for obj in range(1, n_objects + 1):
+            gt_b = gt_bounds.get(obj)
+            if pred_b is None and gt_b is None:
+                continue  # both boundaries empty: F = 1
+            if pred_b is None or gt_b is None:
+                f_values[proposal - 1, obj - 1] = _precision_recall_f(0 if pred_b is None else pred_b.count,
+                                                                      0 if gt_b is None else gt_b.count, 0, 0)
+                continue
+            pred_match = _overlap(pred_b.corner, pred_b.bmap, gt_b.reach_corner, gt_b.reach)
+            gt_match = _overlap(gt_b.corner, gt_b.bmap, pred_b.reach_corner, pred_b.reach)
+            f_values[proposal - 1, obj - 1] = _precision_recall_f(pred_b.count, gt_b.count, pred_match, gt_match)
     return j_values, f_values
 
 

@@ -119,8 +119,13 @@ def write_tables(result: EvaluationResult, out_dir: str | Path, subset: str = "v
         names["per_object"]: csv_bytes(object_columns, objects),
         names["per_frame"]: csv_bytes(["Sequence", "Object", "Frame", "J", "F"], result.per_frame()),
     }
-    info = {"protocol": dataclasses.asdict(result.protocol), "global": glob, **(provenance or {}),
-            "files": {name: _digest(data) for name, data in contents.items()}}
+    info = {"protocol": dataclasses.asdict(result.protocol), "global": glob}
+    matching = {f"{seq.sequence}_{row}": {"proposal": proposal, "object": obj}
+                for seq in result.sequences for row, (proposal, obj) in seq.matches.items()}
+    if matching:  # the unsupervised task: which proposal and which annotated object each row holds
+        info["matching"] = matching
+    info.update(provenance or {})
+    info["files"] = {name: _digest(data) for name, data in contents.items()}
     contents[names["protocol"]] = json.dumps(info, indent=2).encode()
     written = write_output_set(out_dir, contents)
     return {kind: written[name] for kind, name in names.items()}

@@ -242,6 +242,41 @@ def test_toolkit_side_by_side_needs_the_toolkit(monkeypatch, capsys):
     assert exit_info.value.code == 2 and "--toolkit-python" in capsys.readouterr().err
 
 
+def test_unsupervised_side_by_side_set_has_void_and_proposals_under_other_ids(tmp_path):
+    """The unsupervised side-by-side set: the toolkit's folder (Annotations_unsupervised, an empty JPEG per mask),
+    ground truth = the masks with a void ring, proposals 1..objects + 4 that score like the objects under other ids;
+    built the same way twice."""
+    from benchmarks.unsupervised_vs_toolkit import build_osvos_set
+    from metrics import evaluate
+    from vos_datasets.masks import read_label_png
+
+    osvos = _osvos_like(tmp_path / "osvos")
+    paths = build_osvos_set(tmp_path / "work", osvos, ["apes", "bees"])
+    again = build_osvos_set(tmp_path / "again", osvos, ["apes", "bees"])
+    assert (paths["root"] / "ImageSets/2017/val.txt").read_text() == "apes\nbees\n"
+    for name, n_objects in (("apes", 3), ("bees", 2)):
+        for png in sorted((osvos / name).glob("*.png")):
+            ids, gt = read_label_png(png), read_label_png(paths["gt"] / name / png.name)
+            assert np.array_equal(gt[gt != 255], ids[gt != 255]) and (gt == 255).any() and not (ids[gt == 255]).any()
+            pred = read_label_png(paths["pred"] / name / png.name)
+            assert 0 < int(pred.max()) <= n_objects + 4
+            assert np.array_equal(pred, read_label_png(again["pred"] / name / png.name))
+            assert (paths["root"] / "JPEGImages/480p" / name / f"{png.stem}.jpg").stat().st_size == 0
+    result = evaluate(paths["gt"], paths["pred"], workers=1, progress=False, task="unsupervised")
+    assert {seq.sequence: sorted(obj for _, obj in seq.matches.values()) for seq in result.sequences} == \
+        {"apes": [1, 2, 3], "bees": [1, 2]}  # every object matched to a proposal
+
+
+def test_unsupervised_side_by_side_needs_the_toolkit(monkeypatch, capsys):
+    from benchmarks.unsupervised_vs_toolkit import main
+
+    monkeypatch.delenv("DAVIS2017_TOOLKIT_PYTHON", raising=False)
+    monkeypatch.delenv("DAVIS2017_TOOLKIT_SOURCE", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2 and "--toolkit-python" in capsys.readouterr().err
+
+
 def test_lwl_decoder_init_gives_each_init_its_first_step_and_the_preflights_verdict(tmp_path, capsys):
     """benchmarks/lwl_decoder_init.py on the ci preset's LWL training with the paper's recipe (Lovasz, frozen
     BatchNorm) in place of its CPU one, random backbone: a row per init; He init's logits saturate, PyTorch's

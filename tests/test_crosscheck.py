@@ -223,6 +223,87 @@ def test_official_command_reads_davis2016_masks_as_one_object(shared, davis16_os
     assert_objects_match(out, recorded, names)
 
 
+# --- the unsupervised task: the toolkit's figures of tests/fixtures/unsupervised (no ../shared needed) -----------------
+
+UNSUPERVISED = REPO / "tests" / "fixtures" / "unsupervised"
+
+
+@pytest.fixture(scope="module")
+def unsupervised(tmp_path_factory):
+    """The unsupervised fixture: the figures the toolkit recorded, and the suite's tables of the same masks."""
+    fixture = json.loads((UNSUPERVISED / "official.json").read_text())
+    suite = tmp_path_factory.mktemp("suite-unsupervised")
+    write_tables(evaluate(UNSUPERVISED / "gt", UNSUPERVISED / "pred", fixture["sequences"], workers=1,
+                          progress=False, task="unsupervised"), suite, "un")
+    return fixture, suite
+
+
+def test_unsupervised_comparison_passes_with_its_task(unsupervised, tmp_path):
+    fixture, suite = unsupervised
+    official = write_official(tmp_path / "official", fixture["global"], fixture["objects"])
+    assert main(["compare", str(official), str(suite), "--suite-set", "un", "--task", "unsupervised",
+                 "--report", str(tmp_path / "report.md")]) == 0
+    assert "**Result: passed**" in (tmp_path / "report.md").read_text()
+
+
+def test_tables_of_the_other_task_are_refused(unsupervised, multiobject_free_suite, tmp_path, capsys):
+    """Unsupervised tables compared as semi-supervised (the default --task), and the reverse, fail in one line."""
+    fixture, suite = unsupervised
+    official = write_official(tmp_path / "official", fixture["global"], fixture["objects"])
+    assert main(["compare", str(official), str(suite), "--suite-set", "un", "--report", str(tmp_path / "r.md")]) == 1
+    one_line_error(capsys, "protocol-un.json", "'task': 'unsupervised'", "not the official protocol of the semi-supervised task")
+    semi = multiobject_free_suite
+    assert main(["compare", str(official), str(semi), "--suite-set", "toy", "--task", "unsupervised",
+                 "--report", str(tmp_path / "r.md")]) == 1
+    one_line_error(capsys, "protocol-toy.json", "'task': 'semi-supervised'", "not the official protocol of the unsupervised task")
+
+
+@pytest.fixture
+def multiobject_free_suite(tmp_path):
+    """Semi-supervised tables of a small synthetic evaluation (tables written before the task existed record no
+    task: the field is removed, and they still read as semi-supervised)."""
+    frames = [np.pad(np.ones((6, 6), np.uint8), 4)] * 4
+    write_sequence(tmp_path / "gt", "toy", frames)
+    write_sequence(tmp_path / "pred", "toy", frames)
+    suite = tmp_path / "semi"
+    write_tables(evaluate(tmp_path / "gt", tmp_path / "pred", workers=1, progress=False), suite, "toy")
+    marker = suite / "protocol-toy.json"
+    info = json.loads(marker.read_text())
+    del info["protocol"]["task"]
+    marker.write_text(json.dumps(info))
+    return suite
+
+
+def test_unsupervised_davis2016_is_refused_before_the_toolkit_runs(tmp_path, capsys):
+    code = main(["official", str(tmp_path), str(tmp_path), "--sequences", "a", "--year", "2016", "--task",
+                 "unsupervised", "--out", str(tmp_path / "out")])
+    assert code == 1
+    one_line_error(capsys, "DAVIS 2016 has no unsupervised annotations")
+    assert not (tmp_path / "out").exists()
+
+
+def test_official_command_reproduces_the_recorded_unsupervised_figures(tmp_path):
+    """`official --task unsupervised` on the fixture (laid out as DATASET/Annotations_unsupervised/480p) gives the
+    figures make_fixture.py recorded; also the refusal of over 20 proposals."""
+    fixture = json.loads((UNSUPERVISED / "official.json").read_text())
+    dataset = tmp_path / "davis"
+    (dataset / "Annotations_unsupervised").mkdir(parents=True)
+    (dataset / "Annotations_unsupervised" / "480p").symlink_to(UNSUPERVISED / "gt")
+    out = run_official(tmp_path, dataset, UNSUPERVISED / "pred", "--task", "unsupervised",
+                       "--sequences", *fixture["sequences"])
+    table = pd.read_csv(out / "per-object_results-val.csv").set_index("Sequence")
+    assert list(table.index) == list(fixture["objects"])
+    for name, figures in fixture["objects"].items():
+        for column, value in figures.items():
+            assert table.loc[name, column] == pytest.approx(value, abs=AGREEMENT), (name, column)
+    done = subprocess.run([os.environ[TOOLKIT_PYTHON], str(SCRIPT), "official", str(dataset),
+                           str(UNSUPERVISED / "pred"), "--task", "unsupervised", "--sequences", "over20",
+                           "--out", str(tmp_path / "refused")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "the official toolkit stopped" in done.stderr and "a proposal id above 20" in done.stderr
+    assert fixture["refused"]["over20"] in done.stdout
+
+
 # --- the workflow rule ----------------------------------------------------------------------------------------------
 
 
@@ -243,10 +324,38 @@ def test_dry_run_shows_the_toolkit_command(tmp_path, shared):
     assert re.search(r"^crosscheck_official\s+1$", out, re.MULTILINE)
     assert (f"python {work}/metrics/crosscheck.py official {shared}/data/davis2016 "
             "results/ci/davis2016-val-subset/first-frame-copy/masks --split val --year 2016 "
-            "--sequences blackswan car-shadow dog kite-surf --objects first-frame") in out
+            "--sequences blackswan car-shadow dog kite-surf --task semi-supervised --objects first-frame") in out
     assert (f"python {work}/metrics/crosscheck.py compare results/ci/davis2016-val-subset/first-frame-copy/official "
             "results/ci/davis2016-val-subset/first-frame-copy/scores --official-set val "
-            f"--suite-set davis2016-val-subset --report {target}") in out
+            f"--suite-set davis2016-val-subset --task semi-supervised --report {target}") in out
+
+
+def test_an_unsupervised_evaluation_is_scored_and_cross_checked_with_its_task(tmp_path, shared):
+    """An evaluation with `task: unsupervised` on the downloaded unsupervised archive: the archive is fetched, the
+    masks are scored against its Annotations_unsupervised/480p with --task unsupervised, and the cross-check runs
+    the toolkit's unsupervised task; on DAVIS 2016 the task is refused."""
+    work = with_crosscheck_rules(workflow_copy(tmp_path))
+    preset = work / "config/presets/ci.yaml"
+    data = yaml.safe_load(preset.read_text())
+    data["datasets"]["davis2017-unsupervised"] = {"kind": "davis", "download": "davis2017-unsupervised"}
+    data["evaluations"]["davis2017-unsupervised-val"] = {"dataset": "davis2017-unsupervised", "split": "val",
+                                                         "sequences": ["bmx-trees"], "task": "unsupervised"}
+    data["rows"]["first-frame-copy"]["evaluate_on"].append("davis2017-unsupervised-val")
+    preset.write_text(yaml.safe_dump(data))
+    target = "results/ci/davis2017-unsupervised-val/first-frame-copy/official-crosscheck.md"
+    done = snakemake(work, "-n", "-p", target, "--config", "preset=ci", f"shared_dir={shared}")
+    dataset = "resources/datasets/davis2017-unsupervised"
+    assert "python -m vos_datasets.download davis2017-unsupervised resources/datasets" in done.stdout
+    assert (f"python -m metrics {dataset}/Annotations_unsupervised/480p "
+            "results/ci/davis2017-unsupervised-val/first-frame-copy/masks") in done.stdout
+    assert "--sequences bmx-trees --task unsupervised --objects first-frame" in done.stdout
+    assert f"official {dataset} " in done.stdout
+    assert done.stdout.count("--task unsupervised") == 3  # the suite's scoring, the toolkit's, the comparison
+    data["evaluations"]["davis2016-val-subset"]["task"] = "unsupervised"
+    preset.write_text(yaml.safe_dump(data))
+    done = snakemake(work, "-n", target, "--config", "preset=ci", f"shared_dir={shared}", check=False)
+    assert done.returncode != 0
+    assert "evaluations.davis2016-val-subset.task: unsupervised is a DAVIS 2017 task" in done.stdout + done.stderr
 
 
 def test_default_target_runs_no_crosscheck(tmp_path):

@@ -513,6 +513,58 @@ def test_fetch_dataset_mirror_404(server, tmp_path, monkeypatch):
     assert leftovers(dest_root / "archives") == set()
 
 
+UNSUPERVISED = download.ARCHIVES["davis2017-unsupervised"]
+
+
+def unsupervised_members() -> dict[str, bytes]:
+    """The unsupervised archive's layout: DAVIS/JPEGImages, DAVIS/Annotations_unsupervised, DAVIS/ImageSets."""
+    members = davis_members()
+    members["DAVIS/Annotations_unsupervised/480p/seq/00000.png"] = members.pop("DAVIS/Annotations/480p/seq/00000.png")
+    return members
+
+
+def test_unsupervised_archive_entry_is_on_the_official_host():
+    assert UNSUPERVISED.url == ("https://data.vision.ee.ethz.ch/csergi/share/davis/"
+                                "DAVIS-2017-Unsupervised-trainval-480p.zip")
+    assert UNSUPERVISED.url.rsplit("/", 1)[0] == download.ARCHIVES["davis2017"].url.rsplit("/", 1)[0]
+    assert UNSUPERVISED.sha256 is None  # not published; recorded only once known
+
+
+def test_fetch_unsupervised_annotations_from_mirror(server, tmp_path, capsys):
+    data = write_zip(tmp_path / "built.zip", unsupervised_members())
+    server.serve("/" + UNSUPERVISED.filename, data)
+    dest_root = tmp_path / "datasets"
+
+    root = fetch_dataset("davis2017-unsupervised", dest_root, mirror=server.base + "/", retries=1, progress=False)
+
+    assert root == dest_root / "davis2017-unsupervised"
+    assert (root / "Annotations_unsupervised/480p/seq/00000.png").is_file()
+    assert (root / "JPEGImages/480p/seq/00000.jpg").is_file()
+    assert leftovers(dest_root) == {"archives", "davis2017-unsupervised"}
+    assert leftovers(dest_root / "archives") == {UNSUPERVISED.filename}
+    # no published checksum: the archive's own is printed, to be pinned
+    assert f"SHA-256 {sha256(data)} (no published checksum; pin it in the config)" in capsys.readouterr().out
+    assert server.requests_for("/" + UNSUPERVISED.filename) == [None]
+    assert fetch_dataset("davis2017-unsupervised", dest_root, mirror=server.base + "/", progress=False) == root
+    assert server.requests_for("/" + UNSUPERVISED.filename) == [None]  # complete: nothing fetched again
+
+
+def test_unsupervised_archive_without_its_annotations_is_refused(server, tmp_path):
+    """The semi-supervised archive served under the unsupervised one's name: named, nothing extracted; a pinned
+    checksum is checked as for the other archives."""
+    data = write_zip(tmp_path / "semi.zip", davis_members())
+    server.serve("/" + UNSUPERVISED.filename, data)
+    dest_root = tmp_path / "datasets"
+
+    with pytest.raises(DownloadError, match="does not hold DAVIS/Annotations_unsupervised; not the davis2017-unsup"):
+        fetch_dataset("davis2017-unsupervised", dest_root, mirror=server.base + "/", sha256=sha256(data), retries=0,
+                      progress=False)
+    assert leftovers(dest_root) == {"archives"}
+    with pytest.raises(ChecksumError):
+        fetch_dataset("davis2017-unsupervised", tmp_path / "other", mirror=server.base + "/", sha256="0" * 64,
+                      retries=0, progress=False)
+
+
 def test_fetch_youtube_vos_needs_registration(tmp_path):
     dest_root = tmp_path / "datasets"
 

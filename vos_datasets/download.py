@@ -3,6 +3,7 @@
     python -m vos_datasets.download davis2017 resources/datasets          # official host
     python -m vos_datasets.download davis2016 resources/datasets --mirror https://my.mirror/davis/
     python -m vos_datasets.download davis2017 resources/datasets --archive ~/Downloads/DAVIS-2017-trainval-480p.zip
+    python -m vos_datasets.download davis2017-unsupervised resources/datasets   # Annotations_unsupervised
 
 A transfer goes to `<archive>.part` and resumes from there (HTTP Range) after an interruption; the
 archive is renamed into place only once its size and SHA-256 match. Extraction goes into a temporary
@@ -41,6 +42,7 @@ class Archive:
     top_folder: str  # folder the archive unpacks into
     max_extracted: int  # bytes its members may declare in all (a few times the real contents)
     note: str = ""
+    required: tuple[str, ...] = ("JPEGImages",)  # folders of a complete dataset (the first that is missing is named)
 
     @property
     def filename(self) -> str:
@@ -66,6 +68,18 @@ ARCHIVES: dict[str, Archive] = {
         top_folder="DAVIS",
         max_extracted=8_000_000_000,
         note="DAVIS 2016 (480p and 1080p), single-object 0/255 masks",
+    ),
+    "davis2017-unsupervised": Archive(
+        name="davis2017-unsupervised",
+        # The official host of the DAVIS 2017 archives, linked from https://davischallenge.org/davis2017/code.html
+        # (the toolkit's DAVIS.DATASET_WEB): JPEGImages, Annotations_unsupervised and ImageSets under DAVIS/.
+        url="https://data.vision.ee.ethz.ch/csergi/share/davis/DAVIS-2017-Unsupervised-trainval-480p.zip",
+        sha256=None,  # not published, and not yet recorded here; set downloads.sha256 in the config to pin it
+        size=None,
+        top_folder="DAVIS",
+        max_extracted=4_000_000_000,
+        note="DAVIS 2017 train+val, 480p, with the unsupervised task's annotations (metrics --task unsupervised)",
+        required=("JPEGImages", "Annotations_unsupervised"),
     ),
 }
 
@@ -294,10 +308,11 @@ def fetch_dataset(
     dest_root = Path(dest_root)
     final = dest_root / name
     _remove_leftovers(dest_root, name)
-    if (final / "JPEGImages").is_dir():
+    absent = [folder for folder in spec.required if not (final / folder).is_dir()]
+    if not absent:
         return final
     if final.exists() or final.is_symlink():
-        raise DownloadError(f"{final}: exists but is not a complete {name} dataset (no JPEGImages/); delete it "
+        raise DownloadError(f"{final}: exists but is not a complete {name} dataset (no {absent[0]}/); delete it "
                             f"(rm -r {final}) to download and extract again, or put a complete copy there")
     expected_sha = sha256 or spec.sha256
     if archive_path is not None:
@@ -315,9 +330,10 @@ def fetch_dataset(
     staging = dest_root / f".{name}.extract"
     extract_zip(archive, staging, progress=progress, max_bytes=spec.max_extracted)
     inner = staging / spec.top_folder
-    if not (inner / "JPEGImages").is_dir():
+    absent = [folder for folder in spec.required if not (inner / folder).is_dir()]
+    if absent:
         shutil.rmtree(staging, ignore_errors=True)
-        raise DownloadError(f"{archive}: does not hold {spec.top_folder}/JPEGImages; not the {name} archive")
+        raise DownloadError(f"{archive}: does not hold {spec.top_folder}/{absent[0]}; not the {name} archive")
     os.replace(inner, final)
     shutil.rmtree(staging, ignore_errors=True)
     return final

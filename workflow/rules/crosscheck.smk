@@ -3,7 +3,8 @@
 #   snakemake --use-conda results/<preset>/<evaluation>/<row>/official-crosscheck.md
 #   snakemake --use-conda crosscheck_official_all          (every row of every evaluation it applies to)
 # See docs/official-toolkit.md.
-# The evaluations the toolkit can score: DAVIS-protocol ones with its own object rule (first frame).
+# The evaluations the toolkit can score: DAVIS-protocol ones with its own object rule (first frame), of either
+# task (an evaluation's `task`: semi-supervised by default, or unsupervised).
 CROSSCHECK_EVALUATIONS = [
     name
     for name in evaluated("davis")
@@ -42,13 +43,14 @@ rule crosscheck_official:
         ),
         selection=lambda wildcards: sequence_selection(wildcards.evaluation),
         objects=lambda wildcards: config["evaluations"][wildcards.evaluation].get("objects", "first-frame"),
+        task=lambda wildcards: evaluation_task(wildcards.evaluation),
         scores=lambda wildcards, input: Path(input.per_object).parent,
     shell:
         "python {params.script:q} official {input.dataset:q} {input.masks:q} --split {params.split:q}"
-        " --year {params.year:q} {params.selection:q} --objects {params.objects:q}"
+        " --year {params.year:q} {params.selection:q} --task {params.task:q} --objects {params.objects:q}"
         " --evaluation {wildcards.evaluation:q} --out {output.official:q} > {log:q} 2>&1"
         " && python {params.script:q} compare {output.official:q} {params.scores:q}"
-        " --official-set {params.split:q} --suite-set {wildcards.evaluation:q}"
+        " --official-set {params.split:q} --suite-set {wildcards.evaluation:q} --task {params.task:q}"
         " --report {output.report:q} >> {log:q}"
 
 

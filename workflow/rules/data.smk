@@ -36,7 +36,7 @@ rule download_davis:
     benchmark:
         benchmark_path("download-{archive}", preset=False)
     wildcard_constraints:
-        archive="davis2016|davis2017",
+        archive="davis2016|davis2017|davis2017-unsupervised",
     retries: 2
     conda:
         EVALUATION_ENV

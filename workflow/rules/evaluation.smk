@@ -25,14 +25,15 @@ rule evaluate:
         **RESOURCES["evaluate"],
     params:
         outdir=lambda wildcards, output: os.path.dirname(output.global_csv),
-        annotations=lambda wildcards, input: f"{input.dataset}/Annotations/480p",
+        annotations=lambda wildcards, input: annotations_folder(wildcards.evaluation, input.dataset),
+        task=lambda wildcards: evaluation_task(wildcards.evaluation),
         selection=lambda wildcards: sequence_selection(wildcards.evaluation),
         objects=lambda wildcards: config["evaluations"][wildcards.evaluation].get("objects", "first-frame"),
         cache=config["ground_truth_cache"],
         code=lambda wildcards: scoring_code(),
     shell:
         "python -m metrics {params.annotations:q} {input.masks:q} --out {params.outdir:q}"
-        " --set {wildcards.evaluation:q} {params.selection:q} --objects {params.objects:q}"
+        " --set {wildcards.evaluation:q} {params.selection:q} --task {params.task:q} --objects {params.objects:q}"
         " --workers {threads} --cache-dir {params.cache:q} --quiet > {log:q} 2>&1"
 
 

@@ -190,6 +190,18 @@ def split_file(evaluation):
     return f"{spec['root']}/ImageSets/{folder}/{spec['split']}.txt"
 
 
+def evaluation_task(evaluation):
+    """The DAVIS task an evaluation is scored with (`python -m metrics --task`): semi-supervised unless its `task`
+    says unsupervised, which scores against the dataset's Annotations_unsupervised/480p."""
+    return config["evaluations"][evaluation].get("task", "semi-supervised")
+
+
+def annotations_folder(evaluation, root):
+    """The ground truth of a DAVIS evaluation: <root>/Annotations/480p, or Annotations_unsupervised/480p."""
+    folder = "Annotations_unsupervised" if evaluation_task(evaluation) == "unsupervised" else "Annotations"
+    return f"{root}/{folder}/480p"
+
+
 def sequence_selection(evaluation):
     """--sequences or --split-file arguments for `python -m metrics`, as a list (for {params.x:q})."""
     sequences = config["evaluations"][evaluation].get("sequences")

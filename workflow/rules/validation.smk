@@ -27,6 +27,7 @@ def _check_references():
         if evaluation["dataset"] not in config["datasets"]:
             raise WorkflowError(f"evaluations.{name}.dataset: unknown dataset {evaluation['dataset']!r}")
         _check_frame_rule(name, evaluation)
+        _check_task(name, evaluation)
         for key in ("benchmark", "stands_in_for"):
             value = evaluation.get(key)
             for benchmark in [value] if isinstance(value, str) else value or []:
@@ -99,6 +100,24 @@ def _check_frame_rule(name, evaluation):
         raise WorkflowError(
             f"{PRESET_FILE} evaluations.{name}.frames: {evaluation['frames']!r} is not one of "
             f"{sorted(FRAME_RULES)} (metrics/youtube_vos.py)"
+        )
+
+
+def _check_task(name, evaluation):
+    """The unsupervised task belongs to a DAVIS 2017 scoring of the objects of the first frame (the toolkit's
+    only rule for it); DAVIS 2016 has no unsupervised annotations."""
+    if evaluation.get("task", "semi-supervised") != "unsupervised":
+        return
+    dataset = config["datasets"][evaluation["dataset"]]
+    if evaluation_protocol(name) != "davis" or dataset.get("year", "2017") == "2016":
+        raise WorkflowError(
+            f"{PRESET_FILE} evaluations.{name}.task: unsupervised is a DAVIS 2017 task (Annotations_unsupervised); "
+            f"dataset {evaluation['dataset']!r} has none: remove `task` or use a DAVIS 2017 dataset"
+        )
+    if evaluation.get("objects", "first-frame") != "first-frame":
+        raise WorkflowError(
+            f"{PRESET_FILE} evaluations.{name}.task: the unsupervised task matches proposals to the objects of the "
+            "first frame; set objects: first-frame"
         )
 
 
