@@ -281,7 +281,8 @@ def test_killed_runs_rerun_to_the_uninterrupted_result(tmp_path):
     run = rerun_after_kill(
         work,
         logs / "c.log",
-        PYTHONPATH=str(hook),
+        # the hook first, then the caller's path: the jobs import this checkout's code, not an installed copy's
+        PYTHONPATH=os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")])),
         VOS_TEST_KILL_AFTER="per-sequence_results-embedded-val.csv",
     )
     run.wait(timeout=600)
