@@ -145,7 +145,7 @@ def build_wheel(out: Path) -> Path:
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source)
-    for folder in ("vos_datasets", "metrics", "methods", "reporting", "config"):
+    for folder in ("vos_datasets", "metrics", "methods", "interactive", "reporting", "config"):
         shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
                     "--wheel-dir", str(out / "wheel"), str(source)], check=True, cwd=out)
