@@ -15,6 +15,7 @@ from methods.core.backbones import build_backbone
 from methods.core.memory import SampleMemory
 from methods.frtm.networks import build_head, load_head, save_head
 from methods.frtm.settings import FRTMSettings
+from methods.frtm.target_model import pixel_weights
 from methods.runner import build_method, run
 from vos_datasets.build import build_dataset
 from vos_datasets.masks import read_label_png, write_label_png
@@ -71,6 +72,45 @@ def test_memory_can_protect_the_first_sample_and_keep_its_weight_floor():
         memory.add((torch.tensor(float(value)),))
     assert memory.stacked(0).tolist() == [0.0, 5.0]
     assert float(memory.weights[0]) >= 0.25 - 1e-12 and float(memory.weights.sum()) == pytest.approx(1.0)
+
+
+def test_protected_samples_are_never_replaced_under_either_rule():
+    for rule in ("decay", "released"):
+        memory = SampleMemory(capacity=4, learning_rate=0.5, rule=rule)
+        memory.initialise([(torch.tensor(float(v)),) for v in (0, 1, 2)], [1, 1, 1], protected=2)
+        for value in range(3, 10):
+            memory.add((torch.tensor(float(value)),))
+        assert memory.stacked(0).tolist()[:2] == [0.0, 1.0], rule
+        assert float(memory.weights.sum()) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="protected=4"):
+        SampleMemory(capacity=4, learning_rate=0.5).initialise([(torch.tensor(0.0),)] * 4, [1] * 4, protected=4)
+
+
+def test_pixel_weights_balance_over_the_labelled_pixels_only():
+    labels = torch.zeros(1, 100, 100)
+    validity = torch.zeros(1, 100, 100)
+    validity[0, :10, :10] = 1  # 100 labelled pixels
+    labels[0, :2, :10] = 1  # 20 of them the target: a fifth of the labelled pixels, above kappa_min
+    weights = pixel_weights(labels, 0.1, validity)
+    assert torch.equal(weights[validity > 0], torch.ones(100))
+    # counted over the whole frame the target would be 0.2 % of it, and weighed up 50 times
+    assert float(pixel_weights(labels, 0.1)[0, 0, 0]) ** 2 == pytest.approx(0.1 / 0.002)
+
+
+def test_unlabelled_pixels_carry_no_loss_and_all_ones_is_the_dense_case():
+    from methods.frtm.settings import TargetModelSettings
+    from methods.frtm.target_model import TargetModel
+
+    model = TargetModel(4, TargetModelSettings(channels=2), seed=0)
+    labels = (torch.rand(2, 8, 8, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    weights = torch.tensor([0.5, 0.5])
+    _, _, dense = model._prepare(labels, weights)
+    _, _, ones = model._prepare(labels, weights, torch.ones_like(labels))
+    assert torch.equal(dense, ones)
+    validity = torch.ones_like(labels)
+    validity[:, :, 4:] = 0
+    _, _, sparse = model._prepare(labels, weights, validity)
+    assert torch.equal(sparse[:, :, 4:], torch.zeros(2, 8, 4)) and bool((sparse[:, :, :4] > 0).all())
 
 
 def test_target_feature_scale_multiplies_the_features_before_w1():

@@ -17,6 +17,10 @@ never replaced, and when its weight falls below the floor the weights are divide
 sum) and the first set to the floor (the released arithmetic: the total is then not exactly 1). Without a
 floor (lwl_boxinit: init_samples_minimum_weight 0) the first frame is replaced like any other once the
 memory is full.
+
+Protected samples (`initialise(..., protected=n)`: the first n initial samples) are never replaced, under
+either rule; their weights change as the others'. The interactive trackers protect the samples of every
+frame the user scribbled on (methods/frtm/interactive.py), which the semi-supervised trackers never do.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class SampleMemory:
         self.lower_init_weight = lower_init_weight
         self.previous_slot: int | None = None  # the slot the last added sample went to (rule "released")
         self.initial_count = 0
+        self.protected = 0  # slots [0, protected) are never replaced
         self.capacity = capacity
         self.learning_rate = learning_rate
         self.protect_first = protect_first
@@ -54,10 +59,15 @@ class SampleMemory:
     def __len__(self) -> int:
         return sum(slot is not None for slot in self.slots)
 
-    def initialise(self, samples: Sequence[tuple[torch.Tensor, ...]], weights: Sequence[float]) -> None:
-        """Fill the first slots with the initial samples and their weights (normalised to sum to one)."""
+    def initialise(self, samples: Sequence[tuple[torch.Tensor, ...]], weights: Sequence[float],
+                   protected: int = 0) -> None:
+        """Fill the first slots with the initial samples and their weights (normalised to sum to one); the
+        first `protected` of them are never replaced."""
         if len(samples) > self.capacity:
             raise ValueError(f"{len(samples)} initial samples exceed the memory capacity {self.capacity}")
+        if not 0 <= protected <= len(samples) or (protected == self.capacity and protected > 0):
+            raise ValueError(f"protected={protected}: at most the {len(samples)} initial samples, and fewer than "
+                             f"the capacity {self.capacity} (a new sample needs a slot)")
         weights = torch.as_tensor(weights, dtype=torch.float64)
         if len(weights) != len(samples) or (weights < 0).any() or weights.sum() <= 0:
             raise ValueError("initial weights must be non-negative, one per sample, and not all zero")
@@ -65,6 +75,7 @@ class SampleMemory:
         self.weights = torch.zeros(self.capacity, dtype=torch.float64)
         self.weights[: len(samples)] = weights / weights.sum()
         self.initial_count = len(samples)
+        self.protected = protected
         self.previous_slot = None
 
     def add(self, sample: tuple[torch.Tensor, ...]) -> int:
@@ -75,6 +86,7 @@ class SampleMemory:
         candidates = self.weights.clone()
         if self.protect_first:
             candidates[0] = float("inf")
+        candidates[: self.protected] = float("inf")
         slot = int(torch.argmin(candidates))
         self.weights *= 1.0 - self.learning_rate
         self.weights[slot] = self.learning_rate
@@ -94,7 +106,7 @@ class SampleMemory:
         if filled < self.capacity:
             slot = filled  # fill in order
         else:  # the lightest, not among the first-frame samples when they have a floor
-            start = first if self.first_weight_floor is not None else 0
+            start = first if self.first_weight_floor is not None else self.protected
             slot = start + int(torch.argmin(weights[start:]))
         if self.previous_slot is None:  # the first update
             if self.lower_init_weight:

@@ -8,7 +8,7 @@ import numbers
 import reprlib
 import types
 import typing
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from functools import cache
 
 
@@ -112,3 +112,31 @@ def _quoted_number_hint(value) -> str:
     except ValueError:
         return ""
     return " (a number in quotes? YAML reads 1e-3 as text: write 1.0e-3)"
+
+
+@dataclass
+class ScribbleSettings:
+    """How an interactive tracker turns a user's scribbles into training labels (methods.core.scribbles); the
+    interactive FRTM and LWL settings add these to their method's own. Torch-free."""
+
+    # every scribble is widened to this many pixels (at the frames' size) around it, each pixel taking the
+    # label of the nearest scribbled one: the robot's 1-pixel scribbles lie well inside the region they mark
+    scribble_dilation: int = 2
+    # from the second interaction on, the masks of the interacted frame the tracker gave before: used as labels
+    # with this loss weight wherever the new scribbles do not contradict them (0: scribbles only)
+    previous_masks_weight: float = 0.5
+    # weak negatives: the pixels no scribble or previous mask labels, outside this multiple of the box of an
+    # object's scribble, are its background with this loss weight (null: none)
+    weak_negatives_box_scale: float | None = 1.5
+    weak_negatives_weight: float = 0.1
+
+    def validate_scribbles(self, what: str) -> None:
+        def need(condition: bool, message: str) -> None:
+            if not condition:
+                raise SettingError(f"{what} setting {message}", message.partition("=")[0])
+
+        need(self.scribble_dilation >= 0, f"scribble_dilation={self.scribble_dilation}: 0 or more pixels")
+        need(0 <= self.previous_masks_weight <= 1, f"previous_masks_weight={self.previous_masks_weight}: in [0, 1]")
+        need(self.weak_negatives_box_scale is None or self.weak_negatives_box_scale >= 1,
+             f"weak_negatives_box_scale={self.weak_negatives_box_scale}: 1 or more, or null for no weak negatives")
+        need(0 < self.weak_negatives_weight <= 1, f"weak_negatives_weight={self.weak_negatives_weight}: in (0, 1]")

@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from methods.core.backbone_names import BACKBONES, PretrainedWeights, pretrained_weights, target_feature_scale
-from methods.core.settings import from_known_keys
+from methods.core.settings import ScribbleSettings, from_known_keys
 
 HEADS = ("refiner", "scale_offset", "base_net")  # methods.frtm.networks builds each
 
@@ -134,6 +134,22 @@ class FRTMSettings:
 
     def replace(self, **changes) -> FRTMSettings:
         return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class InteractiveFRTMSettings(FRTMSettings, ScribbleSettings):
+    """The interactive FRTM's settings (methods.frtm.interactive): FRTM's and how scribbles become labels
+    (methods.core.settings.ScribbleSettings)."""
+
+    @classmethod
+    def from_dict(cls, values: dict) -> InteractiveFRTMSettings:
+        settings = from_known_keys(cls, values, "interactive FRTM settings")
+        settings.validate()
+        settings.validate_scribbles("interactive FRTM")
+        if settings.head == "base_net":
+            raise ValueError("interactive FRTM setting head=base_net: the Base net has no target model to learn "
+                             "from scribbles; use refiner or scale_offset")
+        return settings
 
 
 def check_training(row: dict, training: dict) -> None:

@@ -49,12 +49,21 @@ from methods.frtm.settings import TARGET_INITS, TargetModelSettings  # noqa: F40
 MIN_FOREGROUND_PIXELS = 10  # below this the label counts as empty (released code)
 
 
-def pixel_weights(labels: torch.Tensor, kappa_min: float = 0.1) -> torch.Tensor:
+def pixel_weights(labels: torch.Tensor, kappa_min: float = 0.1, validity: torch.Tensor | None = None) -> torch.Tensor:
     """Eq. (4): per-pixel weights v (B, H, W) for binary labels (B, H, W) so that the target keeps at least
-    kappa_min of the loss mass. Large targets (fraction >= kappa_min) get v = 1 everywhere."""
+    kappa_min of the loss mass. Large targets (fraction >= kappa_min) get v = 1 everywhere.
+
+    validity (B, H, W), for sparse labels (the interactive tracker's scribbles): the fractions count the
+    labelled pixels (validity > 0) only, so that the target's share is that of the labelled pixels; None:
+    every pixel is labelled (the semi-supervised trackers)."""
     labels = (labels > 0.5).to(torch.float32)
-    pixels = labels[0].numel()
-    foreground = labels.flatten(1).sum(1)
+    if validity is None:
+        pixels = labels[0].numel()
+        foreground = labels.flatten(1).sum(1)
+    else:
+        labelled = (validity > 0).to(torch.float32)
+        pixels = labelled.flatten(1).sum(1).clamp(min=1)
+        foreground = (labels * labelled).flatten(1).sum(1)
     fraction = foreground / pixels
     fraction = torch.where(foreground < MIN_FOREGROUND_PIXELS, torch.full_like(fraction, kappa_min), fraction)
     desired = torch.clamp(fraction, min=kappa_min)
@@ -141,21 +150,33 @@ class TargetModel:
         lambdas = self.settings.regularisation
         return [(lambdas[i] ** 0.5 * p).flatten() for i, p in zip(indices, params, strict=True)]
 
-    def _prepare(self, labels: torch.Tensor, sample_weights: torch.Tensor):
+    def _prepare(self, labels: torch.Tensor, sample_weights: torch.Tensor, validity: torch.Tensor | None = None):
         """The samples of weight > 0 (the released code drops the others), their labels, and each pixel's
-        residual weight sqrt(gamma_k) v_k (one tensor, so that Gauss-Newton multiplies once per pass)."""
+        residual weight sqrt(gamma_k) v_k (one tensor, so that Gauss-Newton multiplies once per pass).
+
+        validity (K, H, W): each pixel's loss weight for sparse labels (0: unlabelled), entering the residual
+        as its square root; v_k then balances over the labelled pixels (pixel_weights). None, or all ones,
+        is the semi-supervised case, computed exactly as without it."""
         keep = sample_weights > 0
         labels = labels[keep]
+        if validity is not None and bool((validity == 1).all()):
+            validity = None
+        if validity is not None:
+            validity = validity[keep].to(labels.dtype)
         residual_weights = sample_weights[keep].to(labels.dtype).sqrt().view(-1, 1, 1)
         if self.settings.pixel_weighting:
-            residual_weights = residual_weights * pixel_weights(labels, self.settings.kappa_min)
+            residual_weights = residual_weights * pixel_weights(labels, self.settings.kappa_min, validity)
+        if validity is not None:
+            residual_weights = residual_weights * validity.sqrt()
         return keep, labels, residual_weights
 
     # --- optimisation ------------------------------------------------------------------------------
-    def initialise(self, features: torch.Tensor, labels: torch.Tensor, sample_weights: torch.Tensor) -> list[float]:
-        """Learn w1 and w2 on the initial samples (K, C, h, w) / (K, H, W) with N_GN Gauss-Newton steps.
-        Returns the loss before and after each step."""
-        keep, labels, residual_weights = self._prepare(labels, sample_weights)
+    def initialise(self, features: torch.Tensor, labels: torch.Tensor, sample_weights: torch.Tensor,
+                   validity: torch.Tensor | None = None) -> list[float]:
+        """Learn w1 and w2 on the initial samples (K, C, h, w) / (K, H, W) with N_GN Gauss-Newton steps
+        (validity: per-pixel loss weights of sparse labels, `_prepare`). Returns the loss before and after
+        each step."""
+        keep, labels, residual_weights = self._prepare(labels, sample_weights, validity)
         features = features[keep] * self.settings.feature_scale
 
         def residuals(params):
@@ -173,11 +194,12 @@ class TargetModel:
     def _forget_factor(self) -> float:
         return forgetting_factor(self.settings.cg_forgetting_rate)
 
-    def update(self, projected: torch.Tensor, labels: torch.Tensor, sample_weights: torch.Tensor) -> list[float]:
+    def update(self, projected: torch.Tensor, labels: torch.Tensor, sample_weights: torch.Tensor,
+               validity: torch.Tensor | None = None) -> list[float]:
         """One Gauss-Newton step on w2 only (w1 fixed) over the memory's projected features (K, c, h, w).
         The first call is the released code's filter-only pass at the end of init; its optimiser (and CG
         state) is kept for every later update, as the released Discriminator keeps `update_optimizer`."""
-        keep, labels, residual_weights = self._prepare(labels, sample_weights)
+        keep, labels, residual_weights = self._prepare(labels, sample_weights, validity)
         projected = projected[keep]
 
         def residuals(params):

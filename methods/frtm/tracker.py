@@ -149,9 +149,14 @@ class FRTM:
             label = self._memory_label(frame, tracker.object_id, merged[index])
             if not enough_foreground(label):
                 continue
-            tracker.memory.add((tracker.projected[0], label))
+            tracker.memory.add(self._memory_sample(tracker, label))
             if tracker.tracked_frames % self.settings.update_interval == 0:
                 self._update(tracker)
+
+    def _memory_sample(self, tracker: ObjectTracker, label: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """A tracked frame's memory sample: its projected features and its label (the interactive tracker
+        adds a per-pixel weight, methods.frtm.interactive)."""
+        return tracker.projected[0], label
 
     def _memory_label(self, frame: str, object_id: int, soft_mask: torch.Tensor) -> torch.Tensor:
         """The label a tracked frame adds to an object's memory: its merged row (`merge_frame`, released
@@ -195,13 +200,8 @@ class FRTM:
                 probabilities, scores = self._predict(trackers, features, size)
                 new_masks = [torch.from_numpy(m).to(probabilities) for m in new_objects.values()]
                 merged = merge_frame(probabilities, new_masks)
-                if size == (height, width):
-                    indices = frame_labels(merged, single_object)
-                else:  # the output at the native size, from upsampled probabilities and the given masks
-                    native = F.interpolate(probabilities[None], size=(height, width), mode="bilinear",
-                                           align_corners=False)[0]
-                    native_masks = [torch.from_numpy(m).to(native) for _, m in given_here]
-                    indices = frame_labels(merge_frame(native, native_masks), single_object)
+                native_masks = [torch.from_numpy(m).to(probabilities) for _, m in given_here]
+                indices = label_indices(probabilities, merged, native_masks, (height, width), single_object)
                 ids = torch.tensor([0] + [t.object_id for t in trackers] + list(new_objects), device=indices.device)
                 labels = ids[indices].to(torch.uint8)
                 if not self.labels_on_device:
@@ -245,6 +245,17 @@ def merge_frame(probabilities: torch.Tensor, new_masks: list[torch.Tensor] | Non
     rows = torch.cat([rows, *[m.to(rows.dtype)[None] for m in new_masks or []]])
     _, soft = merge_frtm(rows)
     return soft
+
+
+def label_indices(probabilities: torch.Tensor, merged: torch.Tensor, native_masks: list[torch.Tensor],
+                  native_size: tuple[int, int], single_object: bool) -> torch.Tensor:
+    """A frame's label image (H, W) of merged-row indices at its native size: from the merged rows where the
+    networks ran at that size, else from the tracked objects' probabilities upsampled and merged again with
+    the masks (native size) of the objects given in the frame."""
+    if tuple(probabilities.shape[-2:]) == tuple(native_size):
+        return frame_labels(merged, single_object)
+    native = F.interpolate(probabilities[None], size=native_size, mode="bilinear", align_corners=False)[0]
+    return frame_labels(merge_frame(native, native_masks), single_object)
 
 
 def frame_labels(merged: torch.Tensor, single_object: bool) -> torch.Tensor:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from methods.core.settings import from_known_keys
+from methods.core.settings import ScribbleSettings, from_known_keys
 
 PYRAMID = (32, 16, 8, 4)  # decoder levels, deepest first
 DECODER_INITS = ("he", "pytorch")
+UNLABELLED_PIXELS = ("no_loss", "nearest_label")  # InteractiveLWLSettings
 
 
 @dataclass
@@ -96,6 +97,28 @@ class LWLSettings:
         need(len(self.box_scale_change) == 2 and 0 < self.box_scale_change[0] <= 1 <= self.box_scale_change[1],
              f"box_scale_change={self.box_scale_change}: [low <= 1, high >= 1]")
 
+@dataclass
+class InteractiveLWLSettings(LWLSettings, ScribbleSettings):
+    """The interactive LWL's settings (methods.lwl.interactive): LWL's and how scribbles become labels
+    (methods.core.settings.ScribbleSettings)."""
+
+    # the pixels neither the scribbles, the previous masks nor the weak negatives label: "no_loss", W x their
+    # loss weight (0) on the feature grid (E is shown the label filled from the nearest labelled pixel);
+    # "nearest_label", every pixel takes the nearest labelled pixel's label with weight 1 (a dense label)
+    unlabelled_pixels: str = "no_loss"
+
+    @classmethod
+    def from_dict(cls, values: dict) -> InteractiveLWLSettings:
+        settings = from_known_keys(cls, values, "interactive LWL settings")
+        settings.validate()
+        settings.validate_scribbles("interactive LWL")
+        if settings.unlabelled_pixels not in UNLABELLED_PIXELS:
+            raise ValueError(f"interactive LWL setting unlabelled_pixels={settings.unlabelled_pixels!r}: one of "
+                             f"{list(UNLABELLED_PIXELS)}")
+        if settings.box_init:
+            raise ValueError("interactive LWL setting box_init=true: box initialisation makes a mask from a "
+                             "box; the interactive tracker learns from the scribbles themselves")
+        return settings
 
 
 def check_training(row: dict, training: dict) -> None:
