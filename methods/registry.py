@@ -208,6 +208,16 @@ INTERACTIVE_METHODS: dict[str, InteractiveMethod] = {
         method="methods.scribble_copy:ScribbleCopy",
         settings="methods.scribble_copy:ScribbleCopySettings",
     ),
+    # the suite's interactive FRTM and LWL (docs/interactive-methods.md): their variants frtm/interactive and
+    # lwl/interactive give the settings, a trained head or network the `checkpoint`
+    "frtm": InteractiveMethod(
+        method="methods.frtm.interactive:InteractiveFRTM",
+        settings="methods.frtm.settings:InteractiveFRTMSettings",
+    ),
+    "lwl": InteractiveMethod(
+        method="methods.lwl.interactive:InteractiveLWL",
+        settings="methods.lwl.settings:InteractiveLWLSettings",
+    ),
 }
 
 

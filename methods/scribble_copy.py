@@ -19,11 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
+from .core.scribbles import UNLABELLED, dilated_labels
 from .core.settings import from_known_keys
-
-UNLABELLED = -1
 
 
 @dataclass
@@ -36,17 +34,6 @@ class ScribbleCopySettings:
         if settings.dilation_radius < 0:
             raise ValueError(f"scribble_copy: dilation_radius={settings.dilation_radius} must be 0 or more")
         return settings
-
-
-def dilated_labels(scribble_labels: np.ndarray, radius: int) -> np.ndarray:
-    """Every pixel within `radius` of a scribbled pixel gets the label of the nearest one; -1 elsewhere."""
-    scribbled = scribble_labels != UNLABELLED
-    if not scribbled.any():
-        return np.full(scribble_labels.shape, UNLABELLED, np.int64)
-    distance, (rows, cols) = ndimage.distance_transform_edt(~scribbled, return_indices=True)
-    painted = scribble_labels[rows, cols].astype(np.int64)
-    painted[distance > radius] = UNLABELLED
-    return painted
 
 
 class ScribbleCopy:

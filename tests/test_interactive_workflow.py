@@ -56,8 +56,9 @@ def test_a_session_on_an_unknown_dataset_or_method_is_one_line(tmp_path, shared)
     assert done.returncode != 0
     assert "interactive.sessions.scribble-copy.dataset: 'nowhere' is not an entry of interactive.datasets" in (
         done.stdout + done.stderr)
-    data["interactive"]["sessions"]["scribble-copy"].update(dataset="davis2016-standin", method="frtm")
+    data["interactive"]["sessions"]["scribble-copy"].update(dataset="davis2016-standin", method="first_frame_copy")
     preset.write_text(yaml.safe_dump(data))
     done = snakemake(work, "-n", "reports/ci/interactive.md", "--config", "preset=ci", f"shared_dir={shared}",
                      check=False)
-    assert "interactive.sessions.scribble-copy.method: 'frtm' is not an interactive method" in done.stdout + done.stderr
+    assert "interactive.sessions.scribble-copy.method: 'first_frame_copy' is not an interactive method" in (
+        done.stdout + done.stderr)

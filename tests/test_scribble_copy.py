@@ -70,6 +70,7 @@ def test_the_registry_names_it_as_an_interactive_method():
     entry = registry.interactive_method("scribble_copy")
     assert registry.load(entry.method) is ScribbleCopy
     assert registry.interactive_settings("scribble_copy", {}).dilation_radius == 8
-    with pytest.raises(ValueError, match="unknown interactive method 'frtm'"):
-        registry.interactive_method("frtm")
+    with pytest.raises(ValueError, match="unknown interactive method 'first_frame_copy'"):
+        registry.interactive_method("first_frame_copy")  # a semi-supervised method, not an interactive one
+    assert {"scribble_copy", "frtm", "lwl"} <= set(registry.INTERACTIVE_METHODS)
     assert len(registry.interactive_code_digest("scribble_copy")) == 16
