@@ -132,8 +132,8 @@ def read_global(csv_path: Path) -> dict[str, float]:
     return {key: float(row[key]) for key in FIGURES}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_toolkit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a side-by-side run with the official toolkit (this script and unsupervised_vs_toolkit.py)."""
     parser.add_argument("--toolkit-python", type=Path, default=os.environ.get("DAVIS2017_TOOLKIT_PYTHON"),
                         help="a Python with the toolkit installed (default $DAVIS2017_TOOLKIT_PYTHON)")
     parser.add_argument("--toolkit-source", type=Path, default=os.environ.get("DAVIS2017_TOOLKIT_SOURCE"),
@@ -142,13 +142,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each side (default 3); the medians are compared")
     parser.add_argument("--workers", type=int, default=None, help="our processes (default: every core)")
     parser.add_argument("--keep", type=Path, default=None, help="build the set in this (new) folder and keep it")
-    args = parser.parse_args(argv)
+
+
+def toolkit_script(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
+    """The toolkit's evaluation_method.py; a usage error naming what is missing otherwise."""
     if args.toolkit_python is None or args.toolkit_source is None:
         parser.error("give --toolkit-python and --toolkit-source (or $DAVIS2017_TOOLKIT_PYTHON and "
                      "$DAVIS2017_TOOLKIT_SOURCE): see docs/official-toolkit.md for its environment")
     script = args.toolkit_source / "evaluation_method.py"
     if not script.is_file():
         parser.error(f"{script} not found: --toolkit-source must be the toolkit's repository")
+    return script
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_toolkit_arguments(parser)
+    args = parser.parse_args(argv)
+    script = toolkit_script(parser, args)
     osvos = require_shared("data", "davis2017-val-osvos")
     work = Path(tempfile.mkdtemp(prefix="evaluator-vs-toolkit-")) if args.keep is None else args.keep
     try:

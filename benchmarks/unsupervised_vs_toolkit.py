@@ -45,10 +45,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.evaluator_vs_toolkit import (  # noqa: E402
     FIGURES,
+    add_toolkit_arguments,
     choose_sequences,
     perturbed_prediction,
     read_global,
     run_timed,
+    toolkit_script,
 )
 from vos_datasets.masks import read_label_png, write_label_png  # noqa: E402
 from vos_datasets.shared import require_shared  # noqa: E402
@@ -127,24 +129,12 @@ def build_fixture_set(work: Path, sequences: list[str]) -> dict[str, Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--toolkit-python", type=Path, default=os.environ.get("DAVIS2017_TOOLKIT_PYTHON"),
-                        help="a Python with the toolkit installed (default $DAVIS2017_TOOLKIT_PYTHON)")
-    parser.add_argument("--toolkit-source", type=Path, default=os.environ.get("DAVIS2017_TOOLKIT_SOURCE"),
-                        help="the toolkit's repository, holding evaluation_method.py (default $DAVIS2017_TOOLKIT_SOURCE)")
-    parser.add_argument("--python", type=Path, default=Path(sys.executable), help="the suite's Python (default: this one)")
+    add_toolkit_arguments(parser)
     parser.add_argument("--set", dest="which", choices=["osvos", "fixture"], default="osvos",
                         help="osvos (default: real masks at 480p, ../shared) or fixture (tests/fixtures/unsupervised)")
     parser.add_argument("--sequences", type=int, default=N_SEQUENCES, help=f"osvos set: how many (default {N_SEQUENCES})")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each side (default 3); the medians are compared")
-    parser.add_argument("--workers", type=int, default=None, help="our processes (default: every core)")
-    parser.add_argument("--keep", type=Path, default=None, help="build the set in this (new) folder and keep it")
     args = parser.parse_args(argv)
-    if args.toolkit_python is None or args.toolkit_source is None:
-        parser.error("give --toolkit-python and --toolkit-source (or $DAVIS2017_TOOLKIT_PYTHON and "
-                     "$DAVIS2017_TOOLKIT_SOURCE): see docs/official-toolkit.md for its environment")
-    script = args.toolkit_source / "evaluation_method.py"
-    if not script.is_file():
-        parser.error(f"{script} not found: --toolkit-source must be the toolkit's repository")
+    script = toolkit_script(parser, args)
     work = Path(tempfile.mkdtemp(prefix="unsupervised-vs-toolkit-")) if args.keep is None else args.keep
     try:
         if args.which == "fixture":

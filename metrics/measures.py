@@ -151,19 +151,26 @@ def matched_pixels(bmap: np.ndarray, other: np.ndarray, radius: int) -> int:
     return n_on_other + np.count_nonzero(left[y:y + h, x:x + w] & reach[y - y0:y - y0 + h, x - x0:x - x0 + w])
 
 
+def labelled_box(gt_ids: np.ndarray, pred_ids: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(top, left, bottom, right) of the box holding every labelled pixel of either map, grown by one pixel within
+    the frame, or None where both maps are empty: every object lies inside it with its boundary, so ids need to
+    be compared only there."""
+    x, y, w, h = cv2.boundingRect(np.maximum(gt_ids, pred_ids))
+    if w == 0:
+        return None
+    height, width = gt_ids.shape
+    return max(y - 1, 0), max(x - 1, 0), min(y + h + 1, height), min(x + w + 1, width)
+
+
 def frame_scores(gt_ids: np.ndarray, pred_ids: np.ndarray, object_ids: list[int], radius: int,
                  void: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """J and F of each object in `object_ids` on one frame (same figures as `jaccard`/`f_measure`)."""
-    height, width = gt_ids.shape
     j_values = np.ones(len(object_ids))  # an object absent from both: J = F = 1 (toolkit's convention)
     f_values = np.ones(len(object_ids))
-    # Every object lies in the box holding all labelled pixels of either map, and its crop below in that
-    # box grown by one pixel: ids are compared only there.
-    x, y, w, h = cv2.boundingRect(np.maximum(gt_ids, pred_ids))
-    if w == 0:
+    box = labelled_box(gt_ids, pred_ids)
+    if box is None:
         return j_values, f_values
-    top, left = max(y - 1, 0), max(x - 1, 0)
-    bottom, right = min(y + h + 1, height), min(x + w + 1, width)
+    top, left, bottom, right = box
     gt_region, pred_region = gt_ids[top:bottom, left:right], pred_ids[top:bottom, left:right]
     keep = None if void is None else ~void[top:bottom, left:right]
     height, width = bottom - top, right - left
@@ -250,12 +257,10 @@ def pair_scores(gt_ids: np.ndarray, pred_ids: np.ndarray, n_objects: int, n_prop
     """
     j_values = np.ones((n_proposals, n_objects))  # both empty: J = F = 1 (the toolkit's convention)
     f_values = np.ones((n_proposals, n_objects))
-    height, width = gt_ids.shape
-    x, y, w, h = cv2.boundingRect(np.maximum(gt_ids, pred_ids))
-    if w == 0:
+    box = labelled_box(gt_ids, pred_ids)
+    if box is None:
         return j_values, f_values
-    top, left = max(y - 1, 0), max(x - 1, 0)
-    bottom, right = min(y + h + 1, height), min(x + w + 1, width)
+    top, left, bottom, right = box
     gt_region, pred_region = gt_ids[top:bottom, left:right], pred_ids[top:bottom, left:right]
     if int(gt_region.max()) > n_objects:
         gt_region = np.where(gt_region > n_objects, 0, gt_region)
