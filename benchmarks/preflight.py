@@ -23,7 +23,14 @@ Parts, in order (a part that fails is reported and the next one runs; the exit s
    split (--train-data; synthetic 854x480 videos where none is here), FRTM's target-model cache in a scratch
    folder, stage 2 starting from this run's stage 1. A training that fails (the training's own first-step
    check included) is reported in one line and the others run.
-5. Speed: FPS of FRTM Ours, Ours (fast) and LWL with their backbone alone beside them (benchmarks/gpu_check.py,
+5. Interactive: the paper preset's released interactive sessions (FRTM and LWL learning from scribbles,
+   `frtm-interactive-released`, `lwl-interactive-released`) on one DAVIS 2017 val sample (--interactive-sequence,
+   its first scribble) with the track's 8 interactions and 30 s an object: J&F after interactions 1 and 8, the
+   method's seconds an interaction, AUC; needs the released files and the workflow's DAVIS 2017 with the
+   official scribbles (--interactive-root; `snakemake resources/datasets/davis2017-interactive
+   --config preset=paper`) and the optional extra `interactive` (make interactive-setup). Reduced: 2 interactions
+   on a stand-in root (python -m interactive standin).
+6. Speed: FPS of FRTM Ours, Ours (fast) and LWL with their backbone alone beside them (benchmarks/gpu_check.py,
    random weights).
 
 The reduced form (--reduced) runs the same code on the CPU with tiny inputs, in about a minute: random backbone
@@ -67,6 +74,9 @@ PAPER = "paper"
 RELEASED = "released"
 RELEASED_ROW = "frtm-ours-released"
 RELEASED_SEQUENCES = ("blackswan", "car-shadow")  # DAVIS 2016 val: 50 and 40 frames
+INTERACTIVE_ROOT = REPO / "resources/datasets/davis2017-interactive"  # workflow/rules/interactive.smk
+INTERACTIVE_SESSIONS = ("frtm-interactive-released", "lwl-interactive-released")  # the paper preset's
+INTERACTIVE_SEQUENCE = "bmx-trees"  # DAVIS 2017 val: 80 frames, 2 objects
 TRAIN_DATA_CANDIDATES = ("resources/datasets/davis2017", "resources/datasets/davis2016")  # the workflow's downloads
 ENVIRONMENT_BUILDS = "envs/torch.yaml"
 
@@ -445,7 +455,57 @@ def training_checks(plan: Plan, train_data: Path | None, scratch: Path, missing_
     return checks
 
 
-# --- 5. speed -----------------------------------------------------------------------------------------
+# --- 5. the released interactive sessions on one sample ---------------------------------------------
+def interactive_session_settings(session: str, folder: Path) -> tuple[str, dict]:
+    """The method and settings of a paper preset interactive session as its workflow job gets them
+    (methods.rows.merged_session_settings), with its released file in `folder` as the checkpoint."""
+    from methods.rows import load_variants, merged_session_settings
+
+    config = preset_config(PAPER)
+    spec = config["interactive"]["sessions"][session]
+    settings = merged_session_settings(spec, load_variants(), config.get("method_defaults", {}))
+    return spec["method"], {**settings, "checkpoint": str(folder / spec["released"])}
+
+
+def interactive_checks(plan: Plan, folder: Path | None, root: Path, sequence: str, scratch: Path) -> list[Check]:
+    part = "interactive"
+    interactions = 2 if plan.reduced else 8
+    try:
+        from interactive.compat import load_davisinteractive
+        from interactive.dataset import open_dataset
+        from interactive.session import run_session
+
+        load_davisinteractive()
+        dataset = open_dataset(root, [sequence], [1])
+    except Exception as error:  # the optional extra, the dataset or its scribbles missing: one line
+        return [Check(part, "all", SKIPPED, first_line(error))]
+    checks = []
+    for session in INTERACTIVE_SESSIONS:
+        if folder is None:
+            checks.append(Check(part, session, SKIPPED, "no --released-weights folder given"))
+            continue
+        method, settings = interactive_session_settings(session, folder)
+        if not Path(settings["checkpoint"]).is_file():
+            checks.append(Check(part, session, SKIPPED, f"{settings['checkpoint']} not found"))
+            continue
+        settings = {**settings, "device": plan.device}
+        if plan.reduced:
+            settings = reduced_inference_settings(method, settings, scratch)
+        try:
+            summary = run_session(dataset, method, settings, interactions, 30.0, scratch / "interactive" / session,
+                                  progress=False)
+        except Exception as error:  # reported; the other session and parts go on
+            checks.append(Check(part, session, FAILED, first_line(error)))
+            continue
+        curve = [row["J&F"] for row in summary["per_interaction"]]
+        seconds = summary["curve"]["time"][len(curve)] / len(curve)
+        checks.append(Check(part, session, OK, f"{sequence} scribble 1: J&F {curve[0]:.3f} after interaction 1, "
+                                               f"{curve[-1]:.3f} after {len(curve)}; {seconds:.2f} s an interaction "
+                                               f"(method time); AUC {summary['auc']:.3f}"))
+    return checks
+
+
+# --- 6. speed -----------------------------------------------------------------------------------------
 def speed_rows(plan: Plan, scratch: Path) -> tuple[list[tuple], str]:
     """FRTM Ours, Ours (fast) and LWL with their backbones alone (benchmarks/gpu_check.py's rows)."""
     from benchmarks import gpu_check
@@ -487,6 +547,11 @@ def main(argv: list[str] | None = None) -> int:
                                                    "download in resources/datasets/davis2016, else the shared folder's)")
     parser.add_argument("--train-data", type=Path, help="a DAVIS folder with a train split the trainings read "
                                                         "(default: the workflow's DAVIS downloads, else synthetic)")
+    parser.add_argument("--interactive-root", type=Path, default=INTERACTIVE_ROOT,
+                        help="DAVIS 2017 with the official scribbles (default: the workflow's, "
+                             f"{INTERACTIVE_ROOT.relative_to(REPO)})")
+    parser.add_argument("--interactive-sequence", default=INTERACTIVE_SEQUENCE,
+                        help=f"the DAVIS 2017 val sequence of the interactive part (default {INTERACTIVE_SEQUENCE})")
     parser.add_argument("--weights-dir", type=Path, action="append", default=[],
                         help="a folder of backbone weights files, looked at before resources/weights and TORCH_HOME/hub/checkpoints")
     parser.add_argument("--out", type=Path, help=f"the report (default {DEFAULT_OUT.relative_to(REPO)}; reduced: "
@@ -528,6 +593,8 @@ def main(argv: list[str] | None = None) -> int:
         ("weights", lambda: weights_checks(plan, args.weights_dir) + released_checks(released)),
         ("released row", lambda: released_row_checks(plan, released, args.released_row, davis, scratch)),
         ("training", lambda: training_checks(plan, train_data, scratch, missing_files(checks), over_budget)),
+        ("interactive", lambda: interactive_checks(plan, released, args.interactive_root, args.interactive_sequence,
+                                                   scratch)),
     ]
     for part, work in parts:
         if over_budget():

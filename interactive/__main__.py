@@ -2,7 +2,7 @@
 
     python -m interactive standin --shared ../shared --kind single|multi --sequences a,b --out ROOT
     python -m interactive session --root ROOT --method scribble_copy [--settings JSON] [--sequences a,b]
-        [--scribbles 1] --max-interactions 8 [--max-time SECONDS] --out-dir DIR
+        [--scribbles 1] [--chunk K/N] --max-interactions 8 [--max-time SECONDS] --out-dir DIR
     python -m interactive summarize --reports A/report.csv [B/report.csv ...] --root ROOT [--max-interactions 8]
         [--max-time SECONDS] --out summary.json
     python -m interactive download-scribbles --davis-root ROOT [--mirror URL] [--archive FILE]
@@ -43,6 +43,19 @@ def _indices(text: str | None) -> list[int] | None:
         raise InteractiveDataError(f"--scribbles {text}: give scribble numbers, e.g. 1 or 1,2") from None
 
 
+def _chunk(text: str | None) -> tuple[int, int] | None:
+    """--chunk K/N: the K-th of N parts of the sequences (every N-th from the K-th), 1 <= K <= N."""
+    if not text:
+        return None
+    try:
+        part, parts = (int(value) for value in text.split("/"))
+    except ValueError:
+        part = parts = 0
+    if not 1 <= part <= parts:
+        raise InteractiveDataError(f"--chunk {text}: give K/N with 1 <= K <= N, e.g. 2/6 (the second of six parts)")
+    return part, parts
+
+
 def _limits(max_interactions: int | None, max_time: float | None) -> None:
     if max_interactions is not None and not 1 <= max_interactions <= MAX_INTERACTIONS:
         raise InteractiveDataError(f"--max-interactions {max_interactions}: choose 1..{MAX_INTERACTIONS} (the "
@@ -73,6 +86,14 @@ def cmd_session(args) -> int:
     except json.JSONDecodeError as err:
         raise InteractiveDataError(f"--settings {args.settings!r}: not JSON ({err})") from None
     dataset = open_dataset(args.root, _names(args.sequences), _indices(args.scribbles))
+    chunk = _chunk(args.chunk)
+    if chunk:  # chunked sessions of one run are merged by `summarize` (the suite's own AUC over all samples)
+        part, parts = chunk
+        names = dataset.sequences[part - 1::parts]
+        if not names:
+            raise InteractiveDataError(f"--chunk {args.chunk}: only {len(dataset.sequences)} sequence(s) to share; "
+                                       "choose fewer parts")
+        dataset = open_dataset(args.root, names, _indices(args.scribbles))
     summary = run_session(dataset, args.method, settings, args.max_interactions, args.max_time, args.out_dir,
                           progress=not args.quiet)
     table = " ".join(f"{row['J&F']:.3f}" for row in summary["per_interaction"])
@@ -160,6 +181,8 @@ def parser() -> argparse.ArgumentParser:
     session.add_argument("--settings", help="the method's settings as JSON")
     session.add_argument("--sequences", help="comma-separated subset (default: every val sequence)")
     session.add_argument("--scribbles", help="scribbles 1..k of every sequence, e.g. 1 (default: all)")
+    session.add_argument("--chunk", help="K/N: the K-th of N parts of the sequences (every N-th from the K-th), "
+                         "for sessions split over jobs and merged by `summarize`")
     session.add_argument("--max-interactions", type=int, required=True)
     session.add_argument("--max-time", type=float, help="seconds an object per sample (default: no limit)")
     session.add_argument("--out-dir", type=Path, required=True)

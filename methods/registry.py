@@ -201,6 +201,11 @@ class InteractiveMethod:
 
     method: str
     settings: str | None  # settings class with from_dict(values); None: the method takes no settings
+    # the semi-supervised method (METHODS) whose variants (config/variants.yaml), method_defaults and weights a
+    # session takes: such a session names its variant and one weights file as a row does (training, checkpoint
+    # or released), its settings are merged as a row's (methods.rows.merged_settings) and checked against its
+    # training's (check_training); None: a method without weights (its session's settings are its own)
+    semi_supervised: str | None = None
 
 
 INTERACTIVE_METHODS: dict[str, InteractiveMethod] = {
@@ -213,10 +218,12 @@ INTERACTIVE_METHODS: dict[str, InteractiveMethod] = {
     "frtm": InteractiveMethod(
         method="methods.frtm.interactive:InteractiveFRTM",
         settings="methods.frtm.settings:InteractiveFRTMSettings",
+        semi_supervised="frtm",
     ),
     "lwl": InteractiveMethod(
         method="methods.lwl.interactive:InteractiveLWL",
         settings="methods.lwl.settings:InteractiveLWLSettings",
+        semi_supervised="lwl",
     ),
 }
 

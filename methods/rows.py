@@ -137,6 +137,18 @@ def merged_settings(spec: dict, variants: dict, method_defaults: dict) -> dict:
     return settings
 
 
+def merged_session_settings(spec: dict, variants: dict, method_defaults: dict) -> dict:
+    """An interactive session's settings (its weights file aside): a session of FRTM or LWL (methods.registry
+    INTERACTIVE_METHODS, semi_supervised) merged as a row of that method (its variant, method_defaults, its own
+    settings); another method's settings are its own."""
+    from methods import registry
+
+    semi_supervised = registry.interactive_method(spec["method"]).semi_supervised
+    if semi_supervised is None:
+        return dict(spec.get("settings", {}))
+    return merged_settings({**spec, "method": semi_supervised}, variants, method_defaults)
+
+
 def resolve_row(preset: str, row: str, variants: dict | None = None) -> Resolved:
     """A preset's row as its infer job runs it (workflow/rules/settings.smk, row_settings)."""
     variants = load_variants() if variants is None else variants
@@ -168,10 +180,11 @@ def variant_names(variants: dict | None = None) -> list[str]:
 
 
 def backbone_weights_of_preset(config: dict, variants: dict | None = None) -> dict[str, object]:
-    """The pretrained backbone weights (backbone_names.PretrainedWeights) each training (`trainings.<name>`)
-    and row (`rows.<name>`) of a preset starts from, as their jobs resolve them: a training with init_from
-    those of the training it starts from, an LWL row its training's (its network holds the backbone), an FRTM
-    row its own settings' (the backbone is not in a head file). A row without a pretrained backbone maps to a
+    """The pretrained backbone weights (backbone_names.PretrainedWeights) each training (`trainings.<name>`),
+    row (`rows.<name>`) and interactive session (`interactive.<name>`) of a preset starts from, as their jobs
+    resolve them: a training with init_from those of the training it starts from, an LWL row its training's (its
+    network holds the backbone), an FRTM row its own settings' (the backbone is not in a head file); a session
+    of FRTM or LWL as a row of that method. A row without a pretrained backbone maps to a
     line saying why: the first-frame copy has none, a released LWL file carries its own."""
     from methods import registry
 
@@ -188,16 +201,26 @@ def backbone_weights_of_preset(config: dict, variants: dict | None = None) -> di
         return settings_class(**entry.get("settings", {})).pretrained_weights()
 
     weights: dict[str, object] = {f"trainings.{name}": training_weights(name) for name in trainings}
-    for name, spec in config.get("rows", {}).items():
-        settings_name = registry.method(spec["method"]).settings
+
+    def own_weights(spec: dict, settings_name: str | None):
         settings_class = registry.load(settings_name) if settings_name else None
         if settings_class is not None and hasattr(settings_class, "pretrained_weights"):
             settings = merged_settings(spec, variants, config.get("method_defaults", {}))
-            weights[f"rows.{name}"] = settings_class(**settings).pretrained_weights()
-        elif spec.get("training"):
-            weights[f"rows.{name}"] = weights[f"trainings.{spec['training']}"]
-        elif spec.get("released") or spec.get("checkpoint"):
-            weights[f"rows.{name}"] = "the backbone the weights file carries"
-        else:
-            weights[f"rows.{name}"] = "no pretrained backbone"
+            return settings_class(**settings).pretrained_weights()
+        if spec.get("training"):
+            return weights[f"trainings.{spec['training']}"]
+        if spec.get("released") or spec.get("checkpoint"):
+            return "the backbone the weights file carries"
+        return "no pretrained backbone"
+
+    for name, spec in config.get("rows", {}).items():
+        weights[f"rows.{name}"] = own_weights(spec, registry.method(spec["method"]).settings)
+    # an interactive session of FRTM or LWL reads its weights as a row of that method (its variant, its file)
+    for name, spec in ((config.get("interactive") or {}).get("sessions") or {}).items():
+        entry = registry.interactive_method(spec["method"])
+        weights[f"interactive.{name}"] = (
+            own_weights({**spec, "method": entry.semi_supervised}, entry.settings)
+            if entry.semi_supervised
+            else "no pretrained backbone"
+        )
     return weights

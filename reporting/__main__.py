@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     inter.add_argument("--summaries", type=Path, nargs="+", required=True,
                        help="each session's summary.json (results/<preset>/interactive/<session>/summary.json)")
     inter.add_argument("--labels", default="{}", help="JSON: session -> label")
+    inter.add_argument("--notes", default="{}", help="JSON: session -> a line under the table")
     inter.add_argument("--published", type=Path, default=PUBLISHED_INTERACTIVE)
     inter.add_argument("--out", type=Path, required=True)
     inter.add_argument("--figure-interactions", type=Path, required=True)
@@ -119,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
         evaluation_figures(primary_rows(pd.read_csv(args.summary)), evaluation, args.results, args.out_dir)
     elif args.command == "interactive":
         write_interactive_report(args.preset, args.summaries, json.loads(args.labels), args.published, args.out,
-                                 args.figure_interactions, args.figure_time)
+                                 args.figure_interactions, args.figure_time, json.loads(args.notes))
     elif args.command == "plot-training":
         training_curves(args.histories, args.out)
     elif args.command == "provenance":

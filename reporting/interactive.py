@@ -51,9 +51,16 @@ class Session:
     threads: int | None
     dataset_label: str
     standin: bool
+    weights: str | None = None  # the weights file its settings name (`checkpoint`), None: none
+    note: str | None = None
+
+    @property
+    def seconds_per_interaction(self) -> float:
+        """The method's mean time an interaction of a sample (the curve's time at the last interaction / their count)."""
+        return self.curve_time[len(self.per_interaction)] / len(self.per_interaction)
 
 
-def load_session(path: Path, name: str, label: str) -> Session:
+def load_session(path: Path, name: str, label: str, note: str | None = None) -> Session:
     try:
         summary = json.loads(Path(path).read_text())
         rows = sorted(summary["per_interaction"], key=lambda row: row["interaction"])
@@ -70,6 +77,8 @@ def load_session(path: Path, name: str, label: str) -> Session:
             threads=summary.get("threads"),
             dataset_label=str(dataset.get("label") or dataset.get("root")),
             standin=bool(dataset.get("standin")),
+            weights=(summary.get("settings") or {}).get("checkpoint"),
+            note=note,
         )
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
         raise InteractiveSummaryError(
@@ -104,7 +113,8 @@ def _timed(value: float, session: Session) -> str:
 
 def render_table(preset: str, sessions: list[Session], published: dict) -> str:
     interactions = max((len(s.per_interaction) for s in sessions), default=8)
-    header = ["Method", "Measure", *map(str, range(1, interactions + 1)), "AUC", "@60s", "Data", "Device"]
+    header = ["Method", "Measure", *map(str, range(1, interactions + 1)), "AUC", "@60s", "s / interaction", "Data",
+              "Device"]
     lines = [
         f"# Interactive VOS ({preset} preset)",
         "",
@@ -127,7 +137,8 @@ def render_table(preset: str, sessions: list[Session], published: dict) -> str:
         device = session.device + (f", {session.threads} thread(s)" if session.threads and not _on_gpu(session.device) else "")
         lines.append("| " + " | ".join([
             f"{session.label} (this suite)", "J&F", *curve, _timed(session.auc, session),
-            _timed(session.at_60s, session), "stand-in" if session.standin else session.dataset_label, device,
+            _timed(session.at_60s, session), _timed(session.seconds_per_interaction, session),
+            "stand-in" if session.standin else session.dataset_label, device,
         ]) + " |")
     for method in published["methods"]:
         curve = method.get("per_interaction") or [None] * interactions
@@ -135,11 +146,17 @@ def render_table(preset: str, sessions: list[Session], published: dict) -> str:
         cells += ["n.p."] * (interactions - len(cells))
         name = f"{method['name']} ({method['venue']}, published)" if method.get("venue") else method["name"]
         lines.append("| " + " | ".join([
-            name, method["measure"], *cells, f"{method['auc']:.1f}", f"{method['at_60s']:.1f}", "DAVIS 2017 val",
+            name, method["measure"], *cells, f"{method['auc']:.1f}", f"{method['at_60s']:.1f}", "n.p.", "DAVIS 2017 val",
             method.get("device") or "GPU (not stated)",
         ]) + " |")
+    lines += [""]
+    for session in sessions:
+        weights = f"weights {session.weights}. " if session.weights else ""
+        if weights or session.note:
+            lines.append(f"- {session.label}: {weights}{session.note or ''}".rstrip())
     lines += [
         "",
+        "s / interaction: the method's mean seconds an interaction of a sample (its share of the time axis). "
         "n.p.: not published. Measure J: the method was published with J only (the 2018 track's measure; the robot "
         "then scribbles on the worst J frame), so its figures are not J&F and stand apart.",
         "",
@@ -189,11 +206,12 @@ def time_figure(sessions: list[Session], out: Path) -> Path:
 
 
 def write_interactive_report(preset: str, summaries: list[Path], labels: dict[str, str], published_file: Path,
-                             out: Path, figure_interactions: Path, figure_time: Path) -> None:
+                             out: Path, figure_interactions: Path, figure_time: Path,
+                             notes: dict[str, str] | None = None) -> None:
     sessions = []
     for path in summaries:
         name = Path(path).parent.name
-        sessions.append(load_session(path, name, labels.get(name, name)))
+        sessions.append(load_session(path, name, labels.get(name, name), (notes or {}).get(name)))
     published = load_published(published_file)
     interactions_figure(sessions, published, figure_interactions)
     time_figure(sessions, figure_time)

@@ -134,11 +134,14 @@ def _expected_file(entry: str, preset: str) -> str:
 def test_every_row_and_training_of_every_preset_resolves_to_the_released_codes_weights(preset):
     _, config = load_preset(preset)
     resolved = backbone_weights_of_preset(config)
+    sessions = (config.get("interactive") or {}).get("sessions") or {}
     assert set(resolved) == ({f"trainings.{name}" for name in config.get("trainings", {})}
-                             | {f"rows.{name}" for name in config["rows"]})
+                             | {f"rows.{name}" for name in config["rows"]}
+                             | {f"interactive.{name}" for name in sessions})
     for entry, weights in resolved.items():
         row = config["rows"][entry[5:]] if entry.startswith("rows.") else {}
-        if row.get("method") == "first_frame_copy":
+        row = sessions[entry[12:]] if entry.startswith("interactive.") else row  # a session reads as a row
+        if row.get("method") in ("first_frame_copy", "scribble_copy"):
             assert weights == "no pretrained backbone"
         elif row.get("method") == "lwl" and (row.get("released") or row.get("checkpoint")):
             assert weights == "the backbone the weights file carries"

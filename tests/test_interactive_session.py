@@ -84,9 +84,11 @@ def test_two_sessions_give_identical_results_and_the_summary_equals_the_packages
 
 def test_chunks_by_sequence_summarised_together_equal_the_whole_run(tiny, tmp_path):
     whole = session(tiny, tmp_path / "whole", "--scribbles", "1", interactions=2)
-    for name in SEQUENCES:
-        session(tiny, tmp_path / name, "--sequences", name, "--scribbles", "1", interactions=2)
-    assert main(["summarize", "--quiet", "--reports", *(str(tmp_path / name / "report.csv") for name in SEQUENCES),
+    chunks = [session(tiny, tmp_path / f"chunk{part}", "--chunk", f"{part}/2", "--scribbles", "1", interactions=2)
+              for part in (1, 2)]
+    assert [chunk["dataset"]["sequences"] for chunk in chunks] == [[name] for name in SEQUENCES]  # every 2nd
+    assert main(["summarize", "--quiet", "--reports", *(str(tmp_path / f"chunk{part}" / "report.csv")
+                                                         for part in (1, 2)),
                  "--root", str(tiny), "--out", str(tmp_path / "merged.json")]) == 0
     merged = json.loads((tmp_path / "merged.json").read_text())
     assert merged["dataset"]["sequences"] == SEQUENCES and merged["max_interactions"] == 2
@@ -117,6 +119,8 @@ def test_a_missing_file_is_one_line_naming_it_and_nothing_is_written(tiny, tmp_p
     (["--method", "scribble_copy", "--settings", '{"radius": 2}'], "unknown scribble_copy setting"),
     (["--method", "scribble_copy", "--sequences", "bear"], "no sequence ['bear']"),
     (["--method", "scribble_copy", "--scribbles", "2"], "choose scribbles 1..k"),
+    (["--method", "scribble_copy", "--chunk", "3/2"], "--chunk 3/2: give K/N with 1 <= K <= N"),
+    (["--method", "scribble_copy", "--chunk", "3/3"], "--chunk 3/3: only 2 sequence(s) to share"),
 ])
 def test_bad_arguments_are_one_line(tiny, tmp_path, capsys, argv, message):
     capsys.readouterr()

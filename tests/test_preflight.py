@@ -5,6 +5,7 @@ CPU form end to end on tiny inputs (what CI runs instead of the GPU form)."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -193,8 +194,17 @@ def test_the_reduced_form_runs_every_part_end_to_end_on_the_cpu(tmp_path, monkey
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no pretrained files: reported, not needed
     monkeypatch.setenv("OUT", str(tmp_path / "device-out"))
     out = tmp_path / "preflight.md"
+    # the interactive part on a stand-in of one sequence (2 interactions), where the optional extra is installed
+    interactive = importlib.util.find_spec("davisinteractive") is not None
+    standin = tmp_path / "standin"
+    if interactive:
+        from interactive.__main__ import main as interactive_main
+
+        assert interactive_main(["standin", "--quiet", "--shared", str(shared), "--kind", "single", "--sequences",
+                                 "blackswan", "--max-frames", "3", "--scale", "0.25", "--out", str(standin)]) == 0
     status = preflight.main(["--reduced", "--released-weights", str(released), "--davis", str(davis),
-                             "--train-data", str(tmp_path / "none"), "--out", str(out)])
+                             "--train-data", str(tmp_path / "none"), "--out", str(out),
+                             "--interactive-root", str(standin), "--interactive-sequence", "blackswan"])
     text = out.read_text()
     assert status == 0, text
     assert text == (tmp_path / "device-out/RESULTS-gpu.md").read_text()
@@ -203,6 +213,11 @@ def test_the_reduced_form_runs_every_part_end_to_end_on_the_cpu(tmp_path, monkey
     assert "| released weights | rn101_all.pth | ok | frtm resnet101 refiner" in text
     assert "| released weights | lwl_stage2.pth | skipped |" in text  # not in the folder: its row would be left out
     assert f"| released row | {preflight.RELEASED_ROW} | ok | rn101_all.pth on blackswan and car-shadow (6 frames): J&F" in text
+    if interactive:  # the paper preset's released FRTM session, its settings as its workflow job gets them
+        assert "| interactive | frtm-interactive-released | ok | blackswan scribble 1: J&F" in text
+        assert "| interactive | lwl-interactive-released | skipped |" in text and "lwl_stage2.pth not found" in text
+    else:
+        assert "| interactive | all | skipped |" in text
     for training in preflight.preset_config("paper")["trainings"]:
         assert f"| training | {training} | ok | 1 iteration(s) of batch 1" in text, training
     for row in ("FRTM backbone only", "FRTM Ours (ResNet-101)", "FRTM Ours fast", "LWL backbone only", "LWL ("):

@@ -13,7 +13,9 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from methods import registry  # what the rules know of each method, without torch (methods/registry.py)
-from methods.rows import expand_subset, merged_settings  # as vos-infer reads presets and merges settings
+
+# as vos-infer reads presets and merges settings
+from methods.rows import expand_subset, merged_session_settings, merged_settings
 from reporting.seeds import repeat_name, repeat_of, with_seed_repeats
 
 PRESET = config["preset"]

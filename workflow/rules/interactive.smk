@@ -13,6 +13,7 @@ PUBLISHED_INTERACTIVE = "reporting/published_interactive.yaml"
 localrules:
     interactive_standin,
     interactive_davis2017,
+    interactive_summary,
     interactive_report,
 
 
@@ -68,16 +69,21 @@ rule interactive_davis2017:
 
 
 rule interactive_session:
+    """One chunk of a session (every n-th sequence from the k-th; one chunk: all of them)."""
     input:
         root=lambda wildcards: interactive_dataset_root(interactive_session_dataset(wildcards.session)),
+        weights=session_weights,
+        backbone=session_backbone_weights,
     output:
-        report=interactive_session_path("report.csv"),
-        summary=interactive_session_path("summary.json"),
-        timing=interactive_session_path("timing.json"),
+        report=interactive_chunk_path("report.csv"),
+        summary=interactive_chunk_path("summary.json"),
+        timing=interactive_chunk_path("timing.json"),
     log:
-        log_path("interactive", "{session}"),
+        log_path("interactive", "{session}.{chunk}"),
     benchmark:
-        benchmark_path("interactive", "{session}")
+        benchmark_path("interactive", "{session}.{chunk}")
+    wildcard_constraints:
+        chunk=r"\d+-of-\d+",
     conda:
         INTERACTIVE_ENV
     threads: THREADS["interactive"]
@@ -85,7 +91,7 @@ rule interactive_session:
         **RESOURCES["interactive_session"],
     params:
         method=lambda wildcards: INTERACTIVE["sessions"][wildcards.session]["method"],
-        settings=lambda wildcards: json.dumps(INTERACTIVE["sessions"][wildcards.session].get("settings", {})),
+        settings=lambda wildcards: json.dumps(session_settings(wildcards.session)),
         sequences=lambda wildcards: (
             [
                 "--sequences",
@@ -96,6 +102,7 @@ rule interactive_session:
             if INTERACTIVE["datasets"][interactive_session_dataset(wildcards.session)].get("sequences")
             else []
         ),
+        chunk=lambda wildcards: ["--chunk", wildcards.chunk.replace("-of-", "/")],
         scribbles=lambda wildcards: (
             ["--scribbles", INTERACTIVE["sessions"][wildcards.session]["scribbles"]]
             if INTERACTIVE["sessions"][wildcards.session].get("scribbles")
@@ -111,8 +118,31 @@ rule interactive_session:
         code=lambda wildcards: interactive_code(INTERACTIVE["sessions"][wildcards.session]["method"]),
     shell:
         "python -m interactive session --root {input.root:q} --method {params.method:q} --settings {params.settings:q}"
-        " {params.sequences:q} {params.scribbles:q} --max-interactions {params.interactions:q}"
+        " {params.sequences:q} {params.chunk:q} {params.scribbles:q} --max-interactions {params.interactions:q}"
         " {params.max_time:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule interactive_summary:
+    """A session's summary: the suite's own (and the package's) over its chunks' reports together."""
+    input:
+        root=lambda wildcards: interactive_dataset_root(interactive_session_dataset(wildcards.session)),
+        reports=lambda wildcards: [
+            interactive_chunk_path("report.csv", chunk=chunk)
+            for chunk in interactive_chunks(wildcards.session)
+        ],
+    output:
+        interactive_session_path("summary.json"),
+    log:
+        log_path("interactive", "{session}.summary"),
+    conda:
+        INTERACTIVE_ENV
+    resources:
+        **RESOURCES["render_tables"],
+    params:
+        code=lambda wildcards: interactive_code(),
+    shell:
+        "python -m interactive summarize --quiet --reports {input.reports:q} --root {input.root:q} --out {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule interactive_report:
@@ -138,10 +168,13 @@ rule interactive_report:
     params:
         preset=PRESET,
         labels=lambda wildcards: json.dumps(
-            {session: spec.get("label", session) for session, spec in INTERACTIVE["sessions"].items()}
+            {session: session_label(session) for session in INTERACTIVE["sessions"]}
+        ),
+        notes=lambda wildcards: json.dumps(
+            {session: spec["note"] for session, spec in INTERACTIVE["sessions"].items() if spec.get("note")}
         ),
         code=lambda wildcards: reporting_code(),
     shell:
         "python -m reporting interactive --preset {params.preset:q} --summaries {input.summaries:q}"
-        " --labels {params.labels:q} --published {input.published:q} --out {output.table:q}"
+        " --labels {params.labels:q} --notes {params.notes:q} --published {input.published:q} --out {output.table:q}"
         " --figure-interactions {output.interactions:q} --figure-time {output.time:q} > {log:q} 2>&1"

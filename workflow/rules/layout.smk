@@ -135,5 +135,17 @@ def interactive_dataset_root(name="{interactive_dataset}"):
 
 
 def interactive_session_path(name, session="{session}"):
-    """A session's output: report.csv (the package's per-frame report), summary.json, timing.json."""
+    """A session's summary.json (its chunks' reports merged, interactive_chunk_path)."""
     return f"{RESULTS}/interactive/{session}/{name}"
+
+
+def interactive_chunk_path(name, session="{session}", chunk="{chunk}"):
+    """One job's part of a session (chunks.<k>-of-<n>: every n-th sequence from the k-th): report.csv, summary.json,
+    timing.json; the session's summary.json merges them."""
+    return f"{RESULTS}/interactive/{session}/chunks/{chunk}/{name}"
+
+
+def interactive_chunks(session):
+    """The chunk names of a session (interactive.sessions.<name>.chunks jobs)."""
+    count = session_chunks(session)
+    return [f"{part}-of-{count}" for part in range(1, count + 1)]

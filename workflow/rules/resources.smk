@@ -150,9 +150,7 @@ RESOURCES = {
         mem_mb=8000,
         runtime=lambda wildcards: 60 * config["job_time_limit_hours"],
         gpu=lambda wildcards: int(
-            str(
-                INTERACTIVE["sessions"][wildcards.session].get("settings", {}).get("device", "cpu")
-            ).startswith("cuda")
+            str(session_settings(wildcards.session).get("device", "cpu")).startswith("cuda")
         ),
     ),
 }

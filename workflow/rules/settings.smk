@@ -154,7 +154,11 @@ def training_inputs(training):
 def row_weights(row):
     """The weights file a row runs with: its training's head, its own `checkpoint:`, or its released-weights
     file (`released:`); None for none."""
-    spec = config["rows"][row]
+    return weights_of(config["rows"][row])
+
+
+def weights_of(spec):
+    """The weights file a row or an interactive session names (training, checkpoint or released); None for none."""
     if spec.get("training"):
         return trained_head(spec["training"])
     if spec.get("released"):
@@ -330,10 +334,16 @@ def row_backbone_weights(wildcards):
     first-frame copy (no backbone) and a released file (it carries its backbone). An LWL `checkpoint:` names its
     backbone inside the file, which a fixed copy may leave out (methods.core.checkpoints: built then from its
     pretrained weights): such a row takes the files of the preset's trainings."""
-    spec = config["rows"][wildcards.row]
-    if row_settings(wildcards.row).get("backbone_weights_file"):
+    return backbone_inputs(
+        config["rows"][wildcards.row], row_settings(wildcards.row), f"rows.{wildcards.row}"
+    )
+
+
+def backbone_inputs(spec, settings, key):
+    """row_backbone_weights for a row or an interactive session (`key` in preset_backbone_weights)."""
+    if settings.get("backbone_weights_file"):
         return []
-    weights = preset_backbone_weights()[f"rows.{wildcards.row}"]
+    weights = preset_backbone_weights()[key]
     if not isinstance(weights, str):
         return [weights_input(weights.file_name)]
     if spec.get("checkpoint"):
@@ -345,3 +355,56 @@ def row_backbone_weights(wildcards):
             }
         )
     return []
+
+
+# --- the interactive track's sessions (workflow/rules/interactive.smk) ---------------------------------------
+# A session of FRTM or LWL (methods/registry.py INTERACTIVE_METHODS: semi_supervised) reads as a row of that
+# method: its variant (config/variants.yaml `interactive`), the preset's method_defaults, its own settings and one
+# weights file (training, checkpoint or released). Other sessions' settings are their own.
+def session_as_row(session):
+    """The session's entry with the semi-supervised method's name, as rows name it (None: a method without weights)."""
+    spec = INTERACTIVE["sessions"][session]
+    semi_supervised = registry.interactive_method(spec["method"]).semi_supervised
+    return {**spec, "method": semi_supervised} if semi_supervised else None
+
+
+def session_settings(session):
+    """The settings `python -m interactive session` gets: merged as a row's, with its weights as `checkpoint`."""
+    row = session_as_row(session)
+    settings = merged_session_settings(
+        INTERACTIVE["sessions"][session], VARIANTS, config.get("method_defaults", {})
+    )
+    if row is not None and weights_of(row):
+        settings["checkpoint"] = weights_of(row)
+    return settings
+
+
+def session_weights(wildcards):
+    """The session's weights file and, for a released file, its record (checked before the session), as a list."""
+    row = session_as_row(wildcards.session)
+    if row is None or not weights_of(row):
+        return []
+    return [weights_of(row)] + ([released_record(row["released"])] if row.get("released") else [])
+
+
+def session_backbone_weights(wildcards):
+    row = session_as_row(wildcards.session)
+    if row is None:
+        return []
+    return backbone_inputs(row, session_settings(wildcards.session), f"interactive.{wildcards.session}")
+
+
+def session_chunks(session):
+    """How many jobs share the session's sequences (`chunks`, default 1), merged by `python -m interactive summarize`."""
+    return INTERACTIVE["sessions"][session].get("chunks", 1)
+
+
+def session_label(session):
+    """The session's `label`, else its variant's (FRTM and LWL), else its name."""
+    spec = INTERACTIVE["sessions"][session]
+    row = session_as_row(session)
+    if spec.get("label"):
+        return spec["label"]
+    if row is not None and row.get("variant") in VARIANTS.get(row["method"], {}):
+        return VARIANTS[row["method"]][row["variant"]]["label"]
+    return session

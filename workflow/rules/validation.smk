@@ -222,10 +222,28 @@ def released_expectation(row):
     return Expected("lwl", model="box-init" if settings.box_init else "stage2")
 
 
+def session_released_expectation(session):
+    """released_expectation for an interactive session of FRTM or LWL (its settings as its job reads them)."""
+    from methods.core.released_check import Expected
+
+    method = INTERACTIVE["sessions"][session]["method"]
+    settings = registry.interactive_settings(method, json.loads(json.dumps(session_settings(session))))
+    if session_as_row(session)["method"] == "frtm":
+        return Expected("frtm", backbone=settings.backbone)
+    return Expected("lwl", model="stage2")
+
+
 def released_check_arguments(name):
-    """`python -m methods.core.released_check` arguments for the file `name`: what its (first) row needs."""
-    row = next(row for row, spec in config["rows"].items() if spec.get("released") == name)
-    expected = released_expectation(row)
+    """`python -m methods.core.released_check` arguments for the file `name`: what its (first) row needs, or its
+    first interactive session's."""
+    row = next((row for row, spec in config["rows"].items() if spec.get("released") == name), None)
+    if row is None:
+        session = next(
+            session for session, spec in INTERACTIVE["sessions"].items() if spec.get("released") == name
+        )
+        expected, row = session_released_expectation(session), f"interactive.{session}"
+    else:
+        expected = released_expectation(row)
     extra = [
         f"--{key}={value}"
         for key, value in (("backbone", expected.backbone), ("model", expected.model))
@@ -268,18 +286,100 @@ def interactive_session_dataset(session):
 
 
 def _check_interactive():
-    """Names the sessions refer to exist (the schema checked the shapes)."""
+    """Names the sessions refer to exist (the schema checked the shapes); a session of FRTM or LWL names its
+    variant and one weights file as a row does, and its settings are built as its job builds them (and checked
+    against its training's), so a typo fails `snakemake -n` in one line."""
     for session, spec in INTERACTIVE["sessions"].items():
+        where = f"{PRESET_FILE} interactive.sessions.{session}"
         if spec["dataset"] not in INTERACTIVE["datasets"]:
             raise WorkflowError(
-                f"interactive.sessions.{session}.dataset: {spec['dataset']!r} is not an entry of interactive.datasets "
+                f"{where}.dataset: {spec['dataset']!r} is not an entry of interactive.datasets "
                 f"({', '.join(sorted(INTERACTIVE['datasets'])) or 'none'})"
             )
         if spec["method"] not in registry.INTERACTIVE_METHODS:
             raise WorkflowError(
-                f"interactive.sessions.{session}.method: {spec['method']!r} is not an interactive method "
+                f"{where}.method: {spec['method']!r} is not an interactive method "
                 f"(methods/registry.py INTERACTIVE_METHODS: {', '.join(sorted(registry.INTERACTIVE_METHODS))})"
             )
+        row = session_as_row(session)
+        weights = [key for key in ("training", "checkpoint", "released", "variant") if key in spec]
+        if row is None and weights:
+            raise WorkflowError(
+                f"{where}: {spec['method']} takes no variant or weights ({', '.join(weights)}); its settings are "
+                "its own (`settings:`)"
+            )
+        if row is not None:
+            _check_session_weights(where, row)
+        try:
+            registry.interactive_settings(spec["method"], json.loads(json.dumps(session_settings(session))))
+        except (ValueError, TypeError) as err:
+            raise WorkflowError(f"{where}: {err}") from None
+        if row is not None and row.get("training"):
+            try:
+                registry.check_training(
+                    row["method"],
+                    json.loads(json.dumps(session_settings(session))),
+                    json.loads(json.dumps(training_settings(row["training"], resolve=False))),
+                )
+            except ValueError as err:
+                raise WorkflowError(f"{where}: {err}") from None
+        if spec.get("chunks", 1) > 1 and INTERACTIVE["datasets"][spec["dataset"]].get("sequences"):
+            count = len(INTERACTIVE["datasets"][spec["dataset"]]["sequences"])
+            if spec["chunks"] > count:
+                raise WorkflowError(
+                    f"{where}.chunks: {spec['chunks']} jobs for the {count} sequence(s) of dataset "
+                    f"{spec['dataset']!r}; choose at most {count}"
+                )
+
+
+def _check_session_weights(where, row):
+    """A session of FRTM or LWL: a variant of its method and exactly one weights file, as rows (_check_references)."""
+    variant = row.get("variant")
+    if variant is None or variant not in VARIANTS.get(row["method"], {}):
+        known = sorted(VARIANTS.get(row["method"], {}))
+        raise WorkflowError(
+            f"{where}.variant: a session of {row['method']} names a variant of config/variants.yaml "
+            f"{row['method']} (the interactive one: `interactive`); got {variant!r}, known: {known}"
+        )
+    weights = [key for key in ("training", "checkpoint", "released") if key in row]
+    if len(weights) != 1:
+        raise WorkflowError(
+            f"{where}: a session of {row['method']} needs exactly one of `training:` (a training of the preset), "
+            f"`checkpoint:` (a weights file) or `released:` (a file of released_weights); it has {weights or 'none'}"
+        )
+    training = row.get("training")
+    if training is not None and (training not in TRAININGS or TRAININGS[training]["method"] != row["method"]):
+        raise WorkflowError(
+            f"{where}.training: {training!r} is not a {row['method']} training of this preset; known: "
+            f"{sorted(name for name, entry in TRAININGS.items() if entry['method'] == row['method'])}"
+        )
+
+
+def leave_out_released_sessions():
+    """Sessions whose released file is not there leave the DAG (after their check), one line each, as rows do;
+    a file that is there is checked as a row's (_check_released_files)."""
+    from methods.core.released_check import check
+
+    for session in sorted(INTERACTIVE["sessions"]):
+        spec = INTERACTIVE["sessions"][session]
+        if "released" in spec and RELEASED_DIR and Path(released_file(spec["released"])).is_file():
+            try:
+                check(
+                    released_file(spec["released"]),
+                    session_released_expectation(session),
+                    f"interactive.{session}",
+                )
+            except (ValueError, OSError) as err:
+                raise WorkflowError(str(err)) from None
+        elif "released" in spec:
+            print(
+                f"note: interactive session {session} left out: it needs the authors' released file "
+                f"{released_file(spec['released'])} (released_weights in config.yaml, docs/reproducing.md "
+                "'Released weights')",
+                file=sys.stderr,
+            )
+            del INTERACTIVE["sessions"][session]
 
 
 _check_interactive()
+leave_out_released_sessions()
