@@ -100,7 +100,7 @@ def test_scribbles_become_labels_weights_previous_masks_and_weak_negatives():
 
 def test_settings_refuse_unknown_keys_bad_values_and_the_base_net():
     base = {"checkpoint": "head.pt"}
-    assert InteractiveFRTMSettings.from_dict(base).previous_masks_weight == 0.5
+    assert InteractiveFRTMSettings.from_dict(base).previous_masks_weight == 0.0  # scribbles only
     with pytest.raises(ValueError, match="unknown interactive FRTM settings \\['scribble_dilatoin'\\]"):
         InteractiveFRTMSettings.from_dict({**base, "scribble_dilatoin": 3})
     with pytest.raises(ValueError, match="previous_masks_weight=2"):

@@ -92,6 +92,28 @@ def test_propagation_runs_both_ways_and_keeps_the_interacted_frames_in_the_memor
     assert [a.frame for a in method.annotations[1]] == [2, 4] and memory.protected == len(memory) == 2
 
 
+def test_a_correction_with_only_negatives_is_learned_where_the_object_was_estimated(blackswan):
+    """A false positive corrected by a background scribble alone (no positive pixel of the object on that frame,
+    previous masks not used): a sample of that frame, cropped at the object's estimate there, which lowers the
+    object's score under the scribble."""
+    torch.set_num_threads(1)
+    sequence, truth = blackswan
+    method = InteractiveLWL(**CI, previous_masks_weight=0.0)
+    method.start(frames_only(sequence))
+    masks = method.interact(0, stroke(truth[0]))
+    wrong = (masks[3] == 1) & ~truth[3]
+    assert wrong.sum() > 100  # the fixed weights leave false positives on frame 3
+    negatives = np.full(truth[3].shape, -1, np.int64)
+    negatives[wrong] = 0
+    estimate = method.estimates[3][1]
+    before = method._segment(method.states[1], method._frame(3))[torch.from_numpy(wrong)].mean()
+    corrected = method.interact(3, negatives)
+    assert [a.frame for a in method.annotations[1]] == [0, 3]
+    assert torch.equal(method.annotations[1][1].target.pos, estimate.pos)  # cropped where it was estimated
+    after = method._segment(method.states[1], method._frame(3))[torch.from_numpy(wrong)].mean()
+    assert after < before and not (corrected[3][wrong] == 1).any()
+
+
 def test_settings_refuse_unknown_keys_and_box_initialisation():
     base = {"checkpoint": "net.pt"}
     assert InteractiveLWLSettings.from_dict(base).weak_negatives_weight == 0.1

@@ -123,8 +123,9 @@ class ScribbleSettings:
     # label of the nearest scribbled one: the robot's 1-pixel scribbles lie well inside the region they mark
     scribble_dilation: int = 2
     # from the second interaction on, the masks of the interacted frame the tracker gave before: used as labels
-    # with this loss weight wherever the new scribbles do not contradict them (0: scribbles only)
-    previous_masks_weight: float = 0.5
+    # with this loss weight wherever the new scribbles do not contradict them; 0, the default: scribbles only
+    # (the previous masks also keep the rest of the error the robot corrects: docs/interactive-methods.md)
+    previous_masks_weight: float = 0.0
     # weak negatives: the pixels no scribble or previous mask labels, outside this multiple of the box of an
     # object's scribble, are its background with this loss weight (null: none)
     weak_negatives_box_scale: float | None = 1.5

@@ -6,7 +6,8 @@ target model; what differs here:
 1. Every object with a positive label on frame t (its scribble, or from the second interaction on the masks
    this tracker gave t before, where the scribbles do not contradict them: methods.core.scribbles) gets a
    training sample from t: the crop that run_sequence takes around a given mask, here around the box of the
-   object's labelled pixels; E and W of the label as the label encoder and weight predictor give them, W
+   object's labelled pixels (an object with a model and only negatives on t, a corrected false positive: the
+   search region it was estimated in on t); E and W of the label as the label encoder and weight predictor give them, W
    multiplied by the loss weights (0: unlabelled) averaged onto the feature grid, so that unlabelled pixels
    carry no loss. E is shown the label filled from the nearest labelled pixel: it was trained on masks, and
    on a bare scribble raster it encodes next to nothing (tests/test_lwl_interactive.py). Setting
@@ -96,8 +97,8 @@ class InteractiveLWL(LWL):
             if object_id not in self.states and not (scribbles == object_id).any():
                 continue
             label, weight = object_targets(scribbles, object_id, shape, self.settings, previous)
-            if not (label * weight).any():
-                continue  # nothing of the object to crop around
+            if not weight.any() or (object_id not in self.states and not (label * weight).any()):
+                continue  # nothing labelled, or no model and nothing of the object to crop around
             self._annotate(object_id, frame_index, label, weight)
             scribbled = torch.from_numpy(weight == 1)
             given[object_id] = torch.where(scribbled, (torch.from_numpy(label) - 0.5) * 200.0, torch.nan)
@@ -128,7 +129,10 @@ class InteractiveLWL(LWL):
         s = self.settings
         frame = self._frame(index)
         size = tuple(frame.shape[-2:])
-        target = Target.from_box(mask_box(label * (weight > 0)), tuple(s.crop_size), s.search_area_scale)
+        if (label * weight).any():
+            target = Target.from_box(mask_box(label * (weight > 0)), tuple(s.crop_size), s.search_area_scale)
+        else:  # only negatives (a correction of a false positive): cropped where the object was estimated
+            target = copy.deepcopy(self.estimates.get(index, {}).get(object_id, self.states[object_id].target))
         sample = initial_sample(size, target)
         _, features = self.net.features(crop_initial(frame, sample))
         if not (weight > 0).all():
