@@ -106,9 +106,9 @@ def _on_gpu(device: str) -> bool:
     return device.startswith("cuda")
 
 
-def _timed(value: float, session: Session) -> str:
+def _timed(value: float, session: Session, digits: int = 1) -> str:
     """A hardware-dependent figure, marked with the device kind where it is not a GPU's."""
-    return f"{value:.1f}" if _on_gpu(session.device) else f"{value:.1f} (CPU)"
+    return f"{value:.{digits}f}" if _on_gpu(session.device) else f"{value:.{digits}f} (CPU)"
 
 
 def render_table(preset: str, sessions: list[Session], published: dict) -> str:
@@ -137,7 +137,7 @@ def render_table(preset: str, sessions: list[Session], published: dict) -> str:
         device = session.device + (f", {session.threads} thread(s)" if session.threads and not _on_gpu(session.device) else "")
         lines.append("| " + " | ".join([
             f"{session.label} (this suite)", "J&F", *curve, _timed(session.auc, session),
-            _timed(session.at_60s, session), _timed(session.seconds_per_interaction, session),
+            _timed(session.at_60s, session), _timed(session.seconds_per_interaction, session, digits=2),
             "stand-in" if session.standin else session.dataset_label, device,
         ]) + " |")
     for method in published["methods"]:

@@ -46,7 +46,7 @@ def test_a_cpu_session_on_a_stand_in_is_marked_and_every_published_row_cites_its
     text = render_table("ci", [session], load_published())
     cells = table_line(text, "Scribble copy (this suite)")
     assert cells[2:10] == ["20.0", "25.0", "30.0", "35.0", "40.0", "45.0", "50.0", "55.0"]
-    assert cells[10:14] == ["34.6 (CPU)", "54.3 (CPU)", "0.5 (CPU)", "stand-in"]  # 4 s over 8 interactions
+    assert cells[10:14] == ["34.6 (CPU)", "54.3 (CPU)", "0.50 (CPU)", "stand-in"]  # 4 s over 8 interactions
     assert "**Stand-in data**" in text and "cannot be compared" in text
     published = yaml.safe_load(PUBLISHED_INTERACTIVE.read_text())["methods"]
     for method in published:
@@ -64,7 +64,7 @@ def test_a_gpu_session_on_real_data_reads_plain_figures(tmp_path):
     session = load_session(summary, "s", "FRTM", note="below its aim: measured why")
     text = render_table("paper", [session], load_published())
     cells = table_line(text, "FRTM (this suite)")
-    assert cells[10:14] == ["34.6", "54.3", "0.5", "DAVIS 2017 val"] and "Stand-in" not in text
+    assert cells[10:14] == ["34.6", "54.3", "0.50", "DAVIS 2017 val"] and "Stand-in" not in text
     # the weights it ran and the preset's note, under the table
     assert "- FRTM: weights results/paper/training/frtm-refiner/head.pt. below its aim: measured why" in text
 
