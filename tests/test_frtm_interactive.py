@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from methods.core.scribbles import contradicted, object_targets
+from methods.core.scribbles import checked_scribbles, contradicted, object_targets, propagation_ranges
 from methods.core.settings import ScribbleSettings
 from methods.frtm.interactive import InteractiveFRTM
 from methods.frtm.settings import FRTMSettings, InteractiveFRTMSettings
@@ -50,11 +50,22 @@ def frames_only(sequence) -> FramesOnly:
                       sequence)
 
 
+def davis2016_val(shared: Path, names: list[str], frames: int) -> list:
+    """DAVIS 2016 val sequences of the shared folder, cut to their first `frames` frames."""
+    dataset = build_dataset({"kind": "davis", "root": str(shared / "data/davis2016"), "split": "val", "year": "2016",
+                             "sequences": names})
+    return [cut(sequence, frames) for sequence in dataset]
+
+
+def blackswan_with_truth(shared: Path) -> tuple:
+    """blackswan's first 5 frames and its ground-truth masks."""
+    sequence = davis2016_val(shared, ["blackswan"], 5)[0]
+    return sequence, np.stack([sequence.read_mask(f) == 1 for f in sequence.frames])
+
+
 @pytest.fixture(scope="module")
 def ci_sequences(shared):
-    dataset = build_dataset({"kind": "davis", "root": str(shared / "data/davis2016"), "split": "val", "year": "2016",
-                             "sequences": ["blackswan", "car-shadow"]})
-    return [cut(sequence, 4) for sequence in dataset]
+    return davis2016_val(shared, ["blackswan", "car-shadow"], 4)
 
 
 def test_a_dense_first_frame_scribble_gives_exactly_the_masks_of_run_sequence(ci_sequences):
@@ -98,6 +109,27 @@ def test_scribbles_become_labels_weights_previous_masks_and_weak_negatives():
     assert (weight == 1).all() and label[10, 10] == 1 and label[19, 0] == 0
 
 
+def test_a_bad_interaction_is_refused_in_one_line_naming_the_method_and_sequence():
+    """The protocol's input check both interactive trackers share (methods.core.scribbles.checked_scribbles)."""
+    sequence = dataclasses.make_dataclass("Sample", ["name", "frames", "size", "num_objects"])(
+        "dog", ("a", "b", "c"), (4, 6), 2)
+    good = np.full((4, 6), -1)
+    good[0, 0], good[1, 1] = 0, 2
+    assert checked_scribbles("frtm", sequence, 2, good.tolist()).shape == (4, 6)
+    with pytest.raises(RuntimeError, match="lwl interactive: interact\\(\\) before start"):
+        checked_scribbles("lwl", None, 0, good)
+    for frame, scribbles, message in [(3, good, "frame 3 of dog, which has 3"),
+                                      (0, good[:3], "scribbles of size \\(3, 6\\) on dog, whose frames are \\(4, 6\\)"),
+                                      (0, good + 2 * (good == 2), "scribble labels \\[-1, 0, 4\\] on dog")]:
+        with pytest.raises(ValueError, match=f"frtm interactive: {message}"):
+            checked_scribbles("frtm", sequence, frame, scribbles)
+
+
+def test_an_interaction_tracks_again_up_to_the_nearest_other_interacted_frames():
+    assert propagation_ranges([], 4, 10) == (range(5, 10), range(3, -1, -1))
+    assert propagation_ranges([1, 4, 7], 4, 10) == (range(5, 7), range(3, 1, -1))  # its own frame is not a bound
+
+
 def test_settings_refuse_unknown_keys_bad_values_and_the_base_net():
     base = {"checkpoint": "head.pt"}
     assert InteractiveFRTMSettings.from_dict(base).previous_masks_weight == 0.0  # scribbles only
@@ -129,11 +161,7 @@ def stroke(truth: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def blackswan(shared):
-    dataset = build_dataset({"kind": "davis", "root": str(shared / "data/davis2016"), "split": "val", "year": "2016",
-                             "sequences": ["blackswan"]})
-    sequence = cut(next(iter(dataset)), 5)
-    truth = np.stack([sequence.read_mask(f) == 1 for f in sequence.frames])
-    return sequence, truth
+    return blackswan_with_truth(shared)
 
 
 def test_a_sparse_scribble_segments_the_object_in_the_frames_after_it(blackswan):

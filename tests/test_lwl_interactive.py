@@ -10,8 +10,14 @@ import torch
 from methods.lwl.interactive import InteractiveLWL
 from methods.lwl.settings import InteractiveLWLSettings, LWLSettings
 from methods.lwl.tracker import LWL
-from tests.test_frtm_interactive import REPO, cut, frames_only, jaccard, stroke
-from vos_datasets.build import build_dataset
+from tests.test_frtm_interactive import (
+    REPO,
+    blackswan_with_truth,
+    davis2016_val,
+    frames_only,
+    jaccard,
+    stroke,
+)
 
 FIXED_LWL = REPO / "tests/regression/weights/lwl-weight-predictor.pt"
 # the ci preset's LWL + W row (config/presets/ci.yaml, variant weight-predictor)
@@ -21,9 +27,7 @@ CI = {"checkpoint": str(FIXED_LWL), "device": "cpu", "crop_size": [240, 432],
 
 @pytest.fixture(scope="module")
 def ci_sequences(shared):
-    dataset = build_dataset({"kind": "davis", "root": str(shared / "data/davis2016"), "split": "val", "year": "2016",
-                             "sequences": ["blackswan", "car-shadow"]})
-    return [cut(sequence, 4) for sequence in dataset]
+    return davis2016_val(shared, ["blackswan", "car-shadow"], 4)
 
 
 def test_a_dense_first_frame_scribble_gives_exactly_the_masks_of_run_sequence(ci_sequences):
@@ -39,11 +43,7 @@ def test_a_dense_first_frame_scribble_gives_exactly_the_masks_of_run_sequence(ci
 
 @pytest.fixture(scope="module")
 def blackswan(shared):
-    dataset = build_dataset({"kind": "davis", "root": str(shared / "data/davis2016"), "split": "val", "year": "2016",
-                             "sequences": ["blackswan"]})
-    sequence = cut(next(iter(dataset)), 5)
-    truth = np.stack([sequence.read_mask(f) == 1 for f in sequence.frames])
-    return sequence, truth
+    return blackswan_with_truth(shared)
 
 
 def test_a_sparse_scribble_marks_the_object_in_the_frames_after_it(blackswan):

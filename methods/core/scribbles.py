@@ -24,6 +24,34 @@ from scipy import ndimage
 UNLABELLED = -1
 
 
+def checked_scribbles(method: str, sequence, frame_index: int, scribble_labels) -> np.ndarray:
+    """An interaction's scribble map, checked against the sample `sequence` (None: no start() yet): the frame
+    exists, the map has the frames' size and its labels are -1, 0 or an object of the sequence; else an error
+    naming the method and the sequence."""
+    if sequence is None:
+        raise RuntimeError(f"{method} interactive: interact() before start(sequence)")
+    frames, shape = len(sequence.frames), tuple(sequence.size)
+    if not 0 <= frame_index < frames:
+        raise ValueError(f"{method} interactive: frame {frame_index} of {sequence.name}, which has {frames}")
+    scribbles = np.asarray(scribble_labels)
+    if scribbles.shape != shape:
+        raise ValueError(f"{method} interactive: scribbles of size {scribbles.shape} on {sequence.name}, "
+                         f"whose frames are {shape}")
+    if scribbles.max() > sequence.num_objects or scribbles.min() < UNLABELLED:
+        raise ValueError(f"{method} interactive: scribble labels {np.unique(scribbles).tolist()} on "
+                         f"{sequence.name}: -1, 0 or an object 1..{sequence.num_objects}")
+    return scribbles
+
+
+def propagation_ranges(interacted: list[int], frame_index: int, frames: int) -> tuple[range, range]:
+    """The frames an interaction on `frame_index` tracks again, in tracking order: forwards up to the nearest
+    other interacted frame after it (or the end), backwards down to the nearest one before it (or the start)."""
+    others = [index for index in interacted if index != frame_index]
+    after = min((index for index in others if index > frame_index), default=frames)
+    before = max((index for index in others if index < frame_index), default=-1)
+    return range(frame_index + 1, after), range(frame_index - 1, before, -1)
+
+
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A boolean mask at another size (area interpolation, then > 0.5), as methods.frtm.tracker resizes a
     given mask."""

@@ -38,7 +38,7 @@ import torch
 from methods.core.augmentation import augment_first_frame, initial_sample_weights
 from methods.core.backbones import image_to_tensor
 from methods.core.memory import SampleMemory
-from methods.core.scribbles import UNLABELLED, object_targets
+from methods.core.scribbles import UNLABELLED, checked_scribbles, object_targets, propagation_ranges
 from methods.frtm.settings import FRTMSettings, InteractiveFRTMSettings
 from methods.frtm.target_model import TargetModel
 from methods.frtm.tracker import FRTM, ObjectTracker, label_indices, merge_frame
@@ -79,18 +79,7 @@ class InteractiveFRTM(FRTM):
         self.inputs: dict[int, tuple[np.ndarray, dict[int, torch.Tensor]]] = {}  # per frame: image, pyramid
 
     def interact(self, frame_index: int, scribble_labels: np.ndarray) -> np.ndarray:
-        if self.sequence is None:
-            raise RuntimeError("frtm interactive: interact() before start(sequence)")
-        frames, shape = len(self.sequence.frames), self.masks.shape[1:]
-        if not 0 <= frame_index < frames:
-            raise ValueError(f"frtm interactive: frame {frame_index} of {self.sequence.name}, which has {frames}")
-        scribbles = np.asarray(scribble_labels)
-        if scribbles.shape != shape:
-            raise ValueError(f"frtm interactive: scribbles of size {scribbles.shape} on {self.sequence.name}, "
-                             f"whose frames are {shape}")
-        if scribbles.max() > self.sequence.num_objects or scribbles.min() < UNLABELLED:
-            raise ValueError(f"frtm interactive: scribble labels {np.unique(scribbles).tolist()} on "
-                             f"{self.sequence.name}: -1, 0 or an object 1..{self.sequence.num_objects}")
+        scribbles = checked_scribbles("frtm", self.sequence, frame_index, scribble_labels)
         previous = self.masks[frame_index].astype(np.int64) if self.interacted else None
         seed = self.settings.seed + len(self.interacted)
         for object_id in range(1, self.sequence.num_objects + 1):
@@ -103,14 +92,12 @@ class InteractiveFRTM(FRTM):
             kept = [a for a in self.annotations.get(object_id, []) if a.frame != frame_index]
             self.annotations[object_id] = [*kept, annotation]
             self._train(object_id)
-        others = [index for index in self.interacted if index != frame_index]
-        after = min((index for index in others if index > frame_index), default=frames)
-        before = max((index for index in others if index < frame_index), default=-1)
+        forwards, backwards = propagation_ranges(self.interacted, frame_index, len(self.sequence.frames))
         if frame_index not in self.interacted:
             self.interacted.append(frame_index)
         self._segment_interacted(frame_index, scribbles)
-        self._propagate(range(frame_index + 1, after))
-        self._propagate(range(frame_index - 1, before, -1))
+        self._propagate(forwards)
+        self._propagate(backwards)
         return self.masks.copy()
 
     # --- frames ----------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from scipy import ndimage
 from methods.core.backbones import image_to_tensor
 from methods.core.memory import SampleMemory
 from methods.core.merging import merge_lwl
-from methods.core.scribbles import UNLABELLED, object_targets
+from methods.core.scribbles import UNLABELLED, checked_scribbles, object_targets, propagation_ranges
 from methods.lwl.crops import Target, crop_initial, initial_sample, mask_box
 from methods.lwl.settings import InteractiveLWLSettings, LWLSettings
 from methods.lwl.tracker import LWL, ObjectState
@@ -79,37 +79,24 @@ class InteractiveLWL(LWL):
 
     @torch.no_grad()
     def interact(self, frame_index: int, scribble_labels: np.ndarray) -> np.ndarray:
-        if self.sequence is None:
-            raise RuntimeError("lwl interactive: interact() before start(sequence)")
-        frames, shape = len(self.sequence.frames), self.masks.shape[1:]
-        if not 0 <= frame_index < frames:
-            raise ValueError(f"lwl interactive: frame {frame_index} of {self.sequence.name}, which has {frames}")
-        scribbles = np.asarray(scribble_labels)
-        if scribbles.shape != shape:
-            raise ValueError(f"lwl interactive: scribbles of size {scribbles.shape} on {self.sequence.name}, "
-                             f"whose frames are {shape}")
-        if scribbles.max() > self.sequence.num_objects or scribbles.min() < UNLABELLED:
-            raise ValueError(f"lwl interactive: scribble labels {np.unique(scribbles).tolist()} on "
-                             f"{self.sequence.name}: -1, 0 or an object 1..{self.sequence.num_objects}")
+        scribbles = checked_scribbles("lwl", self.sequence, frame_index, scribble_labels)
         previous = self.masks[frame_index].astype(np.int64) if self.interacted else None
         given: dict[int, torch.Tensor] = {}  # object -> its +-100 logits where scribbled, NaN elsewhere
         for object_id in range(1, self.sequence.num_objects + 1):
             if object_id not in self.states and not (scribbles == object_id).any():
                 continue
-            label, weight = object_targets(scribbles, object_id, shape, self.settings, previous)
+            label, weight = object_targets(scribbles, object_id, scribbles.shape, self.settings, previous)
             if not weight.any() or (object_id not in self.states and not (label * weight).any()):
                 continue  # nothing labelled, or no model and nothing of the object to crop around
             self._annotate(object_id, frame_index, label, weight)
             scribbled = torch.from_numpy(weight == 1)
             given[object_id] = torch.where(scribbled, (torch.from_numpy(label) - 0.5) * 200.0, torch.nan)
-        others = [index for index in self.interacted if index != frame_index]
-        after = min((index for index in others if index > frame_index), default=frames)
-        before = max((index for index in others if index < frame_index), default=-1)
+        forwards, backwards = propagation_ranges(self.interacted, frame_index, len(self.sequence.frames))
         if frame_index not in self.interacted:
             self.interacted.append(frame_index)
         self._segment_interacted(frame_index, given, scribbles)
-        self._propagate(range(frame_index + 1, after))
-        self._propagate(range(frame_index - 1, before, -1))
+        self._propagate(forwards)
+        self._propagate(backwards)
         return self.masks.copy()
 
     def _frame(self, index: int) -> torch.Tensor:
