@@ -298,39 +298,40 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan.quick() if args.quick else Plan()
     torch.backends.cudnn.benchmark = device.type == "cuda"
     started = time.perf_counter()
-    scratch = Path(tempfile.mkdtemp(prefix="gpu-check-"))
-    variants = yaml.safe_load((REPO / "config/variants.yaml").read_text())
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    sequences, source = frames(plan, scratch)
-    header = ["# GPU check" + (" (QUICK CPU SMOKE TEST: not a measurement)" if args.quick else ""), "",
-              f"Device: {name}; torch {torch.__version__}; command: `python benchmarks/gpu_check.py "
-              f"{' '.join(argv if argv is not None else sys.argv[1:])}`  ",
-              f"Frames: {sum(len(s.frames) for s in sequences)} in {len(sequences)} sequences, {source}  ",
-              "Weights: random (timing only; no ImageNet, Mask R-CNN or released weights): the arithmetic is that "
-              "of trained weights, the masks (so skipped updates) are not."]
-    inference: list[tuple] = []
-    training: list[tuple] = []
-    notes: list[str] = []
-    parts = [("FRTM inference", lambda: inference.extend(frtm_rows(plan, sequences, device, scratch, variants))),
-             ("LWL inference", lambda: inference.extend(lwl_rows(plan, sequences, device, scratch, variants))),
-             ("FRTM training", lambda: training.append(frtm_training(plan, device))),
-             ("LWL training", lambda: training.append(lwl_training(plan, device)))]
-    for part, work in parts:
-        elapsed = time.perf_counter() - started
-        if elapsed > args.budget_s:
-            notes.append(f"{part}: not run (time budget of {args.budget_s:.0f} s spent)")
-            continue
-        try:
-            work()
-        except torch.cuda.OutOfMemoryError as error:  # a batch too large for this GPU: say so, go on
-            notes.append(f"{part}: out of GPU memory ({str(error).splitlines()[0][:160]})")
-            torch.cuda.empty_cache()
-        print(f"gpu_check: {part} done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="gpu-check-") as scratch_folder:  # removed when done, whatever happens
+        scratch = Path(scratch_folder)
+        variants = yaml.safe_load((REPO / "config/variants.yaml").read_text())
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+        sequences, source = frames(plan, scratch)
+        header = ["# GPU check" + (" (QUICK CPU SMOKE TEST: not a measurement)" if args.quick else ""), "",
+                  f"Device: {name}; torch {torch.__version__}; command: `python benchmarks/gpu_check.py "
+                  f"{' '.join(argv if argv is not None else sys.argv[1:])}`  ",
+                  f"Frames: {sum(len(s.frames) for s in sequences)} in {len(sequences)} sequences, {source}  ",
+                  "Weights: random (timing only; no ImageNet, Mask R-CNN or released weights): the arithmetic is that "
+                  "of trained weights, the masks (so skipped updates) are not."]
+        inference: list[tuple] = []
+        training: list[tuple] = []
+        notes: list[str] = []
+        parts = [("FRTM inference", lambda: inference.extend(frtm_rows(plan, sequences, device, scratch, variants))),
+                 ("LWL inference", lambda: inference.extend(lwl_rows(plan, sequences, device, scratch, variants))),
+                 ("FRTM training", lambda: training.append(frtm_training(plan, device))),
+                 ("LWL training", lambda: training.append(lwl_training(plan, device)))]
+        for part, work in parts:
+            elapsed = time.perf_counter() - started
+            if elapsed > args.budget_s:
+                notes.append(f"{part}: not run (time budget of {args.budget_s:.0f} s spent)")
+                continue
+            try:
+                work()
+            except torch.cuda.OutOfMemoryError as error:  # a batch too large for this GPU: say so, go on
+                notes.append(f"{part}: out of GPU memory ({str(error).splitlines()[0][:160]})")
+                torch.cuda.empty_cache()
+            print(f"gpu_check: {part} done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
+            atomic_write_text(args.out, report(header, inference, training, notes))
+        notes.append(f"total wall time {time.perf_counter() - started:.0f} s")
         atomic_write_text(args.out, report(header, inference, training, notes))
-    notes.append(f"total wall time {time.perf_counter() - started:.0f} s")
-    atomic_write_text(args.out, report(header, inference, training, notes))
-    print(report(header, inference, training, notes))
-    return 0
+        print(report(header, inference, training, notes))
+        return 0
 
 
 if __name__ == "__main__":

@@ -562,58 +562,59 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan.cpu() if args.reduced else Plan()
     out = args.out or (REDUCED_OUT if args.reduced else DEFAULT_OUT)
     started = time.perf_counter()
-    scratch = Path(tempfile.mkdtemp(prefix="preflight-"))
-    released = args.released_weights or configured_released_weights()
-    davis = args.davis or default_davis()
-    train_data = args.train_data or next((REPO / c for c in TRAIN_DATA_CANDIDATES if (REPO / c).is_dir()), None)
-    device_name = torch.cuda.get_device_name(0) if plan.device == "cuda" and torch.cuda.is_available() else "CPU"
-    header = [f"# Pre-flight{' (REDUCED CPU FORM: a test of the script, not a measurement)' if plan.reduced else ''}",
-              "", f"Command: `python benchmarks/preflight.py {shlex.join(argv if argv is not None else sys.argv[1:])}`  ",
-              f"Device: {device_name}; torch {torch.__version__} (CUDA build {torch.version.cuda})  ",
-              f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; commit {git_commit()}"]
-    checks: list[Check] = []
-    speed: list[tuple] = []
-    speed_source = ""
+    with tempfile.TemporaryDirectory(prefix="preflight-") as scratch_folder:  # removed when done, whatever happens
+        scratch = Path(scratch_folder)
+        released = args.released_weights or configured_released_weights()
+        davis = args.davis or default_davis()
+        train_data = args.train_data or next((REPO / c for c in TRAIN_DATA_CANDIDATES if (REPO / c).is_dir()), None)
+        device_name = torch.cuda.get_device_name(0) if plan.device == "cuda" and torch.cuda.is_available() else "CPU"
+        header = [f"# Pre-flight{' (REDUCED CPU FORM: a test of the script, not a measurement)' if plan.reduced else ''}",
+                  "", f"Command: `python benchmarks/preflight.py {shlex.join(argv if argv is not None else sys.argv[1:])}`  ",
+                  f"Device: {device_name}; torch {torch.__version__} (CUDA build {torch.version.cuda})  ",
+                  f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; commit {git_commit()}"]
+        checks: list[Check] = []
+        speed: list[tuple] = []
+        speed_source = ""
 
-    def over_budget() -> bool:
-        return time.perf_counter() - started > args.budget_s
+        def over_budget() -> bool:
+            return time.perf_counter() - started > args.budget_s
 
-    def write() -> None:
-        text = render(header, checks, speed, speed_source)
-        for path in [out, *([Path(os.environ["OUT"]) / "RESULTS-gpu.md"] if os.environ.get("OUT") else [])]:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(path, text)
+        def write() -> None:
+            text = render(header, checks, speed, speed_source)
+            for path in [out, *([Path(os.environ["OUT"]) / "RESULTS-gpu.md"] if os.environ.get("OUT") else [])]:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(path, text)
 
-    checks += environment_checks(plan)
-    write()
-    if any(c.status == FAILED for c in checks):  # nothing else can run on this GPU with this build
-        print(render(header, checks, speed, speed_source))
-        return 1
-    parts: list[tuple[str, Callable[[], list[Check]]]] = [
-        ("weights", lambda: weights_checks(plan, args.weights_dir) + released_checks(released)),
-        ("released row", lambda: released_row_checks(plan, released, args.released_row, davis, scratch)),
-        ("training", lambda: training_checks(plan, train_data, scratch, missing_files(checks), over_budget)),
-        ("interactive", lambda: interactive_checks(plan, released, args.interactive_root, args.interactive_sequence,
-                                                   scratch)),
-    ]
-    for part, work in parts:
-        if over_budget():
-            checks.append(Check(part, "all", SKIPPED, "not run: the time budget (--budget-s) is spent"))
-        else:
-            checks.extend(work())
-        print(f"preflight: {part} done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        checks += environment_checks(plan)
         write()
-    if over_budget():
-        checks.append(Check("speed", "all", SKIPPED, "not run: the time budget (--budget-s) is spent"))
-    else:
-        try:
-            speed, speed_source = speed_rows(plan, scratch)
-        except Exception as error:
-            checks.append(Check("speed", "all", FAILED, first_line(error)))
-    header.append(f"Wall time: {time.perf_counter() - started:.0f} s")
-    write()
-    print(render(header, checks, speed, speed_source))
-    return 1 if any(c.status == FAILED for c in checks) else 0
+        if any(c.status == FAILED for c in checks):  # nothing else can run on this GPU with this build
+            print(render(header, checks, speed, speed_source))
+            return 1
+        parts: list[tuple[str, Callable[[], list[Check]]]] = [
+            ("weights", lambda: weights_checks(plan, args.weights_dir) + released_checks(released)),
+            ("released row", lambda: released_row_checks(plan, released, args.released_row, davis, scratch)),
+            ("training", lambda: training_checks(plan, train_data, scratch, missing_files(checks), over_budget)),
+            ("interactive", lambda: interactive_checks(plan, released, args.interactive_root, args.interactive_sequence,
+                                                       scratch)),
+        ]
+        for part, work in parts:
+            if over_budget():
+                checks.append(Check(part, "all", SKIPPED, "not run: the time budget (--budget-s) is spent"))
+            else:
+                checks.extend(work())
+            print(f"preflight: {part} done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
+            write()
+        if over_budget():
+            checks.append(Check("speed", "all", SKIPPED, "not run: the time budget (--budget-s) is spent"))
+        else:
+            try:
+                speed, speed_source = speed_rows(plan, scratch)
+            except Exception as error:
+                checks.append(Check("speed", "all", FAILED, first_line(error)))
+        header.append(f"Wall time: {time.perf_counter() - started:.0f} s")
+        write()
+        print(render(header, checks, speed, speed_source))
+        return 1 if any(c.status == FAILED for c in checks) else 0
 
 
 def missing_files(checks: list[Check]) -> set[str]:

@@ -60,12 +60,18 @@ def test_stage_profile_counts_a_function_only_from_the_caller_its_stage_names():
     assert seconds["absent"] == 0
 
 
-def test_gpu_check_quick_cpu_smoke_run_writes_every_row(tmp_path):
-    """The GPU check script works end to end (tiny CPU inputs) before anyone spends GPU time on it."""
+def test_gpu_check_quick_cpu_smoke_run_writes_every_row(tmp_path, monkeypatch):
+    """The GPU check script works end to end (tiny CPU inputs) before anyone spends GPU time on it, and removes
+    its scratch folder (frames and random weights; 0.3 GB in the full check) when done."""
+    import tempfile
+
     from benchmarks.gpu_check import main as gpu_check
 
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     out = tmp_path / "RESULTS-gpu.md"
     assert gpu_check(["--device", "cpu", "--quick", "--out", str(out)]) == 0
+    assert list((tmp_path / "tmp").glob("gpu-check-*")) == []  # (torch keeps its own compile cache there)
     text = out.read_text()
     assert "QUICK CPU SMOKE TEST" in text and "Weights: random" in text
     for row in ("FRTM backbone only", "FRTM Ours (ResNet-101)", "FRTM Ours fast", "LWL backbone only", "LWL (",

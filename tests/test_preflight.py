@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -193,6 +194,8 @@ def test_the_reduced_form_runs_every_part_end_to_end_on_the_cpu(tmp_path, monkey
     davis = tiny_davis2016(shared, tmp_path / "davis2016", preflight.RELEASED_SEQUENCES)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no pretrained files: reported, not needed
     monkeypatch.setenv("OUT", str(tmp_path / "device-out"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # its scratch folder (2.4 GB here) goes when done
     out = tmp_path / "preflight.md"
     # the interactive part on a stand-in of one sequence (2 interactions), where the optional extra is installed
     interactive = importlib.util.find_spec("davisinteractive") is not None
@@ -207,6 +210,7 @@ def test_the_reduced_form_runs_every_part_end_to_end_on_the_cpu(tmp_path, monkey
                              "--interactive-root", str(standin), "--interactive-sequence", "blackswan"])
     text = out.read_text()
     assert status == 0, text
+    assert list((tmp_path / "tmp").glob("preflight-*")) == []
     assert text == (tmp_path / "device-out/RESULTS-gpu.md").read_text()
     assert "REDUCED CPU FORM" in text and "No check failed" in text and "Command: `python benchmarks/preflight.py" in text
     assert "| environment | torch build | skipped |" in text
