@@ -29,20 +29,27 @@ ONE_THREAD_JOBS := --set-threads train=1 infer=1 evaluate=1
 
 # The main job needs no test tools: `make run` leaves them to the first `make test` (one stamp per set; a
 # change of requirements.txt reinstalls both).
-# pip byte-compiles what it installs one file at a time (a third of the install); compileall does the same on
-# every core afterwards, and like pip passes over the few files written for a newer Python (torch's py312 tests).
-# The .pyc files matter where PYTHONDONTWRITEBYTECODE is set: without them every job compiles torch on import.
-COMPILE := $(BIN)/python -c "import compileall, sysconfig; compileall.compile_dir(sysconfig.get_path('purelib'), quiet=2, workers=0)"
+# Packages are installed with uv (pinned; pip installs it): it keeps every unpacked package in its cache
+# (~/.cache/uv) and links them into a new .venv, which takes seconds once the cache holds them, where pip unpacked
+# 6 GB of wheels (torch's CUDA libraries) for every fresh clone (docs/environments.md, "make's virtual environment").
+# uv does not read pip's configuration: behind a package mirror, set UV_DEFAULT_INDEX (or UV_INDEX_URL).
+# Then compileall byte-compiles on every core, passing over the test folders (no job imports them) and, like pip,
+# the few files written for a newer Python (torch's py312 tests). The .pyc files matter where
+# PYTHONDONTWRITEBYTECODE is set: without them every job compiles torch on import.
+UV_VERSION := 0.13.10
+INSTALL := $(BIN)/uv pip install --quiet --python $(BIN)/python
+COMPILE := $(BIN)/python -c "import compileall, re, sysconfig; compileall.compile_dir(sysconfig.get_path('purelib'), \
+	quiet=2, workers=0, rx=re.compile('/tests/'))"
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --no-compile -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-compile --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(INSTALL) -r requirements.txt
+	$(INSTALL) --no-deps --no-build-isolation -e .
 	$(COMPILE)
 	touch $@
 
 $(DEV_STAMP): $(INTERACTIVE_STAMP) requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --no-compile -r requirements-dev.txt
+	$(INSTALL) -r requirements-dev.txt
 	$(COMPILE)
 	touch $@
 
@@ -51,8 +58,8 @@ $(DEV_STAMP): $(INTERACTIVE_STAMP) requirements-dev.txt
 # `make test` installs it too: the interactive tests skip without it, CI runs them.
 INTERACTIVE_PACKAGE := davisinteractive==1.0.4
 $(INTERACTIVE_STAMP): $(STAMP) requirements-interactive.txt
-	$(BIN)/python -m pip install --quiet -r requirements-interactive.txt
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation $(INTERACTIVE_PACKAGE)
+	$(INSTALL) -r requirements-interactive.txt
+	$(INSTALL) --no-deps --no-build-isolation $(INTERACTIVE_PACKAGE)
 	touch $@
 
 interactive-setup: $(INTERACTIVE_STAMP)
@@ -140,7 +147,7 @@ regression-weights: $(STAMP)
 	done
 
 bench: $(DEV_STAMP)
-	$(BIN)/python -m pip install --quiet --no-deps vos-benchmark==0.1.0  # comparison only, not a dependency
+	$(INSTALL) --no-deps vos-benchmark==0.1.0  # comparison only, not a dependency
 	@set -e; mkdir -p benchmarks/results; run=benchmarks/results/$$(date -u +%Y-%m-%dT%H%M%SZ); \
 	  $(BIN)/pytest benchmarks -o addopts= -ra --benchmark-only --benchmark-min-rounds=3 --benchmark-autosave \
 	    --benchmark-json=$$run.json $(BENCH_ARGS); \

@@ -6,8 +6,9 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from methods.core.refinement import RefinementNetwork
+from methods.core.refinement import RefinementNetwork, _resize, _two_phases_autograd, pyramid_up_bicubic
 
 LITE0 = (320, 112, 40, 24)
 RESNET = (2048, 1024, 512, 256)
@@ -112,3 +113,30 @@ def test_eval_is_deterministic(lite0_net):
         a = lite0_net(feats, scores, size)
         b = lite0_net(feats, scores, size)
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_resizing_to_the_own_size_hands_back_what_interpolate_computes(mode):
+    """At the input's own size interpolation weighs each pixel by 1 and its neighbours by 0: F.interpolate gives
+    the input and passes the gradient through, bit for bit, so _resize skips it (R's last resize in training)."""
+    x = torch.randn(2, 3, 20, 36, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    incoming = torch.randn(2, 3, 20, 36, generator=torch.Generator().manual_seed(1))
+    interpolated = F.interpolate(x, size=(20, 36), mode=mode, align_corners=False)
+    interpolated.backward(incoming)
+    assert _resize(x, (20, 36), mode) is x
+    assert torch.equal(interpolated, x) and torch.equal(x.grad, incoming)
+
+
+@pytest.mark.parametrize("shape", [(1, 64, 40, 72), (2, 5, 7, 9), (3, 16, 30, 50)])
+def test_upsamplers_written_out_backward_gives_autograds_bits(shape):
+    """pyramid_up_bicubic's written-out forward and backward (_TwoPhases) compute the products and sums of the
+    autograd form in the same order: the same bits, so R trains to the same weights as before it."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=g, requires_grad=True)
+    incoming = torch.randn(shape[0], shape[1], 2 * shape[2], 2 * shape[3], generator=g)
+    reference = pyramid_up_bicubic(x, two_phases=_two_phases_autograd)
+    reference.backward(incoming)
+    reference_grad, x.grad = x.grad, None
+    upsampled = pyramid_up_bicubic(x)
+    upsampled.backward(incoming)
+    assert torch.equal(upsampled, reference) and torch.equal(x.grad, reference_grad)

@@ -34,6 +34,11 @@ def _conv(in_channels: int, out_channels: int, kernel_size: int, bias: bool = Tr
 
 
 def _resize(x: torch.Tensor, size: Sequence[int], mode: str = "bilinear") -> torch.Tensor:
+    """Bilinear or bicubic resizing (align_corners=False). At the input's own size both weigh each pixel by 1 and
+    its neighbours by 0, so the input itself is what F.interpolate would compute, forward and backward, without
+    the pass (R's last resize in training, the scores at stride 16: tests/test_refinement.py)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
     return F.interpolate(x, size=tuple(size), mode=mode, align_corners=False)
 
 
@@ -110,30 +115,66 @@ def _bicubic_taps(offset: float) -> torch.Tensor:
 _PYRAMID_UP_TAPS = (_bicubic_taps(-0.25), _bicubic_taps(-0.75))
 
 
-def _four_taps(t: torch.Tensor, taps: torch.Tensor, dim: int, length: int) -> torch.Tensor:
-    """sum_k taps[k] * t[..., i + k, ...] along `dim` for i < length: a 4-tap valid correlation. Summed in place
-    from the first term (not Python's sum(), which starts from 0 and adds a tensor more): the same additions in
-    the same order, so the same bits, forward and backward, in less time."""
-    total = taps[0] * t.narrow(dim, 0, length)
+def _four_taps(t: torch.Tensor, taps: torch.Tensor, dim: int, length: int, out: torch.Tensor | None = None) -> torch.Tensor:
+    """sum_k taps[k] * t[..., i + k, ...] along `dim` for i < length: a 4-tap valid correlation (into `out` when
+    given). Summed in place from the first term (not Python's sum(), which starts from 0 and adds a tensor more):
+    the same additions in the same order, so the same bits, forward and backward, in less time."""
+    total = torch.mul(taps[0], t.narrow(dim, 0, length), out=out)
     for k in range(1, 4):
         total.add_(taps[k] * t.narrow(dim, k, length))
     return total
 
 
-def pyramid_up_bicubic(x: torch.Tensor) -> torch.Tensor:
+def _two_phases_autograd(t: torch.Tensor, even: torch.Tensor, odd: torch.Tensor, dim: int, length: int) -> torch.Tensor:
+    """Both phases' `_four_taps` along `dim`, stacked in a new dimension after it, differentiated by autograd: the
+    form whose bits `_TwoPhases` reproduces (tests/test_refinement.py), and the before of its benchmark."""
+    return torch.stack([_four_taps(t, taps, dim, length) for taps in (even, odd)], dim=dim + 1)
+
+
+class _TwoPhases(torch.autograd.Function):
+    """`_two_phases_autograd` with a written-out backward. Forward: each phase summed straight into its half of
+    the output (no stacking copy). Backward: the gradient autograd computes for that form, the same products
+    added in the same order (autograd's engine runs the last-made node first: the odd phase's taps 3, 2, 1, 0,
+    then the even phase's), into one zero tensor, instead of a full-size zero tensor and a copy per tap: the x2
+    upsampling's forward and backward in 12-17 % less time (benchmarks/test_refinement_speed.py)."""
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor, even: torch.Tensor, odd: torch.Tensor, dim: int, length: int) -> torch.Tensor:
+        ctx.save_for_backward(even, odd)
+        ctx.dim, ctx.length, ctx.input_shape = dim, length, t.shape
+        shape = list(t.shape)
+        shape[dim] = length
+        shape.insert(dim + 1, 2)
+        out = t.new_empty(shape)
+        for phase, taps in enumerate((even, odd)):
+            _four_taps(t, taps, dim, length, out=out.select(dim + 1, phase))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        even, odd = ctx.saved_tensors
+        dim, length = ctx.dim, ctx.length
+        grad_t = grad.new_zeros(ctx.input_shape)
+        for phase, taps in ((1, odd), (0, even)):
+            phase_grad = grad.select(dim + 1, phase)
+            for k in (3, 2, 1, 0):
+                grad_t.narrow(dim, k, length).add_(phase_grad * taps[k])
+        return grad_t, None, None, None, None
+
+
+def pyramid_up_bicubic(x: torch.Tensor, two_phases=_TwoPhases.apply) -> torch.Tensor:
     """x2 bicubic upsampling as the released FRTM computes it (`PyrUpBicubic2d`): replicate padding by 2,
     the even- and odd-phase 4-tap kernels along each axis, phases interleaved, one pixel cropped per side.
     (N, C, H, W) -> (N, C, 2H, 2W). Written separably (rows, then columns) as shifted weighted sums; the
     released op convolves with the 4x4 outer products, the same sums in another order (within 1e-6). On the
     CPU the shifted sums are about 5x faster than single-channel conv2d, forward and backward (measured in
-    benchmarks/test_refinement_speed.py), which is most of R's training time."""
+    benchmarks/test_refinement_speed.py), which is most of R's training time. `two_phases`: `_TwoPhases.apply`
+    or `_two_phases_autograd` (the same bits; tests and the benchmark)."""
     n, c, h, w = x.shape
     t = F.pad(x, (2, 2, 2, 2), mode="replicate")
     even, odd = (taps.to(x) for taps in _PYRAMID_UP_TAPS)
-    rows = torch.stack([_four_taps(t, k, 2, h + 1) for k in (even, odd)], dim=3)  # (N, C, H+1, 2, W+4)
-    t = rows.reshape(n, c, 2 * (h + 1), w + 4)
-    columns = torch.stack([_four_taps(t, k, 3, w + 1) for k in (even, odd)], dim=4)  # (..., W+1, 2)
-    t = columns.reshape(n, c, 2 * (h + 1), 2 * (w + 1))
+    t = two_phases(t, even, odd, 2, h + 1).reshape(n, c, 2 * (h + 1), w + 4)  # rows: (N, C, H+1, 2, W+4)
+    t = two_phases(t, even, odd, 3, w + 1).reshape(n, c, 2 * (h + 1), 2 * (w + 1))  # columns: (..., W+1, 2)
     return t[:, :, 1:-1, 1:-1]
 
 
