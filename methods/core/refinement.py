@@ -136,7 +136,7 @@ class _TwoPhases(torch.autograd.Function):
     the output (no stacking copy). Backward: the gradient autograd computes for that form, the same products
     added in the same order (autograd's engine runs the last-made node first: the odd phase's taps 3, 2, 1, 0,
     then the even phase's), into one zero tensor, instead of a full-size zero tensor and a copy per tap: the x2
-    upsampling's forward and backward in 12-17 % less time (benchmarks/test_refinement_speed.py)."""
+    upsampling's forward and backward in about 13 % less time (benchmarks/test_refinement_speed.py)."""
 
     @staticmethod
     def forward(ctx, t: torch.Tensor, even: torch.Tensor, odd: torch.Tensor, dim: int, length: int) -> torch.Tensor:
