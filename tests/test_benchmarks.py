@@ -163,7 +163,9 @@ def test_benchmarks_collect_with_their_options_and_groups():
     assert result.returncode == 0, result.stdout + result.stderr
     for test in ("test_method_speed[frtm-backbone only]", "test_method_speed[lwl-full]",
                  "test_evaluator_speed[davis16-vos-benchmark-side-by-side]",
-                 "test_evaluator_speed[multiobject-ours-warm]", "test_upsampler_forward_backward[shifted sums-2x16x120x216]"):
+                 "test_evaluator_speed[multiobject-ours-warm]",
+                 "test_upsampler_forward_backward[shifted sums, autograd-2x16x120x216]",
+                 "test_upsampler_forward_backward[shifted sums, written-out backward-2x16x120x216]"):
         assert test in result.stdout
     assert "multiobject-ours-cold-side-by-side" not in result.stdout
 
